@@ -1,0 +1,2122 @@
+/*  conductor.c: the only actor that opens the store; everyone's database
+    proxy and the orchestrator of builds and deletes.
+
+    One thread, one zloop, one ROUTER that every other actor's DEALER (and so
+    every request the api forwards) reaches.  Throughput comes from group
+    commit: when the ROUTER is readable the conductor drains up to
+    group_commit_max messages, runs each handler in its own nested LMDB
+    transaction inside one batch transaction, commits the batch once (synced)
+    and only then sends what the handlers queued in the outbox: replies,
+    casts to compute hosts and calls to a scheduler.  So nobody is ever told
+    of a change that is not on disk, and a handler that fails aborts only its
+    own nested transaction.  Timers (rpc expiry, housekeeping) and rpc
+    continuations run inside a batch the same way.
+
+    Builds: server_create records the instances (building / scheduling), a
+    job asks a scheduler (any live "scheduler.*" peer) select_destinations,
+    the reply's hosts are claimed in the store (instance CAS + allocation +
+    node usage, one transaction) and compute.build_instance is cast to
+    "compute.<host>".  A host that cannot be reached is excluded and the
+    build rescheduled up to max_attempts.  Deletes: delete action (task
+    deleting), then compute.terminate_instance, or a local delete when the
+    instance never reached a host or its host is gone.
+
+    Recovery: a new epoch (uuid) at each start; builds that never reached a
+    host go to ERROR, deletes in flight are finished; each compute, seeing
+    the new epoch in its heartbeat reply, sends compute_sync with its domains
+    and the conductor reconciles them (zv_conductor_reconcile below).
+    Housekeeping puts any build stuck past build_timeout into ERROR, so no
+    instance stays in a transitional task_state forever.                    */
+
+#include "zv_actors.h"
+#include "zv_rpc.h"
+#include "../proto/zv_msg.h"
+#include "../store/zv_store.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ACTOR "conductor"
+#define NO_VALID_HOST "No valid host was found. There are not enough hosts available."
+
+typedef struct _self_t self_t;
+typedef void (s_unreachable_fn) (self_t *self, json_t *arg);
+
+//  Something to send once the batch is committed.
+typedef struct {
+    zv_msg_t *msg;
+    zv_rpc_fn *fn;                  //  non-NULL: a call expecting a reply
+    void *ctx;
+    int timeout_ms;
+    s_unreachable_fn *unreachable;  //  cast whose peer is not connected
+    json_t *arg;                    //  owned, for unreachable
+} s_out_t;
+
+//  A set of instances waiting for (or in) a scheduler's decision.
+typedef struct {
+    json_t *uuids;                  //  array of instance uuids
+    json_t *spec;                   //  request spec (resources, project, zone)
+    json_t *ignore_hosts;           //  hosts excluded (failed attempts)
+    int attempt;
+    char rq [72];
+    char scheduler [320];           //  who was asked
+    int64_t queued_ms;
+} s_job_t;
+
+struct _self_t {
+    zv_config_t cfg;
+    zsock_t *pipe;
+    zsock_t *router;
+    zloop_t *loop;
+    zv_store_t *store;
+    zv_rpc_t *rpc;
+    char epoch [ZV_UUID_LEN + 1];
+    int64_t started_ms;
+    char images_dir [1100];
+    zhashx_t *schedulers;           //  identity -> last heartbeat (mono ms, boxed)
+    zlistx_t *waiting;              //  s_job_t waiting for a live scheduler
+    size_t next_scheduler;
+    //  The current batch.
+    zv_txn_t *batch;
+    zlistx_t *outbox;               //  s_out_t
+    bool in_batch;
+    int64_t generation;             //  host states generation (placement-like)
+};
+
+static void s_job_destroy (s_job_t **job_p);
+static void s_job_free (void *ctx);
+static void s_schedule (self_t *self, s_job_t **job_p);
+
+//  ---------------------------------------------------------------------
+//  Batch and outbox
+
+static void
+s_batch_begin (self_t *self)
+{
+    assert (!self->in_batch);
+    self->in_batch = true;
+}
+
+//  The batch's write transaction, opened on first use.
+static zv_txn_t *
+s_batch_txn (self_t *self)
+{
+    assert (self->in_batch);
+    if (!self->batch)
+        self->batch = zv_txn_begin (self->store, NULL, true);
+    return self->batch;
+}
+
+static void
+s_out (self_t *self, zv_msg_t **msg_p)
+{
+    s_out_t *out = (s_out_t *) zmalloc (sizeof (s_out_t));
+    out->msg = *msg_p;
+    *msg_p = NULL;
+    zlistx_add_end (self->outbox, out);
+}
+
+static void
+s_out_call (self_t *self, zv_msg_t **msg_p, int timeout_ms, zv_rpc_fn *fn, void *ctx)
+{
+    s_out_t *out = (s_out_t *) zmalloc (sizeof (s_out_t));
+    out->msg = *msg_p;
+    *msg_p = NULL;
+    out->fn = fn;
+    out->ctx = ctx;
+    out->timeout_ms = timeout_ms;
+    zlistx_add_end (self->outbox, out);
+}
+
+static void
+s_out_cast (self_t *self, zv_msg_t **msg_p, s_unreachable_fn *unreachable, json_t *arg)
+{
+    s_out_t *out = (s_out_t *) zmalloc (sizeof (s_out_t));
+    out->msg = *msg_p;
+    *msg_p = NULL;
+    out->unreachable = unreachable;
+    out->arg = arg;
+    zlistx_add_end (self->outbox, out);
+}
+
+static void s_batch_end (self_t *self);
+
+//  Commit, then send.  A failed commit turns every queued reply into an
+//  error and drops casts and calls: nothing that was not stored is told.
+static void
+s_batch_end (self_t *self)
+{
+    assert (self->in_batch);
+    bool committed = true;
+    char reason [256] = "";
+    if (self->batch) {
+        zv_status_t status = zv_txn_commit (&self->batch);
+        if (status != ZV_OK) {
+            committed = false;
+            snprintf (reason, sizeof reason, "store commit failed (%s)", zv_status_name (status));
+            zv_error (ACTOR, NULL, "%s: %zu queued messages not sent", reason, zlistx_size (self->outbox));
+        }
+    }
+    self->in_batch = false;
+    //  Sending may run continuations (failed calls) and unreachable handlers
+    //  that open a new batch: take the outbox first.
+    zlistx_t *outbox = self->outbox;
+    self->outbox = zlistx_new ();
+    s_out_t *out;
+    while ((out = (s_out_t *) zlistx_detach (outbox, NULL))) {
+        if (!committed) {
+            if (zv_msg_is_reply (out->msg) && zv_msg_status (out->msg) == ZV_OK) {
+                //  Answer the same request, with an error instead.
+                zv_msg_t *request = zv_msg_new (zv_msg_type (out->msg));
+                zv_msg_set_id (request, zv_msg_re (out->msg));
+                zv_msg_set_rq (request, zv_msg_rq (out->msg));
+                zframe_t *rid = zframe_dup (zv_msg_routing_id (out->msg));
+                zv_msg_set_routing_id (request, &rid);
+                zv_msg_t *error = zv_msg_error (request, ZV_EIO, "%s", reason);
+                zv_msg_send (&error, self->router);
+                zv_msg_destroy (&request);
+            }
+            else
+            if (zv_msg_is_reply (out->msg))
+                zv_msg_send (&out->msg, self->router);
+        }
+        else
+        if (out->fn) {
+            //  A failed send runs the continuation at once: give it a batch.
+            s_batch_begin (self);
+            zv_rpc_call (self->rpc, self->router, &out->msg, out->timeout_ms, out->fn, out->ctx,
+                         s_job_free, self);
+            s_batch_end (self);
+        }
+        else {
+            char identity [320] = "";
+            zframe_t *rid = zv_msg_routing_id (out->msg);
+            if (rid)
+                snprintf (identity, sizeof identity, "%.*s", (int) zframe_size (rid), (char *) zframe_data (rid));
+            if (zv_msg_send (&out->msg, self->router) != 0 && out->unreachable) {
+                zv_warning (ACTOR, NULL, "%s is not connected", identity);
+                s_batch_begin (self);
+                out->unreachable (self, out->arg);
+                s_batch_end (self);
+            }
+        }
+        zv_msg_destroy (&out->msg);
+        json_decref (out->arg);
+        free (out);
+    }
+    zlistx_destroy (&outbox);
+}
+
+//  Run fn inside a nested transaction of the batch; commit it into the batch
+//  on ZV_OK, abort it otherwise.
+typedef zv_status_t (s_txn_fn) (self_t *self, zv_txn_t *txn, void *arg, char *errbuf, size_t errlen);
+
+static zv_status_t
+s_nested (self_t *self, s_txn_fn *fn, void *arg, char *errbuf, size_t errlen)
+{
+    zv_txn_t *batch = s_batch_txn (self);
+    if (!batch) {
+        snprintf (errbuf, errlen, "cannot open a store transaction");
+        return ZV_EIO;
+    }
+    zv_txn_t *txn = zv_txn_begin (self->store, batch, true);
+    if (!txn) {
+        snprintf (errbuf, errlen, "cannot open a nested store transaction");
+        return ZV_EIO;
+    }
+    zv_status_t status = fn (self, txn, arg, errbuf, errlen);
+    if (status == ZV_OK)
+        status = zv_txn_commit (&txn);
+    else
+        zv_txn_abort (&txn);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  Small helpers
+
+static const char *
+s_iso_now (char buf [32])
+{
+    return zv_iso8601 (zv_now_ms (), buf);
+}
+
+static const char *
+s_str (const json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+static json_int_t
+s_int (const json_t *object, const char *key)
+{
+    return json_integer_value (json_object_get (object, key));
+}
+
+static bool
+s_service_up (self_t *self, const json_t *service)
+{
+    if (!service)
+        return false;
+    int64_t age = zv_now_ms () - s_int (service, "updated_ms");
+    return age <= (int64_t) self->cfg.service_down_time_s * 1000;
+}
+
+static json_t *
+s_fault (zv_status_t status, const char *message)
+{
+    char now [32];
+    return json_pack ("{s:s, s:i, s:s}", "message", message,
+                      "code", zv_status_http (status), "created", s_iso_now (now));
+}
+
+//  The view of an instance that leaves the conductor: its record plus the
+//  derived status, without store-internal keys.  Takes rec, returns it.
+static json_t *
+s_server_view (json_t *rec)
+{
+    int vm = zv_vm_state_from_name (s_str (rec, "vm_state"));
+    int task = zv_task_state_from_name (s_str (rec, "task_state"));
+    const char *status = (vm < 0 || task < 0) ? "UNKNOWN"
+                       : zv_status_derive ((zv_vm_state_t) vm, (zv_task_state_t) task);
+    json_object_set_new (rec, "status", json_string (status));
+    json_object_set_new (rec, "id", json_incref (json_object_get (rec, "uuid")));
+    json_object_del (rec, "_rv");
+    json_object_del (rec, "created_ms");
+    json_object_del (rec, "updated_ms");
+    return rec;
+}
+
+static json_t *
+s_strip (json_t *rec)
+{
+    json_object_del (rec, "_rv");
+    return rec;
+}
+
+//  Find one record by id, or by unique "name" among non-deleted records.
+typedef struct {
+    const char *name;
+    const char *project;            //  NULL: any
+    json_t *found;                  //  new reference
+    int matches;
+} s_find_t;
+
+static bool
+s_find_visit (const char *key, json_t *rec, void *arg)
+{
+    (void) key;
+    s_find_t *find = (s_find_t *) arg;
+    const char *name = s_str (rec, "name");
+    if (!name || strcmp (name, find->name) != 0 || json_is_true (json_object_get (rec, "deleted")))
+        return true;
+    if (find->project && s_str (rec, "project_id") && strcmp (find->project, s_str (rec, "project_id")) != 0)
+        return true;
+    if (find->matches++ == 0)
+        find->found = json_incref (rec);
+    return true;
+}
+
+static zv_status_t
+s_find (zv_txn_t *txn, zv_table_t table, const char *what, const char *ref,
+        const char *project, json_t **rec_p, char *errbuf, size_t errlen)
+{
+    if (zv_store_get (txn, table, ref, rec_p) == ZV_OK)
+        return ZV_OK;
+    s_find_t find = { ref, project, NULL, 0 };
+    zv_store_scan (txn, table, "", s_find_visit, &find);
+    if (find.matches == 1) {
+        *rec_p = find.found;
+        return ZV_OK;
+    }
+    json_decref (find.found);
+    if (find.matches > 1) {
+        snprintf (errbuf, errlen, "More than one %s exists with the name '%s'; use its ID.", what, ref);
+        return ZV_ECONFLICT;
+    }
+    snprintf (errbuf, errlen, "No %s with a name or ID of '%s' exists.", what, ref);
+    return ZV_ENOTFOUND;
+}
+
+//  Collect every record of a table into an array (borrowed recs increfed).
+typedef struct {
+    json_t *list;
+    bool (*keep) (self_t *self, json_t *rec, void *arg);
+    self_t *self;
+    void *arg;
+} s_collect_t;
+
+static bool
+s_collect_visit (const char *key, json_t *rec, void *arg)
+{
+    (void) key;
+    s_collect_t *collect = (s_collect_t *) arg;
+    if (!collect->keep || collect->keep (collect->self, rec, collect->arg))
+        json_array_append (collect->list, s_strip (rec));
+    return true;
+}
+
+static json_t *
+s_collect (self_t *self, zv_txn_t *txn, zv_table_t table,
+           bool (*keep) (self_t *, json_t *, void *), void *arg)
+{
+    s_collect_t collect = { json_array (), keep, self, arg };
+    zv_store_scan (txn, table, "", s_collect_visit, &collect);
+    return collect.list;
+}
+
+//  ---------------------------------------------------------------------
+//  Handlers.  Each gets the request and returns the reply body (new) or
+//  NULL with status/errbuf set; s_serve sends the reply.
+
+typedef struct {
+    const zv_msg_t *msg;
+    json_t *reply;                  //  body of the reply, set by the handler
+    zv_status_t error;              //  an error to answer although the handler's
+    char errtext [512];             //  writes are kept (handler returned ZV_OK)
+} s_call_t;
+
+typedef zv_status_t (s_handler_fn) (self_t *self, zv_txn_t *txn, s_call_t *call,
+                                    char *errbuf, size_t errlen);
+
+//  conductor.service_heartbeat
+static zv_status_t
+s_service_heartbeat (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    const zv_msg_t *msg = call->msg;
+    const char *binary = zv_msg_get_str (msg, "binary");
+    const char *host = zv_msg_get_str (msg, "host");
+    char key [400], now [32];
+    snprintf (key, sizeof key, "%s/%s", binary, host);
+    json_t *service = NULL;
+    if (zv_store_get (txn, ZV_TABLE_SERVICES, key, &service) != ZV_OK) {
+        char uuid [ZV_UUID_LEN + 1];
+        zv_uuid_new (uuid);
+        service = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:n, s:s, s:s}",
+                             "id", uuid, "binary", binary, "host", host, "zone", "nova",
+                             "disabled", 0, "disabled_reason", "created_at", s_iso_now (now),
+                             "topic", binary);
+    }
+    json_object_set_new (service, "updated_at", json_string (s_iso_now (now)));
+    json_object_set_new (service, "updated_ms", json_integer (zv_now_ms ()));
+    json_object_set_new (service, "report_interval",
+                         json_integer (zv_msg_get_int (msg, "report_interval", 10)));
+    zv_status_t status = zv_store_put (txn, ZV_TABLE_SERVICES, key, service);
+    json_decref (service);
+    if (status != ZV_OK)
+        return status;
+
+    json_t *report = json_object_get (zv_msg_body (msg), "node");
+    if (strcmp (binary, "compute") == 0 && json_is_object (report)) {
+        json_t *node = NULL;
+        if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
+            char uuid [ZV_UUID_LEN + 1];
+            zv_uuid_new (uuid);
+            node = json_pack ("{s:s, s:s, s:s, s:i, s:i, s:i}", "id", uuid, "host", host,
+                              "hypervisor_hostname", host, "vcpus_used", 0,
+                              "memory_mb_used", 0, "local_gb_used", 0);
+        }
+        //  Totals and facts come from the host; usage is the store's own
+        //  (allocations), so a report never undoes a claim.
+        static const char *reported [] = {
+            "vcpus", "memory_mb", "local_gb", "running_vms", "hypervisor_type",
+            "hypervisor_version", "cpu_model", "uri", "cpu_allocation_ratio",
+            "ram_allocation_ratio", "disk_allocation_ratio", "reserved_host_memory_mb",
+            "reserved_host_disk_mb", NULL };
+        bool changed = false;
+        for (int index = 0; reported [index]; index++) {
+            json_t *value = json_object_get (report, reported [index]);
+            if (value && !json_equal (value, json_object_get (node, reported [index]))) {
+                json_object_set (node, reported [index], value);
+                changed = true;
+            }
+        }
+        if (changed) {
+            json_object_set_new (node, "generation", json_integer (++self->generation));
+            status = zv_store_put (txn, ZV_TABLE_NODES, host, node);
+        }
+        json_decref (node);
+        if (status != ZV_OK)
+            return status;
+    }
+    if (strcmp (binary, "scheduler") == 0) {
+        zframe_t *rid = zv_msg_routing_id (msg);
+        char identity [320];
+        snprintf (identity, sizeof identity, "%.*s", (int) zframe_size (rid), (char *) zframe_data (rid));
+        int64_t *seen = (int64_t *) zhashx_lookup (self->schedulers, identity);
+        if (!seen) {
+            seen = (int64_t *) zmalloc (sizeof (int64_t));
+            zhashx_insert (self->schedulers, identity, seen);
+            zv_info (ACTOR, NULL, "scheduler %s is up", identity);
+        }
+        *seen = zv_mono_ms ();
+    }
+    call->reply = json_pack ("{s:s, s:i}", "epoch", self->epoch,
+                             "service_down_time", self->cfg.service_down_time_s);
+    return ZV_OK;
+}
+
+//  conductor.flavor_create
+static bool
+s_same_name (self_t *self, json_t *rec, void *arg)
+{
+    (void) self;
+    const char *name = s_str (rec, "name");
+    return name && strcmp (name, (const char *) arg) == 0;
+}
+
+static zv_status_t
+s_flavor_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *name = zv_msg_get_str (msg, "name");
+    json_t *same = s_collect (self, txn, ZV_TABLE_FLAVORS, s_same_name, (void *) name);
+    size_t count = json_array_size (same);
+    json_decref (same);
+    if (count) {
+        snprintf (errbuf, errlen, "Flavor with name %s already exists.", name);
+        return ZV_EEXIST;
+    }
+    char id [ZV_UUID_LEN + 1];
+    if (zv_msg_get_str (msg, "id"))
+        snprintf (id, sizeof id, "%.36s", zv_msg_get_str (msg, "id"));
+    else
+        zv_uuid_new (id);
+    if (strchr (id, '/')) {
+        snprintf (errbuf, errlen, "Flavor id must not contain '/'.");
+        return ZV_EINVAL;
+    }
+    char now [32];
+    json_t *flavor = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:s, s:{}}",
+        "id", id, "name", name,
+        "vcpus", (json_int_t) zv_msg_get_int (msg, "vcpus", 1),
+        "ram_mb", (json_int_t) zv_msg_get_int (msg, "ram_mb", 1),
+        "disk_gb", (json_int_t) zv_msg_get_int (msg, "disk_gb", 0),
+        "ephemeral_gb", (json_int_t) zv_msg_get_int (msg, "ephemeral_gb", 0),
+        "swap_mb", (json_int_t) zv_msg_get_int (msg, "swap_mb", 0),
+        "is_public", zv_msg_get_bool (msg, "is_public", true),
+        "created_at", s_iso_now (now), "extra_specs");
+    zv_status_t status = zv_store_insert (txn, ZV_TABLE_FLAVORS, id, flavor);
+    if (status == ZV_EEXIST)
+        snprintf (errbuf, errlen, "Flavor with ID %s already exists.", id);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "flavor", flavor);
+    else
+        json_decref (flavor);
+    return status;
+}
+
+static zv_status_t
+s_flavor_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    call->reply = json_pack ("{s:o}", "flavors", s_collect (self, txn, ZV_TABLE_FLAVORS, NULL, NULL));
+    return ZV_OK;
+}
+
+static zv_status_t
+s_flavor_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    json_t *flavor = NULL;
+    zv_status_t status = s_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (call->msg, "ref"),
+                                 NULL, &flavor, errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "flavor", s_strip (flavor));
+    return status;
+}
+
+static zv_status_t
+s_flavor_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    json_t *flavor = NULL;
+    zv_status_t status = s_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (call->msg, "ref"),
+                                 NULL, &flavor, errbuf, errlen);
+    if (status == ZV_OK) {
+        //  Instances keep their own copy of the flavor, as Nova's do.
+        status = zv_store_del (txn, ZV_TABLE_FLAVORS, s_str (flavor, "id"));
+        json_decref (flavor);
+        call->reply = json_object ();
+    }
+    return status;
+}
+
+//  Images: metadata in the store, bytes in <state_path>/images/<id>.
+static void
+s_image_path (self_t *self, const char *id, bool partial, char *path, size_t len)
+{
+    snprintf (path, len, "%s/%s%s", self->images_dir, id, partial ? ".part" : "");
+}
+
+static zv_status_t
+s_image_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *format = zv_msg_get_str (msg, "disk_format");
+    if (!format)
+        format = "raw";
+    static const char *formats [] = { "raw", "qcow2", "ami", "ari", "aki", "iso", NULL };
+    bool known = false;
+    for (int index = 0; formats [index]; index++)
+        known |= strcmp (formats [index], format) == 0;
+    if (!known) {
+        snprintf (errbuf, errlen, "Invalid disk format '%s' (raw, qcow2, ami, ari, aki, iso).", format);
+        return ZV_EINVAL;
+    }
+    char id [ZV_UUID_LEN + 1], now [32], path [1200];
+    zv_uuid_new (id);
+    const char *container = zv_msg_get_str (msg, "container_format");
+    json_t *properties = json_object_get (zv_msg_body (msg), "properties");
+    const char *checksum = zv_msg_get_str (msg, "checksum");
+    json_t *image = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:s, s:o, s:s, s:s, s:s}",
+        "id", id, "name", zv_msg_get_str (msg, "name"), "status", "queued",
+        "disk_format", format, "container_format", container ? container : "bare",
+        "size", (json_int_t) zv_msg_get_int (msg, "size", 0), "received", (json_int_t) 0,
+        "checksum", checksum ? json_string (checksum) : json_null (),
+        "os_hash_algo", "sha256",
+        "properties", json_is_object (properties) ? json_incref (properties) : json_object (),
+        "owner", zv_msg_get_str (msg, "project_id") ? zv_msg_get_str (msg, "project_id") : "",
+        "created_at", s_iso_now (now), "updated_at", now);
+    s_image_path (self, id, true, path, sizeof path);
+    int fd = open (path, O_CREAT | O_TRUNC | O_WRONLY, 0640);
+    if (fd < 0) {
+        snprintf (errbuf, errlen, "cannot create image file %s: %s", path, strerror (errno));
+        json_decref (image);
+        return ZV_EIO;
+    }
+    close (fd);
+    zv_status_t status = zv_store_insert (txn, ZV_TABLE_IMAGES, id, image);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "image", image);
+    else
+        json_decref (image);
+    return status;
+}
+
+//  sha256 of a file as lowercase hex into hex[65].
+static zv_status_t
+s_file_sha256 (const char *path, char hex [65], int64_t *size_p, char *errbuf, size_t errlen)
+{
+    int fd = open (path, O_RDONLY);
+    if (fd < 0) {
+        snprintf (errbuf, errlen, "cannot read %s: %s", path, strerror (errno));
+        return ZV_EIO;
+    }
+    crypto_hash_sha256_state state;
+    crypto_hash_sha256_init (&state);
+    unsigned char buffer [65536];
+    ssize_t got;
+    int64_t size = 0;
+    while ((got = read (fd, buffer, sizeof buffer)) > 0) {
+        crypto_hash_sha256_update (&state, buffer, (unsigned long long) got);
+        size += got;
+    }
+    close (fd);
+    if (got < 0) {
+        snprintf (errbuf, errlen, "cannot read %s: %s", path, strerror (errno));
+        return ZV_EIO;
+    }
+    unsigned char digest [crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final (&state, digest);
+    sodium_bin2hex (hex, 65, digest, sizeof digest);
+    *size_p = size;
+    return ZV_OK;
+}
+
+static zv_status_t
+s_image_upload (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *id = zv_msg_get_str (msg, "id");
+    json_t *image = NULL;
+    if (zv_store_get (txn, ZV_TABLE_IMAGES, id, &image) != ZV_OK) {
+        snprintf (errbuf, errlen, "Image %s could not be found.", id);
+        return ZV_ENOTFOUND;
+    }
+    zv_status_t status = ZV_OK;
+    const char *state = s_str (image, "status");
+    int64_t offset = zv_msg_get_int (msg, "offset", 0);
+    int64_t received = s_int (image, "received");
+    int64_t declared = s_int (image, "size");
+    size_t size = 0;
+    const void *data = zv_msg_payload (msg, &size);
+    char path [1200], final [1200];
+    s_image_path (self, id, true, path, sizeof path);
+    s_image_path (self, id, false, final, sizeof final);
+    if (strcmp (state, "queued") != 0 && strcmp (state, "saving") != 0) {
+        snprintf (errbuf, errlen, "Image %s is %s; data can only be uploaded to a queued image.", id, state);
+        status = ZV_ECONFLICT;
+    }
+    else
+    if (offset != received) {
+        snprintf (errbuf, errlen, "Image %s: chunk at offset %lld, expected %lld.", id,
+                  (long long) offset, (long long) received);
+        status = ZV_ECONFLICT;
+    }
+    else
+    if (received + (int64_t) size > declared) {
+        snprintf (errbuf, errlen, "Image %s: data exceeds the declared size of %lld bytes.", id,
+                  (long long) declared);
+        status = ZV_ETOOBIG;
+    }
+    if (status == ZV_OK && size) {
+        int fd = open (path, O_WRONLY);
+        ssize_t wrote = fd < 0 ? -1 : pwrite (fd, data, size, offset);
+        if (fd < 0 || wrote != (ssize_t) size) {
+            snprintf (errbuf, errlen, "cannot write image data to %s: %s", path, strerror (errno));
+            status = ZV_EIO;
+        }
+        if (fd >= 0)
+            close (fd);
+    }
+    if (status == ZV_OK) {
+        char now [32];
+        received += (int64_t) size;
+        json_object_set_new (image, "received", json_integer (received));
+        json_object_set_new (image, "status", json_string ("saving"));
+        json_object_set_new (image, "updated_at", json_string (s_iso_now (now)));
+        if (zv_msg_get_bool (msg, "last", false)) {
+            char hex [65];
+            int64_t length = 0;
+            status = s_file_sha256 (path, hex, &length, errbuf, errlen);
+            const char *expected = s_str (image, "checksum");
+            if (status == ZV_OK && length != declared) {
+                snprintf (errbuf, errlen, "Image %s: received %lld bytes, declared %lld.", id,
+                          (long long) length, (long long) declared);
+                status = ZV_EINVAL;
+            }
+            else
+            if (status == ZV_OK && expected && strcmp (expected, hex) != 0) {
+                snprintf (errbuf, errlen, "Image %s: checksum mismatch (expected %s, got %s).", id, expected, hex);
+                status = ZV_EINVAL;
+            }
+            if (status == ZV_OK) {
+                int fd = open (path, O_RDONLY);
+                if (fd >= 0) {
+                    fsync (fd);
+                    close (fd);
+                }
+                if (rename (path, final) != 0) {
+                    snprintf (errbuf, errlen, "cannot store image %s: %s", final, strerror (errno));
+                    status = ZV_EIO;
+                }
+            }
+            if (status == ZV_OK) {
+                json_object_set_new (image, "checksum", json_string (hex));
+                json_object_set_new (image, "os_hash_value", json_string (hex));
+                json_object_set_new (image, "status", json_string ("active"));
+            }
+            else {
+                //  A failed upload is final, as Glance's "killed": the record
+                //  stays (committed) to say why, the bytes go, the caller
+                //  gets the error.
+                json_object_set_new (image, "status", json_string ("killed"));
+                unlink (path);
+                call->error = status;
+                snprintf (call->errtext, sizeof call->errtext, "%s", errbuf);
+                status = ZV_OK;
+            }
+        }
+        if (status == ZV_OK)
+            status = zv_store_put (txn, ZV_TABLE_IMAGES, id, image);
+    }
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:O}", "image", s_strip (image));
+    json_decref (image);
+    return status;
+}
+
+static zv_status_t
+s_image_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    call->reply = json_pack ("{s:o}", "images", s_collect (self, txn, ZV_TABLE_IMAGES, NULL, NULL));
+    return ZV_OK;
+}
+
+static zv_status_t
+s_image_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    json_t *image = NULL;
+    zv_status_t status = s_find (txn, ZV_TABLE_IMAGES, "image", zv_msg_get_str (call->msg, "ref"),
+                                 NULL, &image, errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "image", s_strip (image));
+    return status;
+}
+
+static zv_status_t
+s_image_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *image = NULL;
+    zv_status_t status = s_find (txn, ZV_TABLE_IMAGES, "image", zv_msg_get_str (call->msg, "ref"),
+                                 NULL, &image, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *id = s_str (image, "id");
+    status = zv_store_del (txn, ZV_TABLE_IMAGES, id);
+    if (status == ZV_OK) {
+        //  The bytes go with the record; instances already built keep theirs.
+        char path [1200];
+        s_image_path (self, id, false, path, sizeof path);
+        unlink (path);
+        s_image_path (self, id, true, path, sizeof path);
+        unlink (path);
+        call->reply = json_object ();
+    }
+    json_decref (image);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  Placement: claims against a host's node record, in the caller's txn.
+
+typedef struct {
+    json_int_t vcpus, ram_mb, disk_gb;
+} s_resources_t;
+
+static s_resources_t
+s_spec_resources (const json_t *spec)
+{
+    s_resources_t res = { s_int (spec, "vcpus"), s_int (spec, "ram_mb"), s_int (spec, "disk_gb") };
+    return res;
+}
+
+//  Capacity of one resource as Nova's placement computes it.
+static double
+s_capacity (const json_t *node, const char *total, const char *ratio, json_int_t reserved)
+{
+    double ratio_value = json_number_value (json_object_get (node, ratio));
+    if (ratio_value <= 0)
+        ratio_value = 1.0;
+    return ((double) s_int (node, total) - (double) reserved) * ratio_value;
+}
+
+static bool
+s_node_fits (const json_t *node, s_resources_t res)
+{
+    return s_int (node, "vcpus_used") + res.vcpus
+            <= s_capacity (node, "vcpus", "cpu_allocation_ratio", 0)
+        && s_int (node, "memory_mb_used") + res.ram_mb
+            <= s_capacity (node, "memory_mb", "ram_allocation_ratio", s_int (node, "reserved_host_memory_mb"))
+        && s_int (node, "local_gb_used") + res.disk_gb
+            <= s_capacity (node, "local_gb", "disk_allocation_ratio", s_int (node, "reserved_host_disk_mb") / 1024);
+}
+
+static zv_status_t
+s_node_add_usage (self_t *self, zv_txn_t *txn, const char *host, s_resources_t res, int sign)
+{
+    json_t *node = NULL;
+    zv_status_t status = zv_store_get (txn, ZV_TABLE_NODES, host, &node);
+    if (status != ZV_OK)
+        return status;
+    json_object_set_new (node, "vcpus_used", json_integer (s_int (node, "vcpus_used") + sign * res.vcpus));
+    json_object_set_new (node, "memory_mb_used", json_integer (s_int (node, "memory_mb_used") + sign * res.ram_mb));
+    json_object_set_new (node, "local_gb_used", json_integer (s_int (node, "local_gb_used") + sign * res.disk_gb));
+    json_object_set_new (node, "generation", json_integer (++self->generation));
+    status = zv_store_put (txn, ZV_TABLE_NODES, host, node);
+    json_decref (node);
+    return status;
+}
+
+//  Release the claim of consumer uuid, if any.  Never fails for "no claim".
+static zv_status_t
+s_release (self_t *self, zv_txn_t *txn, const char *uuid)
+{
+    json_t *allocation = NULL;
+    if (zv_store_get (txn, ZV_TABLE_ALLOCATIONS, uuid, &allocation) != ZV_OK)
+        return ZV_OK;
+    s_resources_t res = s_spec_resources (allocation);
+    zv_status_t status = s_node_add_usage (self, txn, s_str (allocation, "host"), res, -1);
+    if (status == ZV_OK || status == ZV_ENOTFOUND)
+        status = zv_store_del (txn, ZV_TABLE_ALLOCATIONS, uuid);
+    json_decref (allocation);
+    return status;
+}
+
+//  Claim res on host for instance uuid (still in scheduling): node usage,
+//  allocation record and instance host, all or nothing in txn.
+static zv_status_t
+s_claim (self_t *self, zv_txn_t *txn, const char *uuid, const char *host, s_resources_t res,
+         json_t **rec_p, char *errbuf, size_t errlen)
+{
+    json_t *node = NULL;
+    if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
+        snprintf (errbuf, errlen, "host %s is unknown", host);
+        return ZV_ENOTFOUND;
+    }
+    bool fits = s_node_fits (node, res);
+    json_decref (node);
+    if (!fits) {
+        snprintf (errbuf, errlen, "host %s has no room", host);
+        return ZV_ECONFLICT;
+    }
+    json_t *expected = json_pack ("[s]", "scheduling");
+    json_t *changes = json_pack ("{s:s, s:s}", "host", host, "node", host);
+    zv_status_t status = zv_store_instance_cas (txn, uuid, expected, changes, rec_p, errbuf, errlen);
+    json_decref (expected);
+    json_decref (changes);
+    if (status == ZV_OK)
+        status = s_node_add_usage (self, txn, host, res, +1);
+    if (status == ZV_OK) {
+        char now [32];
+        json_t *allocation = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:s}", "consumer", uuid,
+                                        "host", host, "vcpus", res.vcpus, "ram_mb", res.ram_mb,
+                                        "disk_gb", res.disk_gb, "created_at", s_iso_now (now));
+        status = zv_store_put (txn, ZV_TABLE_ALLOCATIONS, uuid, allocation);
+        json_decref (allocation);
+    }
+    return status;
+}
+
+//  Put an instance into ERROR with a fault, release its claim and close its
+//  create action, in txn.  Only from one of the expected task_states.
+static zv_status_t
+s_fail_build (self_t *self, zv_txn_t *txn, const char *uuid, const json_t *expected,
+              zv_status_t why, const char *message)
+{
+    char errbuf [512];
+    json_t *changes = json_pack ("{s:s, s:n, s:o}", "vm_state", "error", "task_state",
+                                 "fault", s_fault (why, message));
+    json_t *rec = NULL;
+    zv_status_t status = zv_store_instance_cas (txn, uuid, expected, changes, &rec, errbuf, sizeof errbuf);
+    json_decref (changes);
+    if (status == ZV_OK) {
+        status = s_release (self, txn, uuid);
+        const char *rq = s_str (rec, "request_id");
+        if (status == ZV_OK && rq)
+            zv_store_action_finish (txn, uuid, rq, "Error", message);
+        zv_warning (ACTOR, rq, "instance %s: ERROR: %s", uuid, message);
+    }
+    json_decref (rec);
+    return status;
+}
+
+//  Mark an instance deleted, release its claim, finish its delete action.
+static zv_status_t
+s_finish_delete (self_t *self, zv_txn_t *txn, const char *uuid, const char *action_rq,
+                 char *errbuf, size_t errlen)
+{
+    char now [32];
+    json_t *expected = json_pack ("[s]", "deleting");
+    json_t *changes = json_pack ("{s:s, s:n, s:s, s:b, s:s}", "vm_state", "deleted", "task_state",
+                                 "power_state", "nostate", "deleted", 1, "deleted_at", s_iso_now (now));
+    zv_status_t status = zv_store_instance_cas (txn, uuid, expected, changes, NULL, errbuf, errlen);
+    json_decref (expected);
+    json_decref (changes);
+    if (status == ZV_OK)
+        status = s_release (self, txn, uuid);
+    if (status == ZV_OK && action_rq && *action_rq)
+        zv_store_action_finish (txn, uuid, action_rq, "Success", NULL);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  Scheduling
+
+static void
+s_job_destroy (s_job_t **job_p)
+{
+    if (!job_p || !*job_p)
+        return;
+    s_job_t *job = *job_p;
+    json_decref (job->uuids);
+    json_decref (job->spec);
+    json_decref (job->ignore_hosts);
+    free (job);
+    *job_p = NULL;
+}
+
+static void
+s_job_free (void *ctx)
+{
+    s_job_t *job = (s_job_t *) ctx;
+    s_job_destroy (&job);
+}
+
+//  A live scheduler's identity (round robin), or NULL when none is up.
+//  The string belongs to the schedulers hash: copy it before changing it.
+static const char *
+s_pick_scheduler (self_t *self)
+{
+    int64_t now = zv_mono_ms ();
+    int64_t limit = (int64_t) self->cfg.service_down_time_s * 1000;
+    size_t live = 0;
+    for (int64_t *seen = (int64_t *) zhashx_first (self->schedulers); seen;
+         seen = (int64_t *) zhashx_next (self->schedulers))
+        live += now - *seen <= limit;
+    if (!live)
+        return NULL;
+    size_t wanted = self->next_scheduler++ % live;
+    for (int64_t *seen = (int64_t *) zhashx_first (self->schedulers); seen;
+         seen = (int64_t *) zhashx_next (self->schedulers))
+        if (now - *seen <= limit && wanted-- == 0)
+            return (const char *) zhashx_cursor (self->schedulers);
+    return NULL;
+}
+
+static void s_select_done (void *actor, void *ctx, zv_msg_t *reply);
+
+//  Fail every instance of a job that is still scheduling.
+static void
+s_job_fail (self_t *self, s_job_t *job, zv_status_t why, const char *message)
+{
+    json_t *expected = json_pack ("[s]", "scheduling");
+    size_t index;
+    json_t *uuid;
+    json_array_foreach (job->uuids, index, uuid) {
+        zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+        if (!txn)
+            continue;
+        if (s_fail_build (self, txn, json_string_value (uuid), expected, why, message) == ZV_OK)
+            zv_txn_commit (&txn);
+        else
+            zv_txn_abort (&txn);
+    }
+    json_decref (expected);
+}
+
+//  Send the job to a scheduler (after the batch commits), or park it until
+//  one is up.  Takes the job.
+static void
+s_schedule (self_t *self, s_job_t **job_p)
+{
+    s_job_t *job = *job_p;
+    *job_p = NULL;
+    const char *scheduler = s_pick_scheduler (self);
+    if (!scheduler) {
+        zv_debug (ACTOR, job->rq, "no scheduler up yet: %zu instance(s) wait", json_array_size (job->uuids));
+        zlistx_add_end (self->waiting, job);
+        return;
+    }
+    zv_msg_t *msg = zv_msg_new ("scheduler.select_destinations");
+    zv_msg_set_rq (msg, job->rq);
+    zv_msg_set_src (msg, ACTOR);
+    zv_msg_set_routing_str (msg, scheduler);
+    snprintf (job->scheduler, sizeof job->scheduler, "%s", scheduler);
+    json_t *body = json_pack ("{s:O, s:i, s:O}", "spec", job->spec,
+                              "num_instances", (int) json_array_size (job->uuids),
+                              "ignore_hosts", job->ignore_hosts);
+    zv_msg_set_body (msg, &body);
+    s_out_call (self, &msg, self->cfg.rpc_timeout_s * 1000, s_select_done, job);
+}
+
+//  Parked jobs go out when a scheduler is up; they fail after rpc_timeout.
+static void
+s_flush_waiting (self_t *self)
+{
+    size_t count = zlistx_size (self->waiting);
+    for (size_t index = 0; index < count; index++) {
+        s_job_t *job = (s_job_t *) zlistx_detach (self->waiting, NULL);
+        if (zv_mono_ms () - job->queued_ms > (int64_t) self->cfg.rpc_timeout_s * 1000) {
+            s_job_fail (self, job, ZV_ENOVALIDHOST, NO_VALID_HOST " (no scheduler is up)");
+            s_job_destroy (&job);
+        }
+        else
+            s_schedule (self, &job);    //  parks it again if still none
+    }
+}
+
+static void s_build_unreachable (self_t *self, json_t *arg);
+
+//  Cast the build of a claimed instance to its host.
+static void
+s_cast_build (self_t *self, json_t *rec, s_job_t *job)
+{
+    const char *host = s_str (rec, "host");
+    zv_msg_t *msg = zv_msg_new ("compute.build_instance");
+    zv_msg_set_rq (msg, job->rq);
+    zv_msg_set_src (msg, ACTOR);
+    char identity [320];
+    snprintf (identity, sizeof identity, "compute.%s", host);
+    zv_msg_set_routing_str (msg, identity);
+    json_t *view = s_server_view (json_deep_copy (rec));
+    json_t *body = json_pack ("{s:o, s:i}", "instance", view, "attempt", job->attempt);
+    zv_msg_set_body (msg, &body);
+    json_t *arg = json_pack ("{s:s, s:s, s:O, s:O, s:i}", "uuid", s_str (rec, "uuid"), "host", host,
+                             "spec", job->spec, "ignore_hosts", job->ignore_hosts,
+                             "attempt", job->attempt);
+    json_object_set_new (arg, "rq", json_string (job->rq));
+    s_out_cast (self, &msg, s_build_unreachable, arg);
+}
+
+//  The scheduler answered: claim each instance on the first host that
+//  still has room (the store decides, so racing requests never
+//  over-commit), then cast the builds.
+static void
+s_select_done (void *actor, void *ctx, zv_msg_t *reply)
+{
+    self_t *self = (self_t *) actor;
+    s_job_t *job = (s_job_t *) ctx;
+    if (zv_msg_status (reply) == ZV_EUNAVAILABLE) {
+        //  That scheduler is gone (not connected): forget it, ask another
+        //  or wait for one.
+        zv_warning (ACTOR, job->rq, "scheduler %s is gone", job->scheduler);
+        zhashx_delete (self->schedulers, job->scheduler);
+        s_schedule (self, &job);
+        return;
+    }
+    if (zv_msg_status (reply) != ZV_OK) {
+        zv_status_t status = zv_msg_status (reply);
+        char message [600];
+        if (status == ZV_ENOVALIDHOST)
+            snprintf (message, sizeof message, NO_VALID_HOST);
+        else
+            snprintf (message, sizeof message, NO_VALID_HOST " (scheduler: %s)", zv_msg_error_text (reply));
+        s_job_fail (self, job, ZV_ENOVALIDHOST, message);
+        s_job_destroy (&job);
+        return;
+    }
+    json_t *destinations = json_object_get (zv_msg_body (reply), "destinations");
+    s_resources_t res = s_spec_resources (job->spec);
+    json_t *expected = json_pack ("[s]", "scheduling");
+    size_t index;
+    json_t *uuid_value;
+    json_array_foreach (job->uuids, index, uuid_value) {
+        const char *uuid = json_string_value (uuid_value);
+        json_t *hosts = json_array_get (destinations, index);
+        bool claimed = false;
+        for (size_t choice = 0; choice < json_array_size (hosts) && !claimed; choice++) {
+            const char *host = json_string_value (json_array_get (hosts, choice));
+            if (!host)
+                continue;
+            char errbuf [512];
+            json_t *rec = NULL;
+            zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+            if (!txn)
+                break;
+            zv_status_t status = s_claim (self, txn, uuid, host, res, &rec, errbuf, sizeof errbuf);
+            if (status == ZV_OK && zv_txn_commit (&txn) == ZV_OK) {
+                claimed = true;
+                s_cast_build (self, rec, job);
+            }
+            else {
+                zv_txn_abort (&txn);
+                zv_debug (ACTOR, job->rq, "claim of %s on %s: %s", uuid, host, errbuf);
+                if (status == ZV_ECONFLICT && strstr (errbuf, "Conflict updating"))
+                    break;          //  deleted meanwhile: nothing to build
+            }
+            json_decref (rec);
+        }
+        if (!claimed) {
+            zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+            if (txn && s_fail_build (self, txn, uuid, expected, ZV_ENOVALIDHOST, NO_VALID_HOST) == ZV_OK)
+                zv_txn_commit (&txn);
+            else
+                zv_txn_abort (&txn);
+        }
+    }
+    json_decref (expected);
+    s_job_destroy (&job);
+}
+
+//  The chosen host is not connected: give back its claim and reschedule
+//  without it, up to max_attempts, as Nova reschedules a failed build.
+static void
+s_build_unreachable (self_t *self, json_t *arg)
+{
+    const char *uuid = s_str (arg, "uuid");
+    const char *host = s_str (arg, "host");
+    const char *rq = s_str (arg, "rq");
+    int attempt = (int) s_int (arg, "attempt");
+    zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+    if (!txn)
+        return;
+    char errbuf [512];
+    json_t *expected = json_pack ("[s]", "scheduling");
+    json_t *changes = json_pack ("{s:n, s:n}", "host", "node");
+    zv_status_t status = zv_store_instance_cas (txn, uuid, expected, changes, NULL, errbuf, sizeof errbuf);
+    json_decref (changes);
+    if (status == ZV_OK)
+        status = s_release (self, txn, uuid);
+    if (status == ZV_OK && attempt >= self->cfg.max_attempts) {
+        char message [600];
+        snprintf (message, sizeof message, "Exceeded maximum number of retries. Exhausted all hosts "
+                  "available for retrying build failures for instance %s (last: %s unreachable).", uuid, host);
+        status = s_fail_build (self, txn, uuid, expected, ZV_ENOVALIDHOST, message);
+        if (status == ZV_OK)
+            zv_txn_commit (&txn);
+        else
+            zv_txn_abort (&txn);
+        json_decref (expected);
+        return;
+    }
+    json_decref (expected);
+    if (status != ZV_OK) {
+        zv_txn_abort (&txn);
+        return;
+    }
+    zv_txn_commit (&txn);
+    s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+    job->uuids = json_pack ("[s]", uuid);
+    job->spec = json_incref (json_object_get (arg, "spec"));
+    job->ignore_hosts = json_copy (json_object_get (arg, "ignore_hosts"));
+    json_array_append_new (job->ignore_hosts, json_string (host));
+    job->attempt = attempt + 1;
+    snprintf (job->rq, sizeof job->rq, "%s", rq ? rq : "");
+    job->queued_ms = zv_mono_ms ();
+    zv_info (ACTOR, rq, "rescheduling %s (attempt %d): %s is unreachable", uuid, job->attempt, host);
+    s_schedule (self, &job);
+}
+
+//  ---------------------------------------------------------------------
+//  Servers
+
+static zv_status_t
+s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *project = zv_msg_get_str (msg, "project_id");
+    json_t *flavor = NULL, *image = NULL;
+    zv_status_t status = s_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (msg, "flavor"),
+                                 NULL, &flavor, errbuf, errlen);
+    if (status == ZV_ENOTFOUND)
+        snprintf (errbuf, errlen, "Flavor %s could not be found.", zv_msg_get_str (msg, "flavor"));
+    if (status != ZV_OK)
+        return status;
+    status = s_find (txn, ZV_TABLE_IMAGES, "image", zv_msg_get_str (msg, "image"), NULL, &image,
+                     errbuf, errlen);
+    if (status == ZV_ENOTFOUND)
+        snprintf (errbuf, errlen, "Image %s could not be found.", zv_msg_get_str (msg, "image"));
+    if (status == ZV_OK && strcmp (s_str (image, "status"), "active") != 0) {
+        snprintf (errbuf, errlen, "Image %s is not active.", s_str (image, "id"));
+        status = ZV_EINVAL;
+    }
+    int64_t min_count = zv_msg_get_int (msg, "min_count", 1);
+    int64_t max_count = zv_msg_get_int (msg, "max_count", min_count);
+    if (status == ZV_OK && min_count > max_count) {
+        snprintf (errbuf, errlen, "min_count (%lld) must be <= max_count (%lld).",
+                  (long long) min_count, (long long) max_count);
+        status = ZV_EINVAL;
+    }
+    if (status != ZV_OK) {
+        json_decref (flavor);
+        json_decref (image);
+        return status;
+    }
+    const char *name = zv_msg_get_str (msg, "name");
+    const char *zone = zv_msg_get_str (msg, "availability_zone");
+    json_t *metadata = json_object_get (zv_msg_body (msg), "metadata");
+    json_t *flavor_copy = json_pack ("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}",
+        "id", json_object_get (flavor, "id"), "name", json_object_get (flavor, "name"),
+        "vcpus", json_object_get (flavor, "vcpus"), "ram_mb", json_object_get (flavor, "ram_mb"),
+        "disk_gb", json_object_get (flavor, "disk_gb"),
+        "ephemeral_gb", json_object_get (flavor, "ephemeral_gb"),
+        "swap_mb", json_object_get (flavor, "swap_mb"));
+    json_t *image_copy = json_pack ("{s:O, s:O}", "id", json_object_get (image, "id"),
+                                    "name", json_object_get (image, "name"));
+    char reservation [20], now [32];
+    unsigned char random [4];
+    randombytes_buf (random, sizeof random);
+    snprintf (reservation, sizeof reservation, "r-%02x%02x%02x%02x", random [0], random [1], random [2], random [3]);
+    s_iso_now (now);
+    int64_t now_ms = zv_now_ms ();
+    const char *rq = zv_msg_rq (msg);
+    json_t *servers = json_array ();
+    json_t *uuids = json_array ();
+    for (int64_t index = 1; index <= max_count && status == ZV_OK; index++) {
+        char uuid [ZV_UUID_LEN + 1], instance_name [300];
+        zv_uuid_new (uuid);
+        if (max_count > 1)
+            snprintf (instance_name, sizeof instance_name, "%s-%lld", name, (long long) index);
+        else
+            snprintf (instance_name, sizeof instance_name, "%s", name);
+        json_t *rec = json_pack ("{s:s, s:s, s:s, s:s, s:O, s:O, s:s, s:s, s:s, s:n, s:n, s:n,"
+                                 " s:s, s:I, s:s, s:I, s:n, s:b, s:n, s:s, s:I, s:s, s:o, s:s}",
+            "uuid", uuid, "name", instance_name,
+            "project_id", project ? project : "", "user_id", zv_msg_get_str (msg, "user_id") ? zv_msg_get_str (msg, "user_id") : "",
+            "flavor", flavor_copy, "image", image_copy,
+            "vm_state", "building", "task_state", "scheduling", "power_state", "nostate",
+            "host", "node", "fault",
+            "created", now, "created_ms", (json_int_t) now_ms, "updated", now, "updated_ms", (json_int_t) now_ms,
+            "launched_at", "deleted", 0, "deleted_at",
+            "reservation_id", reservation, "launch_index", (json_int_t) (index - 1),
+            "availability_zone", zone ? zone : "nova",
+            "metadata", json_is_object (metadata) ? json_incref (metadata) : json_object (),
+            "request_id", rq ? rq : "");
+        status = zv_store_insert (txn, ZV_TABLE_INSTANCES, uuid, rec);
+        if (status == ZV_OK)
+            status = zv_store_action_start (txn, uuid, "create", rq);
+        if (status == ZV_OK) {
+            json_array_append_new (uuids, json_string (uuid));
+            json_array_append_new (servers, s_server_view (rec));
+        }
+        else
+            json_decref (rec);
+    }
+    if (status != ZV_OK) {
+        snprintf (errbuf, errlen, "cannot record the instances (%s)", zv_status_name (status));
+        json_decref (servers);
+        json_decref (uuids);
+    }
+    else {
+        //  Nova's request spec: root + ephemeral + swap (rounded up to GB).
+        json_int_t disk_gb = s_int (flavor, "disk_gb") + s_int (flavor, "ephemeral_gb")
+                           + (s_int (flavor, "swap_mb") + 1023) / 1024;
+        s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+        job->uuids = uuids;
+        job->spec = json_pack ("{s:I, s:I, s:I, s:s, s:s, s:O, s:O}",
+                               "vcpus", s_int (flavor, "vcpus"), "ram_mb", s_int (flavor, "ram_mb"),
+                               "disk_gb", disk_gb, "project_id", project ? project : "",
+                               "availability_zone", zone ? zone : "",
+                               "image", image_copy, "flavor", flavor_copy);
+        json_t *hints = json_object_get (zv_msg_body (msg), "hints");
+        if (json_is_object (hints))
+            json_object_set (job->spec, "hints", hints);
+        job->ignore_hosts = json_array ();
+        job->attempt = 1;
+        snprintf (job->rq, sizeof job->rq, "%s", rq ? rq : "");
+        job->queued_ms = zv_mono_ms ();
+        s_schedule (self, &job);
+        call->reply = json_pack ("{s:o, s:s}", "servers", servers, "reservation_id", reservation);
+    }
+    json_decref (flavor_copy);
+    json_decref (image_copy);
+    json_decref (flavor);
+    json_decref (image);
+    return status;
+}
+
+typedef struct {
+    const zv_msg_t *msg;
+    const char *project;
+    bool all_projects, deleted;
+    const char *host, *status;
+} s_server_filter_t;
+
+static bool
+s_server_keep (self_t *self, json_t *rec, void *arg)
+{
+    (void) self;
+    s_server_filter_t *filter = (s_server_filter_t *) arg;
+    if (!filter->deleted && json_is_true (json_object_get (rec, "deleted")))
+        return false;
+    if (!filter->all_projects && filter->project && s_str (rec, "project_id")
+    &&  strcmp (filter->project, s_str (rec, "project_id")) != 0)
+        return false;
+    if (filter->host && (!s_str (rec, "host") || strcmp (filter->host, s_str (rec, "host")) != 0))
+        return false;
+    s_server_view (rec);
+    if (filter->status && strcasecmp (filter->status, s_str (rec, "status")) != 0)
+        return false;
+    return true;
+}
+
+//  Newest first, as Nova lists (created, then id, both descending).
+static int
+s_newest_first (const void *a, const void *b)
+{
+    const json_t *ra = *(json_t * const *) a, *rb = *(json_t * const *) b;
+    int order = strcmp (s_str (rb, "created"), s_str (ra, "created"));
+    return order ? order : strcmp (s_str (rb, "uuid"), s_str (ra, "uuid"));
+}
+
+static zv_status_t
+s_server_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    const zv_msg_t *msg = call->msg;
+    s_server_filter_t filter = {
+        msg, zv_msg_get_str (msg, "project_id"), zv_msg_get_bool (msg, "all_projects", false),
+        zv_msg_get_bool (msg, "deleted", false), zv_msg_get_str (msg, "host"), zv_msg_get_str (msg, "status")
+    };
+    json_t *list = s_collect (self, txn, ZV_TABLE_INSTANCES, s_server_keep, &filter);
+    //  Newest first, as Nova lists.
+    size_t count = json_array_size (list);
+    json_t **items = (json_t **) malloc ((count ? count : 1) * sizeof (json_t *));
+    for (size_t index = 0; index < count; index++)
+        items [index] = json_incref (json_array_get (list, index));
+    qsort (items, count, sizeof (json_t *), s_newest_first);
+    int64_t limit = zv_msg_get_int (msg, "limit", 0);
+    json_t *sorted = json_array ();
+    for (size_t index = 0; index < count; index++) {
+        if (limit <= 0 || (int64_t) index < limit)
+            json_array_append (sorted, items [index]);
+        json_decref (items [index]);
+    }
+    free (items);
+    json_decref (list);
+    call->reply = json_pack ("{s:o}", "servers", sorted);
+    return ZV_OK;
+}
+
+//  An instance by uuid (deleted ones too) or by unique live name in project.
+static zv_status_t
+s_find_server (self_t *self, zv_txn_t *txn, const zv_msg_t *msg, json_t **rec_p,
+               char *errbuf, size_t errlen)
+{
+    (void) self;
+    const char *ref = zv_msg_get_str (msg, "ref");
+    zv_status_t status = s_find (txn, ZV_TABLE_INSTANCES, "server", ref,
+                                 zv_msg_get_str (msg, "project_id"), rec_p, errbuf, errlen);
+    if (status == ZV_ENOTFOUND)
+        snprintf (errbuf, errlen, "No server with a name or ID of '%s' exists.", ref);
+    return status;
+}
+
+static zv_status_t
+s_server_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL;
+    zv_status_t status = s_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "server", s_server_view (rec));
+    return status;
+}
+
+static void s_terminate_unreachable (self_t *self, json_t *arg);
+
+//  Ask the instance's host to destroy it; the compute answers with
+//  instance_destroyed.  Without a host the delete is finished here.
+static zv_status_t
+s_start_terminate (self_t *self, zv_txn_t *txn, json_t *rec, const char *action_rq,
+                   char *errbuf, size_t errlen)
+{
+    const char *uuid = s_str (rec, "uuid");
+    const char *host = s_str (rec, "host");
+    if (!host || !*host)
+        return s_finish_delete (self, txn, uuid, action_rq, errbuf, errlen);
+    zv_msg_t *cast = zv_msg_new ("compute.terminate_instance");
+    zv_msg_set_rq (cast, action_rq);
+    zv_msg_set_src (cast, ACTOR);
+    char identity [320];
+    snprintf (identity, sizeof identity, "compute.%s", host);
+    zv_msg_set_routing_str (cast, identity);
+    json_t *body = json_pack ("{s:s, s:s}", "uuid", uuid, "action_request_id", action_rq ? action_rq : "");
+    zv_msg_set_body (cast, &body);
+    s_out_cast (self, &cast, s_terminate_unreachable,
+                json_pack ("{s:s, s:s}", "uuid", uuid, "rq", action_rq ? action_rq : ""));
+    return ZV_OK;
+}
+
+//  The host is not connected: delete locally, as Nova does when the
+//  compute service is down (its domain, if any, is reaped at its next sync).
+static void
+s_terminate_unreachable (self_t *self, json_t *arg)
+{
+    char errbuf [512];
+    zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+    if (!txn)
+        return;
+    if (s_finish_delete (self, txn, s_str (arg, "uuid"), s_str (arg, "rq"), errbuf, sizeof errbuf) == ZV_OK) {
+        zv_info (ACTOR, s_str (arg, "rq"), "instance %s deleted locally (host unreachable)", s_str (arg, "uuid"));
+        zv_txn_commit (&txn);
+    }
+    else
+        zv_txn_abort (&txn);
+}
+
+static zv_status_t
+s_server_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL;
+    zv_status_t status = s_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *rq = zv_msg_rq (call->msg);
+    json_t *updated = NULL;
+    status = zv_store_instance_action (txn, s_str (rec, "uuid"), ZV_ACTION_DELETE, rq,
+                                       &updated, errbuf, errlen);
+    json_decref (rec);
+    if (status == ZV_OK)
+        status = s_start_terminate (self, txn, updated, rq, errbuf, errlen);
+    if (status == ZV_OK) {
+        json_t *now = NULL;
+        zv_store_get (txn, ZV_TABLE_INSTANCES, s_str (updated, "uuid"), &now);
+        call->reply = json_pack ("{s:o}", "server", s_server_view (now ? now : json_incref (updated)));
+    }
+    json_decref (updated);
+    return status;
+}
+
+static zv_status_t
+s_server_events (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL;
+    zv_status_t status = s_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    json_t *events = zv_store_action_list (txn, s_str (rec, "uuid"));
+    json_decref (rec);
+    if (!events) {
+        snprintf (errbuf, errlen, "cannot read the action log");
+        return ZV_EIO;
+    }
+    call->reply = json_pack ("{s:o}", "events", events);
+    return ZV_OK;
+}
+
+//  ---------------------------------------------------------------------
+//  From compute hosts
+
+static zv_status_t
+s_instance_update (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *uuid = zv_msg_get_str (msg, "uuid");
+    json_t *body = zv_msg_body (msg);
+    json_t *rec = NULL;
+    zv_status_t status = zv_store_instance_cas (txn, uuid, json_object_get (body, "expected_task_state"),
+                                                json_object_get (body, "changes"), &rec, errbuf, errlen);
+    if (status == ZV_OK && zv_msg_get_bool (msg, "release_claim", false))
+        status = s_release (self, txn, uuid);
+    const char *action_rq = zv_msg_get_str (msg, "action_request_id");
+    const char *result = zv_msg_get_str (msg, "action_result");
+    if (status == ZV_OK && action_rq && result)
+        zv_store_action_finish (txn, uuid, action_rq, result, zv_msg_get_str (msg, "action_message"));
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "instance", s_server_view (rec));
+    else
+        json_decref (rec);
+    return status;
+}
+
+static zv_status_t
+s_instance_destroyed (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const char *uuid = zv_msg_get_str (call->msg, "uuid");
+    zv_status_t status = s_finish_delete (self, txn, uuid, zv_msg_get_str (call->msg, "action_request_id"),
+                                          errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_object ();
+    return status;
+}
+
+//  Reconcile a host's domains with the store, as Nova's init_instance and
+//  power-state sync do.  Instances this host should have:
+//    building, no domain, last touched before the restart -> ERROR;
+//    deleting -> the compute must terminate (listed in the reply);
+//    domain gone while it should run -> power nostate, vm_state stopped;
+//    domain there -> power_state from the hypervisor (active + shutdown or
+//    crashed -> stopped, as Nova's sync stops it).
+//  Domains of no live instance are orphans: the compute reaps them.
+typedef struct {
+    self_t *self;
+    zv_txn_t *txn;
+    const char *host;
+    json_t *domains;                //  uuid -> power_state (borrowed)
+    int64_t restart_ms;             //  later of conductor start and compute start
+    json_t *terminate;              //  [{uuid, action_request_id}]
+    json_t *seen;                   //  uuid -> true for instances of this host
+    json_t *changed;                //  [{uuid, changes, expected}]
+} s_sync_t;
+
+static bool
+s_sync_visit (const char *key, json_t *rec, void *arg)
+{
+    s_sync_t *sync = (s_sync_t *) arg;
+    const char *host = s_str (rec, "host");
+    if (!host || strcmp (host, sync->host) != 0 || json_is_true (json_object_get (rec, "deleted")))
+        return true;
+    json_object_set_new (sync->seen, key, json_true ());
+    const char *power = json_string_value (json_object_get (sync->domains, key));
+    const char *vm = s_str (rec, "vm_state");
+    const char *task = s_str (rec, "task_state");
+    json_t *expected = json_pack ("[o]", task ? json_string (task) : json_null ());
+    json_t *changes = NULL;
+    if (task && strcmp (task, "deleting") == 0) {
+        json_t *item = json_pack ("{s:s, s:s}", "uuid", key, "action_request_id", "");
+        //  The delete action's request id: the newest unfinished action.
+        json_t *actions = zv_store_action_list (sync->txn, key);
+        size_t index;
+        json_t *action;
+        json_array_foreach (actions, index, action)
+            if (json_is_null (json_object_get (action, "finish_time"))
+            &&  s_str (action, "action") && strcmp (s_str (action, "action"), "delete") == 0)
+                json_object_set (item, "action_request_id", json_object_get (action, "request_id"));
+        json_decref (actions);
+        json_array_append_new (sync->terminate, item);
+    }
+    else
+    if (strcmp (vm, "building") == 0) {
+        if (!power && s_int (rec, "updated_ms") < sync->restart_ms)
+            changes = json_pack ("{s:s, s:n, s:o}", "vm_state", "error", "task_state",
+                                 "fault", s_fault (ZV_EIO, "Build was interrupted by a service restart"
+                                                           " before the domain existed"));
+    }
+    else
+    if (!power) {
+        if (strcmp (s_str (rec, "power_state"), "nostate") != 0 || strcmp (vm, "active") == 0)
+            changes = json_pack ("{s:s, s:s}", "power_state", "nostate", "vm_state",
+                                 strcmp (vm, "error") == 0 ? "error" : "stopped");
+    }
+    else
+    if (strcmp (power, s_str (rec, "power_state")) != 0) {
+        changes = json_pack ("{s:s}", "power_state", power);
+        if (strcmp (vm, "active") == 0 && !task
+        &&  (strcmp (power, "shutdown") == 0 || strcmp (power, "crashed") == 0))
+            json_object_set_new (changes, "vm_state", json_string ("stopped"));
+    }
+    if (changes)
+        json_array_append_new (sync->changed, json_pack ("{s:s, s:o, s:o, s:s}", "uuid", key,
+            "changes", changes, "expected", json_incref (expected), "vm_state", vm));
+    json_decref (expected);
+    return true;
+}
+
+static zv_status_t
+s_compute_sync (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    s_sync_t sync = { self, txn, zv_msg_get_str (msg, "host"), json_object (),
+                      self->started_ms, json_array (), json_object (), json_array () };
+    int64_t compute_started = zv_msg_get_int (msg, "started_ms", 0);
+    if (compute_started > sync.restart_ms)
+        sync.restart_ms = compute_started;
+    size_t index;
+    json_t *domain;
+    json_array_foreach (json_object_get (zv_msg_body (msg), "domains"), index, domain) {
+        const char *uuid = s_str (domain, "uuid");
+        const char *power = s_str (domain, "power_state");
+        if (uuid && power && zv_power_state_from_name (power) >= 0)
+            json_object_set_new (sync.domains, uuid, json_string (power));
+    }
+    zv_status_t status = zv_store_scan (txn, ZV_TABLE_INSTANCES, "", s_sync_visit, &sync);
+    json_t *change;
+    json_array_foreach (sync.changed, index, change) {
+        const char *uuid = s_str (change, "uuid");
+        if (strcmp (s_str (change, "vm_state"), "building") == 0)
+            status = s_fail_build (self, txn, uuid, json_object_get (change, "expected"), ZV_EIO,
+                                   "Build was interrupted by a service restart before the domain existed");
+        else
+            status = zv_store_instance_cas (txn, uuid, json_object_get (change, "expected"),
+                                            json_object_get (change, "changes"), NULL, errbuf, errlen);
+        if (status != ZV_OK && status != ZV_ECONFLICT)
+            break;
+        status = ZV_OK;
+        zv_info (ACTOR, NULL, "sync %s: instance %s reconciled with its hypervisor", sync.host, uuid);
+    }
+    json_t *orphans = json_array ();
+    const char *uuid;
+    json_t *power;
+    json_object_foreach (sync.domains, uuid, power)
+        if (!json_object_get (sync.seen, uuid))
+            json_array_append_new (orphans, json_string (uuid));
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o, s:o}", "terminate", sync.terminate, "orphans", orphans);
+    else {
+        json_decref (sync.terminate);
+        json_decref (orphans);
+    }
+    json_decref (sync.domains);
+    json_decref (sync.seen);
+    json_decref (sync.changed);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  Hosts, services, hypervisors
+
+static json_t *
+s_compute_service (self_t *self, zv_txn_t *txn, const char *host)
+{
+    (void) self;
+    char key [400];
+    snprintf (key, sizeof key, "compute/%s", host);
+    json_t *service = NULL;
+    zv_store_get (txn, ZV_TABLE_SERVICES, key, &service);
+    return service;
+}
+
+//  A node record as the hypervisor API shows it (takes node).
+static json_t *
+s_hypervisor_view (self_t *self, zv_txn_t *txn, json_t *node)
+{
+    json_t *service = s_compute_service (self, txn, s_str (node, "host"));
+    json_object_set_new (node, "state", json_string (s_service_up (self, service) ? "up" : "down"));
+    json_object_set_new (node, "status", json_string (
+        json_is_true (json_object_get (service, "disabled")) ? "disabled" : "enabled"));
+    json_decref (service);
+    json_object_del (node, "_rv");
+    return node;
+}
+
+static zv_status_t
+s_host_states (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    json_t *hosts = s_collect (self, txn, ZV_TABLE_NODES, NULL, NULL);
+    size_t index;
+    json_t *node;
+    json_array_foreach (hosts, index, node)
+        s_hypervisor_view (self, txn, node);
+    call->reply = json_pack ("{s:I, s:o}", "generation", (json_int_t) self->generation, "hosts", hosts);
+    return ZV_OK;
+}
+
+static bool
+s_service_keep (self_t *self, json_t *rec, void *arg)
+{
+    const zv_msg_t *msg = (const zv_msg_t *) arg;
+    const char *binary = zv_msg_get_str (msg, "binary");
+    const char *host = zv_msg_get_str (msg, "host");
+    if (binary && strcmp (binary, s_str (rec, "binary")) != 0)
+        return false;
+    if (host && strcmp (host, s_str (rec, "host")) != 0)
+        return false;
+    json_object_set_new (rec, "state", json_string (s_service_up (self, rec) ? "up" : "down"));
+    json_object_set_new (rec, "status", json_string (
+        json_is_true (json_object_get (rec, "disabled")) ? "disabled" : "enabled"));
+    return true;
+}
+
+static zv_status_t
+s_service_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    call->reply = json_pack ("{s:o}", "services",
+                             s_collect (self, txn, ZV_TABLE_SERVICES, s_service_keep, (void *) call->msg));
+    return ZV_OK;
+}
+
+static zv_status_t
+s_hypervisor_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    s_host_states (self, txn, call, errbuf, errlen);
+    json_t *hosts = json_incref (json_object_get (call->reply, "hosts"));
+    json_decref (call->reply);
+    call->reply = json_pack ("{s:o}", "hypervisors", hosts);
+    return ZV_OK;
+}
+
+static zv_status_t
+s_hypervisor_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const char *ref = zv_msg_get_str (call->msg, "ref");
+    json_t *node = NULL;
+    if (zv_store_get (txn, ZV_TABLE_NODES, ref, &node) != ZV_OK) {
+        json_t *all = s_collect (self, txn, ZV_TABLE_NODES, NULL, NULL);
+        size_t index;
+        json_t *item;
+        json_array_foreach (all, index, item)
+            if (s_str (item, "id") && strcmp (s_str (item, "id"), ref) == 0)
+                node = json_incref (item);
+        json_decref (all);
+    }
+    if (!node) {
+        snprintf (errbuf, errlen, "Hypervisor %s could not be found.", ref);
+        return ZV_ENOTFOUND;
+    }
+    call->reply = json_pack ("{s:o}", "hypervisor", s_hypervisor_view (self, txn, node));
+    return ZV_OK;
+}
+
+//  ---------------------------------------------------------------------
+//  The dispatch table: every type the conductor serves, and its handler.
+
+typedef struct {
+    const char *type;
+    s_handler_fn *handler;
+} s_route_t;
+
+static const s_route_t s_routes [] = {
+    { "conductor.service_heartbeat",  s_service_heartbeat },
+    { "conductor.flavor_create",      s_flavor_create },
+    { "conductor.flavor_list",        s_flavor_list },
+    { "conductor.flavor_show",        s_flavor_show },
+    { "conductor.flavor_delete",      s_flavor_delete },
+    { "conductor.image_create",       s_image_create },
+    { "conductor.image_upload",       s_image_upload },
+    { "conductor.image_list",         s_image_list },
+    { "conductor.image_show",         s_image_show },
+    { "conductor.image_delete",       s_image_delete },
+    { "conductor.server_create",      s_server_create },
+    { "conductor.server_list",        s_server_list },
+    { "conductor.server_show",        s_server_show },
+    { "conductor.server_delete",      s_server_delete },
+    { "conductor.server_events",      s_server_events },
+    { "conductor.service_list",       s_service_list },
+    { "conductor.hypervisor_list",    s_hypervisor_list },
+    { "conductor.hypervisor_show",    s_hypervisor_show },
+    { "conductor.instance_update",    s_instance_update },
+    { "conductor.instance_destroyed", s_instance_destroyed },
+    { "conductor.compute_sync",       s_compute_sync },
+    { "conductor.host_states",        s_host_states },
+    { NULL, NULL }
+};
+
+static s_handler_fn *
+s_route (const char *type)
+{
+    for (const s_route_t *route = s_routes; route->type; route++)
+        if (strcmp (route->type, type) == 0)
+            return route->handler;
+    return NULL;
+}
+
+typedef struct {
+    s_handler_fn *handler;
+    s_call_t *call;
+} s_run_t;
+
+static zv_status_t
+s_run (self_t *self, zv_txn_t *txn, void *arg, char *errbuf, size_t errlen)
+{
+    s_run_t *run = (s_run_t *) arg;
+    return run->handler (self, txn, run->call, errbuf, errlen);
+}
+
+//  Serve one message inside the current batch.
+static void
+s_serve (self_t *self, zv_msg_t *msg)
+{
+    char describe [512];
+    if (zv_msg_is_reply (msg)) {
+        if (!zv_rpc_dispatch (self->rpc, msg, self))
+            zv_debug (ACTOR, zv_msg_rq (msg), "late reply dropped: %s", zv_msg_describe (msg, describe, sizeof describe));
+        return;
+    }
+    if (zv_msg_status (msg) != ZV_OK) {
+        zv_warning (ACTOR, zv_msg_rq (msg), "bad message: %s (%s)", zv_msg_error_text (msg),
+                    zv_msg_describe (msg, describe, sizeof describe));
+        zv_msg_t *error = zv_msg_error (msg, zv_msg_status (msg), "%s", zv_msg_error_text (msg));
+        s_out (self, &error);
+        return;
+    }
+    s_handler_fn *handler = s_route (zv_msg_type (msg));
+    if (!handler) {
+        zv_warning (ACTOR, zv_msg_rq (msg), "message type %s is not served by the conductor", zv_msg_type (msg));
+        zv_msg_t *error = zv_msg_error (msg, ZV_EINVAL, "message type '%s' is not served by the conductor",
+                                        zv_msg_type (msg));
+        s_out (self, &error);
+        return;
+    }
+    char errbuf [1024] = "";
+    s_call_t call = { msg, NULL, ZV_OK, "" };
+    s_run_t run = { handler, &call };
+    zv_status_t status = s_nested (self, s_run, &run, errbuf, sizeof errbuf);
+    if (status == ZV_OK && call.error != ZV_OK) {
+        status = call.error;
+        snprintf (errbuf, sizeof errbuf, "%s", call.errtext);
+    }
+    if (zv_msg_def (msg) && zv_msg_def (msg)->kind == ZV_MSG_CAST) {
+        json_decref (call.reply);
+        return;
+    }
+    zv_msg_t *reply;
+    if (status == ZV_OK) {
+        reply = zv_msg_reply (msg);
+        json_t *body = call.reply ? call.reply : json_object ();
+        zv_msg_set_body (reply, &body);
+    }
+    else {
+        json_decref (call.reply);
+        if (!*errbuf)
+            snprintf (errbuf, sizeof errbuf, "%s failed (%s)", zv_msg_type (msg), zv_status_name (status));
+        zv_info (ACTOR, zv_msg_rq (msg), "%s: %s", zv_msg_type (msg), errbuf);
+        reply = zv_msg_error (msg, status, "%s", errbuf);
+    }
+    zv_msg_set_src (reply, ACTOR);
+    s_out (self, &reply);
+}
+
+//  ---------------------------------------------------------------------
+//  Recovery and housekeeping
+
+//  Instances whose transition must be finished or failed: builds that never
+//  reached a host (at start), builds stuck past build_timeout, deletes of
+//  instances without a host.
+typedef struct {
+    self_t *self;
+    bool at_start;
+    json_t *fail_build;             //  [uuid]
+    json_t *finish_delete;          //  [uuid]
+    json_t *retry_delete;           //  [uuid]
+} s_sweep_t;
+
+static bool
+s_sweep_visit (const char *key, json_t *rec, void *arg)
+{
+    s_sweep_t *sweep = (s_sweep_t *) arg;
+    if (json_is_true (json_object_get (rec, "deleted")))
+        return true;
+    const char *task = s_str (rec, "task_state");
+    const char *host = s_str (rec, "host");
+    bool has_host = host && *host;
+    int64_t age_ms = zv_now_ms () - s_int (rec, "updated_ms");
+    bool stuck = age_ms > (int64_t) sweep->self->cfg.build_timeout_s * 1000;
+    if (!task)
+        return true;
+    if (strcmp (s_str (rec, "vm_state"), "building") == 0) {
+        if ((sweep->at_start && !has_host) || stuck)
+            json_array_append_new (sweep->fail_build, json_string (key));
+    }
+    else
+    if (strcmp (task, "deleting") == 0) {
+        if (!has_host)
+            json_array_append_new (sweep->finish_delete, json_string (key));
+        else
+        if (stuck)
+            json_array_append_new (sweep->retry_delete, json_string (key));
+    }
+    return true;
+}
+
+static void
+s_sweep (self_t *self, bool at_start)
+{
+    s_sweep_t sweep = { self, at_start, json_array (), json_array (), json_array () };
+    zv_txn_t *txn = s_batch_txn (self);
+    if (!txn)
+        return;
+    zv_txn_t *read = zv_txn_begin (self->store, txn, true);
+    if (read) {
+        zv_store_scan (read, ZV_TABLE_INSTANCES, "", s_sweep_visit, &sweep);
+        zv_txn_abort (&read);
+    }
+    size_t index;
+    json_t *uuid;
+    json_t *building = json_pack ("[s,s,s,s]", "scheduling", "networking", "block_device_mapping", "spawning");
+    json_array_foreach (sweep.fail_build, index, uuid) {
+        zv_txn_t *child = zv_txn_begin (self->store, txn, true);
+        const char *why = at_start ? "Build was interrupted by a conductor restart before reaching a host"
+                                   : "Build timed out";
+        if (child && s_fail_build (self, child, json_string_value (uuid), building, ZV_ETIMEOUT, why) == ZV_OK)
+            zv_txn_commit (&child);
+        else
+            zv_txn_abort (&child);
+    }
+    json_decref (building);
+    json_array_foreach (sweep.finish_delete, index, uuid) {
+        char errbuf [512];
+        zv_txn_t *child = zv_txn_begin (self->store, txn, true);
+        json_t *actions = child ? zv_store_action_list (child, json_string_value (uuid)) : NULL;
+        const char *rq = NULL;
+        size_t at;
+        json_t *action;
+        json_array_foreach (actions, at, action)
+            if (json_is_null (json_object_get (action, "finish_time")))
+                rq = s_str (action, "request_id");
+        if (child && s_finish_delete (self, child, json_string_value (uuid), rq, errbuf, sizeof errbuf) == ZV_OK)
+            zv_txn_commit (&child);
+        else
+            zv_txn_abort (&child);
+        json_decref (actions);
+    }
+    //  A delete stuck on a live host is asked again; on a dead host it is
+    //  finished here (the domain is reaped when the host comes back).
+    json_array_foreach (sweep.retry_delete, index, uuid) {
+        char errbuf [512];
+        zv_txn_t *child = zv_txn_begin (self->store, txn, true);
+        json_t *rec = NULL;
+        if (child && zv_store_get (child, ZV_TABLE_INSTANCES, json_string_value (uuid), &rec) == ZV_OK) {
+            json_t *service = s_compute_service (self, child, s_str (rec, "host"));
+            json_t *actions = zv_store_action_list (child, json_string_value (uuid));
+            const char *rq = NULL;
+            size_t at;
+            json_t *action;
+            json_array_foreach (actions, at, action)
+                if (json_is_null (json_object_get (action, "finish_time")))
+                    rq = s_str (action, "request_id");
+            zv_status_t status = s_service_up (self, service)
+                ? s_start_terminate (self, child, rec, rq, errbuf, sizeof errbuf)
+                : s_finish_delete (self, child, json_string_value (uuid), rq, errbuf, sizeof errbuf);
+            //  Bump updated so a retried delete waits another build_timeout.
+            json_t *touch = json_object ();
+            if (status == ZV_OK)
+                status = zv_store_instance_cas (child, json_string_value (uuid), NULL, touch, NULL, errbuf, sizeof errbuf);
+            json_decref (touch);
+            json_decref (actions);
+            json_decref (service);
+            if (status == ZV_OK)
+                zv_txn_commit (&child);
+            else
+                zv_txn_abort (&child);
+        }
+        else
+            zv_txn_abort (&child);
+        json_decref (rec);
+    }
+    json_decref (sweep.fail_build);
+    json_decref (sweep.finish_delete);
+    json_decref (sweep.retry_delete);
+}
+
+static void
+s_record_own_service (self_t *self)
+{
+    zv_msg_t *beat = zv_msg_new ("conductor.service_heartbeat");
+    json_t *body = json_pack ("{s:s, s:s, s:i}", "binary", "conductor", "host", self->cfg.host,
+                              "report_interval", self->cfg.report_interval_s);
+    zv_msg_set_body (beat, &body);
+    zv_msg_set_routing_str (beat, "conductor.self");
+    char errbuf [256];
+    s_call_t call = { beat, NULL, ZV_OK, "" };
+    s_run_t run = { s_service_heartbeat, &call };
+    s_nested (self, s_run, &run, errbuf, sizeof errbuf);
+    json_decref (call.reply);
+    zv_msg_destroy (&beat);
+}
+
+static int
+s_housekeeping (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    self_t *self = (self_t *) arg;
+    s_batch_begin (self);
+    s_record_own_service (self);
+    s_sweep (self, false);
+    s_flush_waiting (self);
+    s_batch_end (self);
+    return 0;
+}
+
+static int
+s_expire (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    self_t *self = (self_t *) arg;
+    s_batch_begin (self);
+    zv_rpc_expire (self->rpc, self);
+    if (zlistx_size (self->waiting))
+        s_flush_waiting (self);
+    s_batch_end (self);
+    return 0;
+}
+
+//  The group commit: drain up to group_commit_max messages into one batch.
+static int
+s_router_readable (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    self_t *self = (self_t *) arg;
+    s_batch_begin (self);
+    bool scheduler_seen = false;
+    for (int count = 0; count < self->cfg.group_commit_max && (zsock_events (router) & ZMQ_POLLIN); count++) {
+        zv_msg_t *msg = zv_msg_recv (router);
+        if (!msg)
+            break;
+        scheduler_seen |= strcmp (zv_msg_type (msg), "conductor.service_heartbeat") == 0
+                       && zv_msg_get_str (msg, "binary")
+                       && strcmp (zv_msg_get_str (msg, "binary"), "scheduler") == 0;
+        s_serve (self, msg);
+        zv_msg_destroy (&msg);
+    }
+    if (scheduler_seen && zlistx_size (self->waiting))
+        s_flush_waiting (self);
+    s_batch_end (self);
+    return 0;
+}
+
+static int
+s_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void) loop;
+    (void) arg;
+    char *command = zstr_recv (pipe);
+    int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
+    zstr_free (&command);
+    return rc;
+}
+
+static void
+s_destroy (self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy (&self->loop);
+    zv_rpc_destroy (&self->rpc);
+    zsock_destroy (&self->router);
+    zv_store_destroy (&self->store);
+    zhashx_destroy (&self->schedulers);
+    s_job_t *job;
+    while (self->waiting && (job = (s_job_t *) zlistx_detach (self->waiting, NULL)))
+        s_job_destroy (&job);
+    zlistx_destroy (&self->waiting);
+    zlistx_destroy (&self->outbox);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_free_int64 (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+void
+zv_conductor_actor (zsock_t *pipe, void *args)
+{
+    const zv_actor_args_t *actor_args = (const zv_actor_args_t *) args;
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    self->cfg = actor_args->config;
+    self->pipe = pipe;
+    self->rpc = zv_rpc_new ();
+    self->schedulers = zhashx_new ();
+    zhashx_set_destructor (self->schedulers, s_free_int64);
+    self->waiting = zlistx_new ();
+    self->outbox = zlistx_new ();
+    zv_uuid_new (self->epoch);
+    self->started_ms = zv_now_ms ();
+    self->generation = zv_now_ms ();    //  grows across restarts
+
+    char path [1100], errbuf [512];
+    snprintf (path, sizeof path, "%s/store", self->cfg.state_path);
+    snprintf (self->images_dir, sizeof self->images_dir, "%s/images", self->cfg.state_path);
+    if (zsys_dir_create ("%s", self->images_dir) != 0) {
+        zv_error (ACTOR, NULL, "cannot create %s: %s", self->images_dir, strerror (errno));
+        goto failed;
+    }
+    self->store = zv_store_open (path, (size_t) self->cfg.store_map_size_mb, errbuf, sizeof errbuf);
+    if (!self->store) {
+        zv_error (ACTOR, NULL, "cannot open the store: %s", errbuf);
+        goto failed;
+    }
+    if (sodium_init () < 0) {
+        zv_error (ACTOR, NULL, "cannot initialise libsodium");
+        goto failed;
+    }
+    self->router = zsock_new (ZMQ_ROUTER);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_router_handover (self->router, 1);
+    zsock_set_maxmsgsize (self->router, ZV_MSG_MAX_WIRE);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_linger (self->router, 0);
+    if (zsock_bind (self->router, "%s", actor_args->conductor_endpoint) < 0) {
+        zv_error (ACTOR, NULL, "cannot bind %s: %s", actor_args->conductor_endpoint, zmq_strerror (zmq_errno ()));
+        goto failed;
+    }
+    //  Finish what a previous run left in flight before serving anyone.
+    s_batch_begin (self);
+    s_record_own_service (self);
+    s_sweep (self, true);
+    s_batch_end (self);
+    zv_info (ACTOR, NULL, "serving %s (store %s, epoch %s)", actor_args->conductor_endpoint, path, self->epoch);
+
+    self->loop = zloop_new ();
+    zloop_set_nonstop (self->loop, true);
+    zloop_reader (self->loop, pipe, s_pipe_readable, self);
+    zloop_reader (self->loop, self->router, s_router_readable, self);
+    zloop_timer (self->loop, 100, 0, s_expire, self);
+    zloop_timer (self->loop, (size_t) self->cfg.housekeeping_interval_s * 1000, 0, s_housekeeping, self);
+    zsock_signal (pipe, 0);
+    zloop_start (self->loop);
+    s_destroy (&self);
+    return;
+
+failed:
+    //  zactor_new ignores the handshake's status: say FAILED on the pipe,
+    //  which zovad watches.
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, "FAILED");
+    s_destroy (&self);
+    //  Wait for $TERM so zactor_destroy does not block on a dead pipe.
+    char *command = zstr_recv (pipe);
+    zstr_free (&command);
+}

@@ -1,0 +1,173 @@
+/*  zv_config.c: INI parsing (inih) into zv_config_t.
+
+    One table lists every key: section, name, type, where it goes, and its
+    bounds.  Defaults, parsing and validation all read that table, so a new
+    key is one row (plus its line in config/zova.conf.sample).               */
+
+#include "zv_config.h"
+#include <assert.h>
+#include <errno.h>
+#include <stddef.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { S_STR, S_INT, S_DOUBLE, S_KIND_COUNT } s_kind_t;
+
+typedef struct {
+    const char *section;
+    const char *name;
+    s_kind_t kind;
+    size_t offset;
+    size_t size;                    //  S_STR: buffer size
+    const char *dflt;
+    double min, max;                //  S_INT / S_DOUBLE bounds
+} s_key_t;
+
+#define STR(sec, key, field, d) \
+    { sec, key, S_STR, offsetof (zv_config_t, field), sizeof (((zv_config_t *) 0)->field), d, 0, 0 }
+#define INT(sec, key, field, d, lo, hi) \
+    { sec, key, S_INT, offsetof (zv_config_t, field), sizeof (int), d, lo, hi }
+#define DBL(sec, key, field, d, lo, hi) \
+    { sec, key, S_DOUBLE, offsetof (zv_config_t, field), sizeof (double), d, lo, hi }
+
+static const s_key_t s_keys [] = {
+    STR ("DEFAULT", "host", host, ""),
+    STR ("DEFAULT", "state_path", state_path, "./var"),
+    STR ("DEFAULT", "log_level", log_level, "info"),
+    INT ("DEFAULT", "report_interval", report_interval_s, "10", 1, 3600),
+    INT ("DEFAULT", "service_down_time", service_down_time_s, "60", 1, 86400),
+    STR ("api", "endpoint", api_endpoint, ZV_DEFAULT_API_ENDPOINT),
+    INT ("api", "request_timeout", api_request_timeout_s, "30", 1, 3600),
+    STR ("api", "default_project", default_project, "admin"),
+    STR ("conductor", "endpoint", conductor_endpoint, ZV_DEFAULT_CONDUCTOR_ENDPOINT),
+    INT ("conductor", "store_map_size_mb", store_map_size_mb, "4096", 1, 1048576),
+    INT ("conductor", "group_commit_max", group_commit_max, "256", 1, 65536),
+    INT ("conductor", "build_timeout", build_timeout_s, "600", 1, 86400),
+    INT ("conductor", "housekeeping_interval", housekeeping_interval_s, "10", 1, 3600),
+    INT ("conductor", "rpc_timeout", rpc_timeout_s, "30", 1, 3600),
+    INT ("scheduler", "host_refresh_interval_ms", host_refresh_interval_ms, "1000", 10, 3600000),
+    INT ("scheduler", "max_attempts", max_attempts, "3", 1, 100),
+    STR ("scheduler", "enabled_filters", enabled_filters, "ComputeFilter,CoreFilter,RamFilter,DiskFilter"),
+    DBL ("scheduler", "ram_weight_multiplier", ram_weight_multiplier, "1.0", -1000, 1000),
+    DBL ("compute", "cpu_allocation_ratio", cpu_allocation_ratio, "4.0", 0.0001, 1000),
+    DBL ("compute", "ram_allocation_ratio", ram_allocation_ratio, "1.0", 0.0001, 1000),
+    DBL ("compute", "disk_allocation_ratio", disk_allocation_ratio, "1.0", 0.0001, 1000),
+    INT ("compute", "reserved_host_memory_mb", reserved_host_memory_mb, "512", 0, 16777216),
+    INT ("compute", "reserved_host_disk_mb", reserved_host_disk_mb, "0", 0, INT_MAX),
+    INT ("compute", "local_gb", local_gb, "0", 0, 1048576),
+    STR ("compute", "instances_path", instances_path, ""),
+    INT ("compute", "sync_power_state_interval", sync_power_state_interval_s, "600", 1, 86400),
+    STR ("libvirt", "connection_uri", connection_uri, "test:///default"),
+    STR ("libvirt", "virt_type", virt_type, "auto"),
+};
+#define S_KEY_COUNT (sizeof (s_keys) / sizeof (s_keys [0]))
+
+typedef struct {
+    zv_config_t *config;
+    const char *path;
+    char *errbuf;
+    size_t errlen;
+    bool failed;
+} s_load_t;
+
+static zv_status_t
+s_set (zv_config_t *config, const s_key_t *key, const char *value, char *errbuf, size_t errlen)
+{
+    char *field = (char *) config + key->offset;
+    char *end = NULL;
+    switch (key->kind) {
+        case S_STR:
+            if (strlen (value) >= key->size) {
+                snprintf (errbuf, errlen, "[%s] %s: value longer than %zu bytes",
+                          key->section, key->name, key->size - 1);
+                return ZV_EINVAL;
+            }
+            strcpy (field, value);
+            return ZV_OK;
+        case S_INT: {
+            errno = 0;
+            long long number = strtoll (value, &end, 10);
+            if (errno || end == value || *end || number < key->min || number > key->max) {
+                snprintf (errbuf, errlen, "[%s] %s: '%s' is not an integer in [%.0f, %.0f]",
+                          key->section, key->name, value, key->min, key->max);
+                return ZV_EINVAL;
+            }
+            *(int *) field = (int) number;
+            return ZV_OK;
+        }
+        case S_DOUBLE: {
+            errno = 0;
+            double number = strtod (value, &end);
+            if (errno || end == value || *end || number < key->min || number > key->max) {
+                snprintf (errbuf, errlen, "[%s] %s: '%s' is not a number in [%g, %g]",
+                          key->section, key->name, value, key->min, key->max);
+                return ZV_EINVAL;
+            }
+            *(double *) field = number;
+            return ZV_OK;
+        }
+        case S_KIND_COUNT:
+            break;
+    }
+    return ZV_EINTERNAL;
+}
+
+void
+zv_config_defaults (zv_config_t *config)
+{
+    memset (config, 0, sizeof (*config));
+    char errbuf [256];
+    for (size_t index = 0; index < S_KEY_COUNT; index++) {
+        zv_status_t status = s_set (config, &s_keys [index], s_keys [index].dflt, errbuf, sizeof errbuf);
+        assert (status == ZV_OK);
+        (void) status;
+    }
+    if (gethostname (config->host, sizeof (config->host) - 1) != 0 || !*config->host)
+        strcpy (config->host, "localhost");
+}
+
+static int
+s_handler (void *arg, const char *section, const char *name, const char *value)
+{
+    s_load_t *load = (s_load_t *) arg;
+    if (load->failed)
+        return 0;
+    for (size_t index = 0; index < S_KEY_COUNT; index++) {
+        const s_key_t *key = &s_keys [index];
+        if (strcmp (key->section, section) == 0 && strcmp (key->name, name) == 0) {
+            char reason [512];
+            if (s_set (load->config, key, value, reason, sizeof reason) != ZV_OK) {
+                snprintf (load->errbuf, load->errlen, "%s: %s", load->path, reason);
+                load->failed = true;
+                return 0;
+            }
+            return 1;
+        }
+    }
+    zv_warning ("config", NULL, "%s: unknown key [%s] %s (ignored)", load->path, section, name);
+    return 1;
+}
+
+zv_status_t
+zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errlen)
+{
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        snprintf (errbuf, errlen, "cannot open config %s: %s", path, strerror (errno));
+        return ZV_ENOTFOUND;
+    }
+    s_load_t load = { config, path, errbuf, errlen, false };
+    int line = ini_parse_file (file, s_handler, &load);
+    fclose (file);
+    if (load.failed)
+        return ZV_EINVAL;
+    if (line != 0) {
+        snprintf (errbuf, errlen, "%s:%d: syntax error", path, line);
+        return ZV_EINVAL;
+    }
+    return ZV_OK;
+}

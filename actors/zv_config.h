@@ -1,0 +1,63 @@
+/*  zv_config.h: zova's configuration, one INI file for every process.
+
+    The same file format serves zovad all and each process of a cluster, as
+    nova.conf does: [DEFAULT] for what every actor shares (host name, state
+    path, heartbeat timing), then one section per actor and [libvirt].  Every
+    key, its default and why is documented in config/zova.conf.sample; the
+    defaults here are the only source of those values.  Unknown keys are
+    reported as warnings (a typo must not go unnoticed), bad values as errors. */
+
+#ifndef ZV_CONFIG_H
+#define ZV_CONFIG_H
+
+#include "../common/zv_common.h"
+
+#define ZV_DEFAULT_API_ENDPOINT       "tcp://127.0.0.1:5774"
+#define ZV_DEFAULT_CONDUCTOR_ENDPOINT "tcp://127.0.0.1:5775"
+#define ZV_INPROC_CONDUCTOR_ENDPOINT  "inproc://zova-conductor"
+
+typedef struct {
+    //  [DEFAULT]
+    char host [256];                //  this process's host name (compute: the hypervisor host)
+    char state_path [1024];         //  where the conductor keeps the store and images
+    char log_level [16];
+    int report_interval_s;          //  heartbeat period of every service
+    int service_down_time_s;        //  heartbeat age after which a service is down
+    //  [api]
+    char api_endpoint [256];        //  bound by the api; the CLI connects here
+    int api_request_timeout_s;      //  how long the api waits for the conductor
+    char default_project [64];      //  project of requests until the api authenticates
+    //  [conductor]
+    char conductor_endpoint [256];  //  bound by the conductor; every other actor connects
+    int store_map_size_mb;
+    int group_commit_max;           //  requests batched into one synced commit
+    int build_timeout_s;            //  a build not finished after this goes to ERROR
+    int housekeeping_interval_s;    //  how often stuck transitions are looked for
+    int rpc_timeout_s;              //  conductor -> scheduler calls
+    //  [scheduler]
+    int host_refresh_interval_ms;   //  how often the scheduler refreshes host states
+    int max_attempts;               //  hosts tried for one build (first + alternates)
+    char enabled_filters [512];
+    double ram_weight_multiplier;
+    //  [compute]
+    double cpu_allocation_ratio;
+    double ram_allocation_ratio;
+    double disk_allocation_ratio;
+    int reserved_host_memory_mb;
+    int reserved_host_disk_mb;
+    int local_gb;                   //  0: measured from the instances path
+    char instances_path [1024];     //  empty: <state_path>/instances
+    int sync_power_state_interval_s;
+    //  [libvirt]
+    char connection_uri [1024];
+    char virt_type [16];            //  kvm|qemu|auto
+} zv_config_t;
+
+//  Fill config with the built-in defaults (host = this machine's name).
+void zv_config_defaults (zv_config_t *config);
+//  Load path over the defaults.  ZV_OK, or ZV_ENOTFOUND / ZV_EINVAL with a
+//  message naming the file, line and key.
+zv_status_t zv_config_load (zv_config_t *config, const char *path,
+                            char *errbuf, size_t errlen);
+
+#endif

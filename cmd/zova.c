@@ -1,0 +1,2245 @@
+/*  zova.c: the zova command line client.
+
+    zova talks to the api actor the way the openstack client talks to Nova:
+    one request per operation on a resource, the reply printed as an
+    openstack-style table for people or as JSON for scripts.
+
+    Design.  Single threaded, one DEALER socket connected to the api endpoint
+    and one poller on it.  Every request is a zv_msg with src "cli" and a
+    deadline; its reply is matched by "re" == the request's id, and anything
+    else that arrives (a late answer to a request we already gave up on) is
+    dropped.  Nothing ever waits without a deadline, so a missing daemon is a
+    clean error after --timeout seconds, never a hang.  Independent requests
+    (polling many servers, deleting several) are pipelined through a window of
+    ZOVA_WINDOW requests, so neither side's high-water mark drops messages.
+    Image bytes go one 1 MiB payload frame at a time, each waiting for its
+    reply: that round trip is the flow control.
+
+    The command line is table driven: s_commands has one row per command (its
+    words, request type, resource, options and the body key each option
+    fills, positional arguments, handler); s_resources has one row per kind
+    of record (reply keys, list columns, how it is flattened for scripts).
+    Output is built in memory once and written with one fwrite, so listing
+    ten thousand servers costs a few milliseconds, not a write per cell.     */
+
+#include <czmq.h>
+#include <jansson.h>
+#include <ini.h>
+#include <sodium.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/zv_common.h"
+#include "../proto/zv_msg.h"
+
+#define ZOVA_VERSION            "0.1.0"
+#define ZOVA_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5774"
+#define ZOVA_DEFAULT_TIMEOUT_S  30.0
+#define ZOVA_MAX_TIMEOUT_S      86400.0     //  keeps milliseconds well inside an int
+#define ZOVA_DEFAULT_WAIT_S     600
+#define ZOVA_IMAGE_CHUNK        (1024 * 1024)
+#define ZOVA_POLL_INTERVAL_MS   100
+//  Requests in flight at once: far below ZeroMQ's default HWM of 1000, so
+//  the api's ROUTER never has to drop a reply to us.
+#define ZOVA_WINDOW             256
+#define ZOVA_MAX_WORDS          3
+#define ZOVA_BAR_WIDTH          20
+
+//  Exit statuses: success, failure, bad usage.
+#define ZOVA_EXIT_OK            0
+#define ZOVA_EXIT_FAIL          1
+#define ZOVA_EXIT_USAGE         2
+//  Returned by the parser when the command should run.
+#define ZOVA_RUN                (-1)
+
+
+//  ---------------------------------------------------------------------
+//  Messages to the user
+
+static void s_fail (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+static void
+s_fail (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fputs ("zova: ", stderr);
+    vfprintf (stderr, format, args);
+    fputc ('\n', stderr);
+    va_end (args);
+}
+
+//  A command line tool has nothing to save when memory runs out: say so once
+//  and stop, rather than thread an error through every append.
+static void
+s_out_of_memory (void)
+{
+    fputs ("zova: out of memory\n", stderr);
+    exit (ZOVA_EXIT_FAIL);
+}
+
+
+//  ---------------------------------------------------------------------
+//  A growable byte buffer: all output is built in one and written at once.
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} strbuf_t;
+
+static void
+s_buf_reserve (strbuf_t *self, size_t more)
+{
+    if (self->len + more + 1 <= self->cap)
+        return;
+    size_t cap = self->cap ? self->cap : 4096;
+    while (cap < self->len + more + 1)
+        cap *= 2;
+    char *data = realloc (self->data, cap);
+    if (!data)
+        s_out_of_memory ();
+    self->data = data;
+    self->cap = cap;
+}
+
+static void
+s_buf_add (strbuf_t *self, const char *text, size_t len)
+{
+    s_buf_reserve (self, len);
+    memcpy (self->data + self->len, text, len);
+    self->len += len;
+    self->data [self->len] = '\0';
+}
+
+static void
+s_buf_puts (strbuf_t *self, const char *text)
+{
+    s_buf_add (self, text, strlen (text));
+}
+
+static void
+s_buf_fill (strbuf_t *self, char c, size_t count)
+{
+    s_buf_reserve (self, count);
+    memset (self->data + self->len, c, count);
+    self->len += count;
+    self->data [self->len] = '\0';
+}
+
+static void s_buf_printf (strbuf_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+static void
+s_buf_printf (strbuf_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char small [64];
+    int len = vsnprintf (small, sizeof small, format, args);
+    va_end (args);
+    if (len < 0)
+        return;
+    if ((size_t) len < sizeof small) {
+        s_buf_add (self, small, (size_t) len);
+        return;
+    }
+    s_buf_reserve (self, (size_t) len);
+    va_start (args, format);
+    vsnprintf (self->data + self->len, (size_t) len + 1, format, args);
+    va_end (args);
+    self->len += (size_t) len;
+}
+
+static void
+s_buf_free (strbuf_t *self)
+{
+    free (self->data);
+    memset (self, 0, sizeof *self);
+}
+
+//  Write the whole buffer to stdout; 0 or -1 (reported).
+static int
+s_buf_write (const strbuf_t *self)
+{
+    if (self->len && fwrite (self->data, 1, self->len, stdout) != self->len) {
+        s_fail ("cannot write the output: %s", strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Values as text, the way the openstack client shows them
+
+static void
+s_buf_json_compact (strbuf_t *buf, const json_t *value)
+{
+    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        s_out_of_memory ();
+    s_buf_puts (buf, text);
+    free (text);
+}
+
+//  A scalar as a cell: null is "None" and booleans "True"/"False", as in
+//  the openstack client.
+static void
+s_buf_scalar (strbuf_t *buf, const json_t *value)
+{
+    switch (json_typeof (value)) {
+        case JSON_STRING:
+            s_buf_add (buf, json_string_value (value), json_string_length (value));
+            break;
+        case JSON_INTEGER:
+            s_buf_printf (buf, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
+            break;
+        case JSON_REAL:
+            s_buf_printf (buf, "%g", json_real_value (value));
+            break;
+        case JSON_TRUE:
+            s_buf_puts (buf, "True");
+            break;
+        case JSON_FALSE:
+            s_buf_puts (buf, "False");
+            break;
+        case JSON_NULL:
+            s_buf_puts (buf, "None");
+            break;
+        case JSON_OBJECT:
+        case JSON_ARRAY:
+            s_buf_json_compact (buf, value);
+            break;
+    }
+}
+
+static bool
+s_is_scalar (const json_t *value)
+{
+    return value && !json_is_object (value) && !json_is_array (value);
+}
+
+//  Any value as a cell.  Nested records read the way a person would write
+//  them: a reference {id, name} as "name (id)", a fault {message, ...} as its
+//  message, a map of scalars as k='v', a list of scalars comma separated;
+//  anything deeper as compact JSON.  An absent value is an empty cell.
+static void
+s_buf_value (strbuf_t *buf, json_t *value)
+{
+    if (!value)
+        return;
+    if (json_is_object (value)) {
+        json_t *message = json_object_get (value, "message");
+        json_t *name = json_object_get (value, "name");
+        json_t *id = json_object_get (value, "id");
+        if (json_is_string (message)) {
+            s_buf_scalar (buf, message);
+            return;
+        }
+        if (s_is_scalar (name) && s_is_scalar (id)) {
+            s_buf_scalar (buf, name);
+            s_buf_puts (buf, " (");
+            s_buf_scalar (buf, id);
+            s_buf_puts (buf, ")");
+            return;
+        }
+        const char *key;
+        json_t *member;
+        json_object_foreach (value, key, member) {
+            if (!s_is_scalar (member)) {
+                s_buf_json_compact (buf, value);
+                return;
+            }
+        }
+        bool first = true;
+        json_object_foreach (value, key, member) {
+            s_buf_printf (buf, "%s%s='", first ? "" : ", ", key);
+            s_buf_scalar (buf, member);
+            s_buf_puts (buf, "'");
+            first = false;
+        }
+        return;
+    }
+    if (json_is_array (value)) {
+        size_t i;
+        json_t *member;
+        json_array_foreach (value, i, member) {
+            if (!s_is_scalar (member)) {
+                s_buf_json_compact (buf, value);
+                return;
+            }
+        }
+        json_array_foreach (value, i, member) {
+            if (i)
+                s_buf_puts (buf, ", ");
+            s_buf_scalar (buf, member);
+        }
+        return;
+    }
+    s_buf_scalar (buf, value);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Tables: cells are appended row by row into one text buffer, column
+//  widths tracked as they go, then the box is rendered in one pass.
+
+typedef struct {
+    size_t ncols;
+    const char **heading;
+    size_t *width;          //  display width of each column
+    strbuf_t text;          //  every cell's text, back to back
+    size_t *end;            //  end offset in text of each cell
+    size_t *cell_width;     //  display width of each cell
+    size_t ncells;
+    size_t cap;
+} table_t;
+
+//  Display width of UTF-8 text: one column per code point, which is right
+//  for everything a name or an id holds short of wide CJK characters.
+static size_t
+s_utf8_width (const char *text, size_t len)
+{
+    size_t width = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char) text [i] & 0xC0) != 0x80)
+            width++;
+    return width;
+}
+
+static void
+s_table_init (table_t *self, size_t ncols, const char **heading)
+{
+    memset (self, 0, sizeof *self);
+    self->ncols = ncols;
+    self->heading = heading;
+    self->width = calloc (ncols, sizeof (size_t));
+    if (!self->width)
+        s_out_of_memory ();
+    for (size_t col = 0; col < ncols; col++)
+        self->width [col] = s_utf8_width (heading [col], strlen (heading [col]));
+}
+
+//  Start a cell: returns where its text begins.
+static size_t
+s_table_cell_begin (table_t *self)
+{
+    if (self->ncells == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 256;
+        self->end = realloc (self->end, self->cap * sizeof (size_t));
+        self->cell_width = realloc (self->cell_width, self->cap * sizeof (size_t));
+        if (!self->end || !self->cell_width)
+            s_out_of_memory ();
+    }
+    return self->text.len;
+}
+
+//  Finish a cell: control characters would break the box, so they become
+//  spaces; then the column grows to fit.
+static void
+s_table_cell_end (table_t *self, size_t start)
+{
+    char *text = self->text.data ? self->text.data + start : NULL;
+    size_t len = self->text.len - start;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) text [i] < 0x20 || text [i] == 0x7F)
+            text [i] = ' ';
+    size_t width = s_utf8_width (text, len);
+    size_t col = self->ncells % self->ncols;
+    if (width > self->width [col])
+        self->width [col] = width;
+    self->end [self->ncells] = self->text.len;
+    self->cell_width [self->ncells] = width;
+    self->ncells++;
+}
+
+static void
+s_table_value (table_t *self, json_t *value)
+{
+    size_t start = s_table_cell_begin (self);
+    s_buf_value (&self->text, value);
+    s_table_cell_end (self, start);
+}
+
+static void
+s_table_text (table_t *self, const char *text)
+{
+    size_t start = s_table_cell_begin (self);
+    s_buf_puts (&self->text, text);
+    s_table_cell_end (self, start);
+}
+
+static void
+s_table_row (strbuf_t *out, const table_t *self, const char *const *cell,
+             const size_t *len, const size_t *width)
+{
+    s_buf_add (out, "|", 1);
+    for (size_t col = 0; col < self->ncols; col++) {
+        s_buf_add (out, " ", 1);
+        s_buf_add (out, cell [col], len [col]);
+        s_buf_fill (out, ' ', self->width [col] - width [col] + 1);
+        s_buf_add (out, "|", 1);
+    }
+    s_buf_add (out, "\n", 1);
+}
+
+static void
+s_table_render (const table_t *self, strbuf_t *out)
+{
+    assert (self->ncells % self->ncols == 0);
+    size_t nrows = self->ncells / self->ncols;
+    size_t line = 2;
+    for (size_t col = 0; col < self->ncols; col++)
+        line += self->width [col] + 3;
+    s_buf_reserve (out, line * (nrows + 4));
+
+    strbuf_t rule = { 0 };
+    s_buf_add (&rule, "+", 1);
+    for (size_t col = 0; col < self->ncols; col++) {
+        s_buf_fill (&rule, '-', self->width [col] + 2);
+        s_buf_add (&rule, "+", 1);
+    }
+    s_buf_add (&rule, "\n", 1);
+
+    const char **cell = calloc (self->ncols, sizeof (char *));
+    size_t *len = calloc (self->ncols, sizeof (size_t));
+    size_t *width = calloc (self->ncols, sizeof (size_t));
+    if (!cell || !len || !width)
+        s_out_of_memory ();
+
+    s_buf_add (out, rule.data, rule.len);
+    for (size_t col = 0; col < self->ncols; col++) {
+        cell [col] = self->heading [col];
+        len [col] = strlen (self->heading [col]);
+        width [col] = s_utf8_width (cell [col], len [col]);
+    }
+    s_table_row (out, self, cell, len, width);
+    s_buf_add (out, rule.data, rule.len);
+    for (size_t row = 0; row < nrows; row++) {
+        for (size_t col = 0; col < self->ncols; col++) {
+            size_t i = row * self->ncols + col;
+            size_t start = i ? self->end [i - 1] : 0;
+            cell [col] = self->text.data + start;
+            len [col] = self->end [i] - start;
+            width [col] = self->cell_width [i];
+        }
+        s_table_row (out, self, cell, len, width);
+    }
+    if (nrows)
+        s_buf_add (out, rule.data, rule.len);
+    free (cell);
+    free (len);
+    free (width);
+    s_buf_free (&rule);
+}
+
+static void
+s_table_free (table_t *self)
+{
+    free (self->width);
+    free (self->end);
+    free (self->cell_width);
+    s_buf_free (&self->text);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Resources: reply keys, list columns and the flattened form for scripts
+
+typedef struct {
+    const char *heading;
+    const char *key;                //  key in the (flattened) record
+} column_t;
+
+typedef struct {
+    const char *name;               //  "server", for messages
+    const char *one;                //  reply key of one record
+    const char *many;               //  reply key of a list
+    const column_t *columns;        //  list table; NULL-terminated
+    //  Flattened copy (caller owns) for lists and JSON, or NULL to print
+    //  records as returned.  full: keep every other key too (show).
+    json_t *(*flatten) (json_t *record, bool full);
+} resource_t;
+
+//  A server's flat form, one row per key: taken from source, or from the
+//  member sub of the nested object source when sub is set.
+typedef struct {
+    const char *key;
+    const char *source;
+    const char *sub;
+} flat_key_t;
+
+static const flat_key_t s_server_flat [] = {
+    { "id",          "id",          NULL },
+    { "name",        "name",        NULL },
+    { "status",      "status",      NULL },
+    { "vm_state",    "vm_state",    NULL },
+    { "task_state",  "task_state",  NULL },
+    { "power_state", "power_state", NULL },
+    { "host",        "host",        NULL },
+    { "flavor",      "flavor",      "name" },
+    { "flavor_id",   "flavor",      "id" },
+    { "image",       "image",       "name" },
+    { "image_id",    "image",       "id" },
+    { "created",     "created",     NULL },
+    { "updated",     "updated",     NULL },
+    { "launched_at", "launched_at", NULL },
+    { "fault",       "fault",       "message" },
+    { "project_id",  "project_id",  NULL },
+    { NULL, NULL, NULL }
+};
+
+static json_t *
+s_server_flatten (json_t *server, bool full)
+{
+    json_t *flat = json_object ();
+    if (!flat)
+        s_out_of_memory ();
+    for (const flat_key_t *row = s_server_flat; row->key; row++) {
+        json_t *value = json_object_get (server, row->source);
+        //  A nested reference that came back as a bare id or name is kept
+        //  as the name; its id stays null rather than guessed.
+        if (row->sub && json_is_object (value))
+            value = json_object_get (value, row->sub);
+        else
+        if (row->sub && strcmp (row->key, row->source) != 0)
+            value = NULL;
+        json_object_set (flat, row->key, value ? value : json_null ());
+    }
+    if (full) {
+        const char *key;
+        json_t *value;
+        json_object_foreach (server, key, value)
+            if (!json_object_get (flat, key))
+                json_object_set (flat, key, value);
+    }
+    return flat;
+}
+
+static const column_t s_server_columns [] = {
+    { "ID", "id" }, { "Name", "name" }, { "Status", "status" },
+    { "Task State", "task_state" }, { "Power State", "power_state" },
+    { "Host", "host" }, { "Image", "image" }, { "Flavor", "flavor" },
+    { NULL, NULL }
+};
+static const column_t s_flavor_columns [] = {
+    { "ID", "id" }, { "Name", "name" }, { "RAM", "ram_mb" }, { "Disk", "disk_gb" },
+    { "Ephemeral", "ephemeral_gb" }, { "Swap", "swap_mb" }, { "VCPUs", "vcpus" },
+    { "Is Public", "is_public" },
+    { NULL, NULL }
+};
+static const column_t s_image_columns [] = {
+    { "ID", "id" }, { "Name", "name" }, { "Status", "status" },
+    { "Disk Format", "disk_format" }, { "Size", "size" },
+    { NULL, NULL }
+};
+static const column_t s_event_columns [] = {
+    { "Request ID", "request_id" }, { "Action", "action" },
+    { "Start Time", "start_time" }, { "Finish Time", "finish_time" },
+    { "Result", "result" }, { "Message", "message" },
+    { NULL, NULL }
+};
+static const column_t s_service_columns [] = {
+    { "ID", "id" }, { "Binary", "binary" }, { "Host", "host" }, { "Zone", "zone" },
+    { "Status", "status" }, { "State", "state" }, { "Updated At", "updated_at" },
+    { NULL, NULL }
+};
+static const column_t s_hypervisor_columns [] = {
+    { "ID", "id" }, { "Hypervisor Hostname", "hypervisor_hostname" },
+    { "Hypervisor Type", "hypervisor_type" }, { "Host", "host" },
+    { "State", "state" }, { "vCPUs Used", "vcpus_used" }, { "vCPUs", "vcpus" },
+    { "Memory MB Used", "memory_mb_used" }, { "Memory MB", "memory_mb" },
+    { "Local GB Used", "local_gb_used" }, { "Local GB", "local_gb" },
+    { "Running VMs", "running_vms" },
+    { NULL, NULL }
+};
+static const column_t s_field_columns [] = {
+    { "Field", NULL }, { "Value", NULL }, { NULL, NULL }
+};
+
+static const resource_t s_res_server =
+    { "server", "server", "servers", s_server_columns, s_server_flatten };
+static const resource_t s_res_flavor =
+    { "flavor", "flavor", "flavors", s_flavor_columns, NULL };
+static const resource_t s_res_image =
+    { "image", "image", "images", s_image_columns, NULL };
+static const resource_t s_res_event =
+    { "event", "event", "events", s_event_columns, NULL };
+static const resource_t s_res_service =
+    { "service", "service", "services", s_service_columns, NULL };
+static const resource_t s_res_hypervisor =
+    { "hypervisor", "hypervisor", "hypervisors", s_hypervisor_columns, NULL };
+
+
+//  ---------------------------------------------------------------------
+//  The command line: options, commands, and the client's state
+
+typedef enum {
+    OPT_FLAG,               //  present or not
+    OPT_STR,                //  a string, optionally one of choices
+    OPT_INT,                //  an integer >= min
+    OPT_KV,                 //  KEY=VALUE, repeatable, gathered into a map
+    OPT_KIND_COUNT
+} opt_kind_t;
+
+typedef struct {
+    const char *name;       //  long option without "--"
+    opt_kind_t kind;
+    const char *metavar;    //  for usage; NULL for flags
+    const char *body_key;   //  request body field it fills; NULL: client side only
+    bool required;
+    int64_t min;            //  OPT_INT: smallest accepted value
+    const char *choices;    //  OPT_STR: "raw|qcow2", or NULL for any string
+} opt_spec_t;
+
+typedef struct _command_t command_t;
+
+typedef struct {
+    //  Settings
+    const char *endpoint;
+    char *endpoint_owned;   //  from a config file
+    double timeout_s;
+    int timeout_ms;
+    bool json;
+    const char *project;    //  accepted, never sent: the api decides
+    bool stderr_tty;
+    //  The command
+    const command_t *cmd;
+    json_t *opts;           //  long option name -> parsed value
+    char **args;            //  positional arguments (point into argv)
+    size_t nargs;
+    //  Transport
+    zsock_t *sock;
+    zpoller_t *poller;
+} cli_t;
+
+typedef int (handler_fn) (cli_t *cli);
+
+struct _command_t {
+    const char *words;              //  "server event list"
+    handler_fn *handler;
+    const char *type;               //  request type, NULL when none
+    const resource_t *resource;
+    const opt_spec_t *opts;         //  terminated by name == NULL; may be NULL
+    const char *args;               //  positional synopsis
+    size_t min_args;
+    size_t max_args;
+    const char *summary;
+};
+
+
+//  ---------------------------------------------------------------------
+//  Talking to the api
+
+static void
+s_no_answer (const cli_t *cli)
+{
+    s_fail ("no answer from the api at %s within %g s (is zovad running?)",
+            cli->endpoint, cli->timeout_s);
+}
+
+//  A failed reply in one line: the api's message, or the status name.
+static void
+s_report_error (const zv_msg_t *reply)
+{
+    const char *text = zv_msg_error_text (reply);
+    s_fail ("%s", text && *text ? text : zv_status_name (zv_msg_status (reply)));
+}
+
+static int
+s_connect (cli_t *cli)
+{
+    if (cli->sock)
+        return 0;
+    cli->sock = zsock_new (ZMQ_DEALER);
+    if (!cli->sock) {
+        s_fail ("cannot create a socket: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    //  Unsent requests die with the process, and a send never blocks past
+    //  the timeout even if every queue is full.
+    zsock_set_linger (cli->sock, 0);
+    zsock_set_sndtimeo (cli->sock, cli->timeout_ms);
+    if (zsock_connect (cli->sock, "%s", cli->endpoint)) {
+        s_fail ("cannot connect to '%s': %s", cli->endpoint, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    cli->poller = zpoller_new (cli->sock, NULL);
+    if (!cli->poller) {
+        s_fail ("cannot poll the api socket: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+//  Send one request.  Takes ownership of *body_p.  Returns its message id
+//  (caller frees), or NULL after reporting why.
+static char *
+s_send (cli_t *cli, const char *type, json_t **body_p, const void *payload, size_t size)
+{
+    zv_msg_t *msg = zv_msg_new (type);
+    if (!msg) {
+        json_decref (*body_p);
+        *body_p = NULL;
+        s_fail ("cannot build a '%s' request", type);
+        return NULL;
+    }
+    zv_msg_set_src (msg, "cli");
+    zv_msg_set_deadline (msg, zv_now_ms () + cli->timeout_ms);
+    if (*body_p)
+        zv_msg_set_body (msg, body_p);
+    if (payload)
+        zv_msg_set_payload (msg, payload, size);
+    char *id = strdup (zv_msg_id (msg));
+    if (!id)
+        s_out_of_memory ();
+    if (zv_msg_send (&msg, cli->sock)) {
+        if (errno == EAGAIN)
+            s_no_answer (cli);
+        else
+            s_fail ("cannot send to the api at %s: %s", cli->endpoint, zmq_strerror (errno));
+        free (id);
+        return NULL;
+    }
+    return id;
+}
+
+//  Next message from the api before deadline (monotonic ms), or NULL when
+//  the deadline passed.  A poll woken by a stray signal just polls again.
+static zv_msg_t *
+s_recv_until (cli_t *cli, int64_t deadline)
+{
+    while (true) {
+        int64_t left = deadline - zv_mono_ms ();
+        if (left < 0)
+            left = 0;
+        if (zpoller_wait (cli->poller, (int) left)) {
+            zv_msg_t *msg = zv_msg_recv (cli->sock);
+            if (msg)
+                return msg;
+        }
+        if (left == 0)
+            return NULL;
+    }
+}
+
+//  Let time pass until deadline, dropping whatever arrives meanwhile (late
+//  answers to requests already given up on).
+static void
+s_idle (cli_t *cli, int64_t deadline)
+{
+    zv_msg_t *msg;
+    while (zv_mono_ms () < deadline && (msg = s_recv_until (cli, deadline)))
+        zv_msg_destroy (&msg);
+}
+
+//  A message that failed to decode carries no usable "re", so it cannot be
+//  matched; but with every request of this process answered in turn, it is
+//  almost surely the answer we wait for (say, a reply over the size limit).
+//  Saying why beats waiting out the timeout.  When true, *msg_p is
+//  destroyed and nulled.
+static bool
+s_unreadable (zv_msg_t **msg_p)
+{
+    if (zv_msg_re (*msg_p) || zv_msg_status (*msg_p) == ZV_OK)
+        return false;
+    s_fail ("unreadable answer from the api: %s", zv_msg_error_text (*msg_p));
+    zv_msg_destroy (msg_p);
+    return true;
+}
+
+//  One request, one reply.  Takes ownership of *body_p.  Returns the reply
+//  (caller owns; it may carry an error status) or NULL after reporting a
+//  transport failure or a timeout.
+static zv_msg_t *
+s_rpc (cli_t *cli, const char *type, json_t **body_p, const void *payload, size_t size)
+{
+    if (s_connect (cli)) {
+        json_decref (*body_p);
+        *body_p = NULL;
+        return NULL;
+    }
+    char *id = s_send (cli, type, body_p, payload, size);
+    if (!id)
+        return NULL;
+    int64_t deadline = zv_mono_ms () + cli->timeout_ms;
+    zv_msg_t *reply = NULL;
+    while (!reply) {
+        zv_msg_t *msg = s_recv_until (cli, deadline);
+        if (!msg) {
+            s_no_answer (cli);
+            break;
+        }
+        const char *re = zv_msg_re (msg);
+        if (re && streq (re, id))
+            reply = msg;
+        else
+        if (s_unreadable (&msg))
+            break;
+        else
+            zv_msg_destroy (&msg);
+    }
+    free (id);
+    return reply;
+}
+
+//  One request; the body of its successful reply (caller owns), or NULL
+//  after reporting the error.  Takes ownership of body.
+static json_t *
+s_call (cli_t *cli, const char *type, json_t *body)
+{
+    zv_msg_t *reply = s_rpc (cli, type, &body, NULL, 0);
+    if (!reply)
+        return NULL;
+    json_t *result = NULL;
+    if (zv_msg_status (reply) != ZV_OK)
+        s_report_error (reply);
+    else
+    if (!zv_msg_body (reply))
+        s_fail ("empty reply to %s", type);
+    else
+        result = json_incref (zv_msg_body (reply));
+    zv_msg_destroy (&reply);
+    return result;
+}
+
+//  Pipelined requests of one type.  make (ctx, i) builds the body of
+//  request i (ownership passes to the batch); on_reply (ctx, i, reply) sees
+//  its reply (borrowed).  At most ZOVA_WINDOW are in flight; the batch gives
+//  up when no awaited reply arrives for a whole timeout.  0 when every
+//  reply came, -1 after reporting why not.
+typedef json_t *(batch_make_fn) (void *ctx, size_t idx);
+typedef void (batch_reply_fn) (void *ctx, size_t idx, zv_msg_t *reply);
+
+static int
+s_batch (cli_t *cli, const char *type, size_t count,
+         batch_make_fn *make, batch_reply_fn *on_reply, void *ctx)
+{
+    if (s_connect (cli))
+        return -1;
+    json_t *pending = json_object ();       //  message id -> request index
+    if (!pending)
+        s_out_of_memory ();
+    size_t sent = 0, answered = 0;
+    int rc = 0;
+    int64_t deadline = zv_mono_ms () + cli->timeout_ms;
+    while (answered < count) {
+        while (sent < count && json_object_size (pending) < ZOVA_WINDOW) {
+            json_t *body = make (ctx, sent);
+            char *id = s_send (cli, type, &body, NULL, 0);
+            if (!id) {
+                rc = -1;
+                goto cleanup;
+            }
+            json_object_set_new (pending, id, json_integer ((json_int_t) sent));
+            free (id);
+            sent++;
+        }
+        zv_msg_t *reply = s_recv_until (cli, deadline);
+        if (!reply) {
+            s_no_answer (cli);
+            rc = -1;
+            goto cleanup;
+        }
+        if (s_unreadable (&reply)) {
+            rc = -1;
+            goto cleanup;
+        }
+        const char *re = zv_msg_re (reply);
+        json_t *slot = re ? json_object_get (pending, re) : NULL;
+        if (slot) {
+            size_t idx = (size_t) json_integer_value (slot);
+            json_object_del (pending, re);
+            on_reply (ctx, idx, reply);
+            answered++;
+            deadline = zv_mono_ms () + cli->timeout_ms;
+        }
+        zv_msg_destroy (&reply);
+    }
+cleanup:
+    json_decref (pending);
+    return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Printing records
+
+static int
+s_print_json (json_t *value)
+{
+    char *text = json_dumps (value, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        s_out_of_memory ();
+    strbuf_t out = { .data = text, .len = strlen (text), .cap = strlen (text) + 1 };
+    int rc = s_buf_write (&out);
+    if (rc == 0 && fputc ('\n', stdout) == EOF)
+        rc = -1;
+    free (text);
+    return rc;
+}
+
+static int
+s_print_list (const cli_t *cli, const resource_t *res, json_t *records)
+{
+    size_t nrecords = json_array_size (records);
+    json_t *rows = records;
+    if (res->flatten) {
+        rows = json_array ();
+        if (!rows)
+            s_out_of_memory ();
+        for (size_t i = 0; i < nrecords; i++)
+            json_array_append_new (rows, res->flatten (json_array_get (records, i), false));
+    }
+    else
+        json_incref (rows);
+
+    int rc;
+    if (cli->json)
+        rc = s_print_json (rows);
+    else {
+        size_t ncols = 0;
+        while (res->columns [ncols].heading)
+            ncols++;
+        const char **heading = calloc (ncols, sizeof (char *));
+        if (!heading)
+            s_out_of_memory ();
+        for (size_t col = 0; col < ncols; col++)
+            heading [col] = res->columns [col].heading;
+        table_t table;
+        s_table_init (&table, ncols, heading);
+        for (size_t i = 0; i < nrecords; i++) {
+            json_t *row = json_array_get (rows, i);
+            for (size_t col = 0; col < ncols; col++)
+                s_table_value (&table, json_object_get (row, res->columns [col].key));
+        }
+        strbuf_t out = { 0 };
+        s_table_render (&table, &out);
+        rc = s_buf_write (&out);
+        s_buf_free (&out);
+        s_table_free (&table);
+        free (heading);
+    }
+    json_decref (rows);
+    return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+}
+
+static int
+s_compare_keys (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+//  One record: a Field | Value table of every key, sorted as the openstack
+//  client sorts them, or the JSON object (flattened first for servers).
+static int
+s_print_show (const cli_t *cli, const resource_t *res, json_t *record)
+{
+    int rc;
+    if (cli->json) {
+        json_t *flat = res && res->flatten ? res->flatten (record, true) : json_incref (record);
+        rc = s_print_json (flat);
+        json_decref (flat);
+        return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+    }
+    size_t nkeys = json_object_size (record);
+    const char **keys = calloc (nkeys + 1, sizeof (char *));
+    if (!keys)
+        s_out_of_memory ();
+    size_t n = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach (record, key, value)
+        keys [n++] = key;
+    qsort (keys, n, sizeof (char *), s_compare_keys);
+
+    const char *heading [] = { s_field_columns [0].heading, s_field_columns [1].heading };
+    table_t table;
+    s_table_init (&table, 2, heading);
+    for (size_t i = 0; i < n; i++) {
+        s_table_text (&table, keys [i]);
+        s_table_value (&table, json_object_get (record, keys [i]));
+    }
+    strbuf_t out = { 0 };
+    s_table_render (&table, &out);
+    rc = s_buf_write (&out);
+    s_buf_free (&out);
+    s_table_free (&table);
+    free (keys);
+    return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+}
+
+//  The record or list under key in a reply, or NULL after reporting.
+static json_t *
+s_reply_member (json_t *reply, const char *key, bool list, const char *type)
+{
+    json_t *member = json_object_get (reply, key);
+    if (list ? json_is_array (member) : json_is_object (member))
+        return member;
+    s_fail ("malformed reply to %s: no '%s' %s", type, key, list ? "list" : "record");
+    return NULL;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Options of the command being run
+
+static json_t *
+s_opt (const cli_t *cli, const char *name)
+{
+    return json_object_get (cli->opts, name);
+}
+
+static bool
+s_opt_flag (const cli_t *cli, const char *name)
+{
+    return json_is_true (s_opt (cli, name));
+}
+
+static int64_t
+s_opt_int (const cli_t *cli, const char *name, int64_t dflt)
+{
+    json_t *value = s_opt (cli, name);
+    return json_is_integer (value) ? json_integer_value (value) : dflt;
+}
+
+//  The request body that the command's options fill, by their body_key.
+static json_t *
+s_body_from_opts (const cli_t *cli)
+{
+    json_t *body = json_object ();
+    if (!body)
+        s_out_of_memory ();
+    for (const opt_spec_t *spec = cli->cmd->opts; spec && spec->name; spec++) {
+        json_t *value = s_opt (cli, spec->name);
+        if (spec->body_key && value)
+            json_object_set (body, spec->body_key, value);
+    }
+    return body;
+}
+
+//  A body {key: value} for one positional argument.
+static json_t *
+s_body_str (const char *key, const char *value)
+{
+    json_t *body = json_pack ("{s:s}", key, value);
+    if (!body)
+        s_out_of_memory ();
+    return body;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Progress on stderr: a bar redrawn in place on a terminal, otherwise a
+//  plain line whenever the count changes (so logs stay readable).
+
+typedef struct {
+    bool tty;
+    bool drawn;
+    int64_t last;
+} progress_t;
+
+static void
+s_progress_draw (progress_t *self, size_t done, size_t finished, size_t total,
+                 const char *label, size_t errors)
+{
+    int percent = total ? (int) (finished * 100 / total) : 100;
+    char extra [48] = "";
+    if (errors)
+        snprintf (extra, sizeof extra, ", %zu ERROR", errors);
+    int64_t key = (int64_t) (done * (total + 1) + errors);
+    if (self->drawn && key == self->last)
+        return;
+    self->drawn = true;
+    self->last = key;
+    if (self->tty) {
+        char bar [ZOVA_BAR_WIDTH + 1];
+        size_t fill = total ? finished * ZOVA_BAR_WIDTH / total : ZOVA_BAR_WIDTH;
+        memset (bar, '#', fill);
+        memset (bar + fill, '-', ZOVA_BAR_WIDTH - fill);
+        bar [ZOVA_BAR_WIDTH] = '\0';
+        fprintf (stderr, "\r[%s] %3d%%  %zu/%zu %s%s", bar, percent, done, total, label, extra);
+        fflush (stderr);
+    }
+    else
+        fprintf (stderr, "%3d%%  %zu/%zu %s%s\n", percent, done, total, label, extra);
+}
+
+static void
+s_progress_end (progress_t *self)
+{
+    if (self->tty && self->drawn)
+        fputc ('\n', stderr);
+    self->drawn = false;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Waiting for servers to settle (create --wait, delete --wait)
+
+typedef enum {
+    WAIT_PENDING,
+    WAIT_DONE,              //  reached the target state
+    WAIT_FAILED,            //  ERROR, or vanished while building
+    WAIT_STATE_COUNT
+} wait_state_t;
+
+typedef struct {
+    bool deleting;
+    json_t *servers;        //  latest record of each server (updated in place)
+    wait_state_t *state;
+    char **note;            //  why a server failed, when it has no fault
+    size_t *round;          //  servers polled this round
+    size_t nround;
+    char *fatal;            //  first unexpected error of the round
+} waiter_t;
+
+static json_t *
+s_wait_make (void *ctx, size_t idx)
+{
+    waiter_t *self = ctx;
+    json_t *server = json_array_get (self->servers, self->round [idx]);
+    return s_body_str ("ref", json_string_value (json_object_get (server, "id")));
+}
+
+static void
+s_wait_reply (void *ctx, size_t idx, zv_msg_t *reply)
+{
+    waiter_t *self = ctx;
+    size_t which = self->round [idx];
+    zv_status_t status = zv_msg_status (reply);
+    const char *text = zv_msg_error_text (reply);
+    if (status == ZV_OK) {
+        json_t *server = json_object_get (zv_msg_body (reply), "server");
+        if (!json_is_object (server)) {
+            if (!self->fatal)
+                self->fatal = strdup ("malformed reply to api.server_show: no 'server' record");
+            return;
+        }
+        json_array_set (self->servers, which, server);
+        const char *state = json_string_value (json_object_get (server, "status"));
+        state = state ? state : "";
+        if (self->deleting) {
+            if (streq (state, "DELETED") || json_is_true (json_object_get (server, "deleted")))
+                self->state [which] = WAIT_DONE;
+        }
+        else
+        if (streq (state, "ACTIVE"))
+            self->state [which] = WAIT_DONE;
+        else
+        if (streq (state, "ERROR"))
+            self->state [which] = WAIT_FAILED;
+    }
+    else
+    if (status == ZV_ENOTFOUND && self->deleting)
+        self->state [which] = WAIT_DONE;
+    else
+    if (status == ZV_ENOTFOUND) {
+        self->state [which] = WAIT_FAILED;
+        free (self->note [which]);
+        self->note [which] = strdup (*text ? text : "it no longer exists");
+    }
+    else
+    //  A busy or restarting conductor is not a verdict on the server.
+    if (status == ZV_ETIMEOUT || status == ZV_EUNAVAILABLE)
+        ;
+    else
+    if (!self->fatal)
+        self->fatal = strdup (*text ? text : zv_status_name (status));
+}
+
+//  Poll every server until each settles or wait_s seconds pass, drawing
+//  progress.  0 when all settled, 1 on timeout (*left_p still pending),
+//  -1 after reporting an error.
+static int
+s_wait_servers (cli_t *cli, waiter_t *waiter, int64_t wait_s, size_t *left_p)
+{
+    size_t total = json_array_size (waiter->servers);
+    const char *label = waiter->deleting ? "servers DELETED" : "servers ACTIVE";
+    progress_t progress = { .tty = cli->stderr_tty };
+    int64_t give_up = zv_mono_ms () + wait_s * 1000;
+    int rc = 0;
+    while (true) {
+        size_t done = 0, failed = 0;
+        waiter->nround = 0;
+        for (size_t i = 0; i < total; i++) {
+            switch (waiter->state [i]) {
+                case WAIT_DONE:
+                    done++;
+                    break;
+                case WAIT_FAILED:
+                    failed++;
+                    break;
+                case WAIT_PENDING:
+                    waiter->round [waiter->nround++] = i;
+                    break;
+                case WAIT_STATE_COUNT:
+                    assert (false);
+                    break;
+            }
+        }
+        s_progress_draw (&progress, done, done + failed, total, label, failed);
+        if (waiter->nround == 0)
+            break;
+        int64_t round_start = zv_mono_ms ();
+        if (round_start >= give_up) {
+            *left_p = waiter->nround;
+            rc = 1;
+            break;
+        }
+        if (s_batch (cli, "api.server_show", waiter->nround,
+                     s_wait_make, s_wait_reply, waiter)) {
+            rc = -1;
+            break;
+        }
+        if (waiter->fatal) {
+            s_progress_end (&progress);
+            s_fail ("%s", waiter->fatal);
+            rc = -1;
+            break;
+        }
+        s_idle (cli, round_start + ZOVA_POLL_INTERVAL_MS);
+    }
+    s_progress_end (&progress);
+    return rc;
+}
+
+static void
+s_waiter_init (waiter_t *self, json_t *servers, bool deleting)
+{
+    size_t total = json_array_size (servers);
+    memset (self, 0, sizeof *self);
+    self->deleting = deleting;
+    self->servers = servers;
+    self->state = calloc (total + 1, sizeof (wait_state_t));
+    self->note = calloc (total + 1, sizeof (char *));
+    self->round = calloc (total + 1, sizeof (size_t));
+    if (!self->state || !self->note || !self->round)
+        s_out_of_memory ();
+}
+
+static void
+s_waiter_free (waiter_t *self)
+{
+    for (size_t i = 0; i < json_array_size (self->servers); i++)
+        free (self->note [i]);
+    free (self->note);
+    free (self->state);
+    free (self->round);
+    free (self->fatal);
+}
+
+//  Every server in the list must carry a string id to be polled.
+static bool
+s_servers_have_ids (json_t *servers, const char *type)
+{
+    size_t i;
+    json_t *server;
+    json_array_foreach (servers, i, server)
+        if (!json_is_string (json_object_get (server, "id"))) {
+            s_fail ("malformed reply to %s: a server without an id", type);
+            return false;
+        }
+    return true;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Command handlers
+
+static int
+s_cmd_list (cli_t *cli)
+{
+    const resource_t *res = cli->cmd->resource;
+    json_t *reply = s_call (cli, cli->cmd->type, s_body_from_opts (cli));
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *records = s_reply_member (reply, res->many, true, cli->cmd->type);
+    int rc = records ? s_print_list (cli, res, records) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+static int
+s_cmd_show (cli_t *cli)
+{
+    const resource_t *res = cli->cmd->resource;
+    json_t *reply = s_call (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *record = s_reply_member (reply, res->one, false, cli->cmd->type);
+    int rc = record ? s_print_show (cli, res, record) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+//  server event list: the events of one server, a list keyed by a ref.
+static int
+s_cmd_list_of (cli_t *cli)
+{
+    const resource_t *res = cli->cmd->resource;
+    json_t *reply = s_call (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *records = s_reply_member (reply, res->many, true, cli->cmd->type);
+    int rc = records ? s_print_list (cli, res, records) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+static int
+s_cmd_ping (cli_t *cli)
+{
+    json_t *reply = s_call (cli, cli->cmd->type, json_object ());
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    int rc = s_print_show (cli, NULL, reply);
+    json_decref (reply);
+    return rc;
+}
+
+typedef struct {
+    cli_t *cli;
+    size_t failures;
+    json_t *deleted;        //  records (or refs) of what was deleted, in order
+} deleter_t;
+
+static json_t *
+s_delete_make (void *ctx, size_t idx)
+{
+    deleter_t *self = ctx;
+    return s_body_str ("ref", self->cli->args [idx]);
+}
+
+static void
+s_delete_reply (void *ctx, size_t idx, zv_msg_t *reply)
+{
+    deleter_t *self = ctx;
+    if (zv_msg_status (reply) != ZV_OK) {
+        s_report_error (reply);
+        self->failures++;
+        return;
+    }
+    //  Keep what --wait will poll: the record when the api returned one.
+    json_t *record = json_object_get (zv_msg_body (reply), self->cli->cmd->resource->one);
+    if (json_is_object (record) && json_is_string (json_object_get (record, "id")))
+        json_array_append (self->deleted, record);
+    else
+        json_array_append_new (self->deleted,
+                               json_pack ("{s:s}", "id", self->cli->args [idx]));
+}
+
+//  flavor/image/server delete REF...: every ref is tried; any failure makes
+//  the exit status 1, as with the openstack client.
+static int
+s_cmd_delete (cli_t *cli)
+{
+    const resource_t *res = cli->cmd->resource;
+    deleter_t deleter = { .cli = cli, .deleted = json_array () };
+    if (!deleter.deleted)
+        s_out_of_memory ();
+    int rc = ZOVA_EXIT_OK;
+    if (s_batch (cli, cli->cmd->type, cli->nargs, s_delete_make, s_delete_reply, &deleter)) {
+        rc = ZOVA_EXIT_FAIL;
+        goto cleanup;
+    }
+    if (deleter.failures) {
+        if (cli->nargs > 1)
+            s_fail ("%zu of %zu %ss failed to delete", deleter.failures, cli->nargs, res->name);
+        rc = ZOVA_EXIT_FAIL;
+    }
+    if (s_opt_flag (cli, "wait") && json_array_size (deleter.deleted)) {
+        waiter_t waiter;
+        s_waiter_init (&waiter, deleter.deleted, true);
+        int64_t wait_s = s_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
+        size_t left = 0;
+        int waited = s_wait_servers (cli, &waiter, wait_s, &left);
+        if (waited == 1)
+            s_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to be deleted",
+                    wait_s, left, json_array_size (deleter.deleted));
+        if (waited)
+            rc = ZOVA_EXIT_FAIL;
+        s_waiter_free (&waiter);
+    }
+cleanup:
+    json_decref (deleter.deleted);
+    return rc;
+}
+
+static int
+s_cmd_flavor_create (cli_t *cli)
+{
+    json_t *body = s_body_from_opts (cli);
+    json_object_set_new (body, "name", json_string (cli->args [0]));
+    if (!json_object_get (body, "ephemeral_gb"))
+        json_object_set_new (body, "ephemeral_gb", json_integer (0));
+    if (!json_object_get (body, "swap_mb"))
+        json_object_set_new (body, "swap_mb", json_integer (0));
+    json_object_set_new (body, "is_public", json_boolean (!s_opt_flag (cli, "private")));
+    json_t *reply = s_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *flavor = s_reply_member (reply, "flavor", false, cli->cmd->type);
+    int rc = flavor ? s_print_show (cli, &s_res_flavor, flavor) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+//  Read up to len bytes, retrying short reads; the count read, or -1.
+static ssize_t
+s_read_full (int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read (fd, (char *) buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t) n;
+    }
+    return (ssize_t) got;
+}
+
+//  image create: the checksum is computed before anything is sent, so the
+//  api can verify the bytes it assembles against what we meant to send.
+static int
+s_cmd_image_create (cli_t *cli)
+{
+    const char *path = json_string_value (s_opt (cli, "file"));
+    int rc = ZOVA_EXIT_FAIL;
+    json_t *reply = NULL;
+    char *image_id = NULL;
+    unsigned char *chunk = malloc (ZOVA_IMAGE_CHUNK);
+    if (!chunk)
+        s_out_of_memory ();
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    struct stat info;
+    if (fd < 0 || fstat (fd, &info)) {
+        s_fail ("cannot read %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    if (!S_ISREG (info.st_mode)) {
+        s_fail ("cannot read %s: %s", path,
+                S_ISDIR (info.st_mode) ? strerror (EISDIR) : "not a regular file");
+        goto cleanup;
+    }
+    uint64_t size = (uint64_t) info.st_size;
+
+    crypto_hash_sha256_state sha;
+    crypto_hash_sha256_init (&sha);
+    uint64_t total = 0;
+    while (true) {
+        ssize_t n = s_read_full (fd, chunk, ZOVA_IMAGE_CHUNK);
+        if (n < 0) {
+            s_fail ("cannot read %s: %s", path, strerror (errno));
+            goto cleanup;
+        }
+        if (n == 0)
+            break;
+        crypto_hash_sha256_update (&sha, chunk, (unsigned long long) n);
+        total += (uint64_t) n;
+    }
+    if (total != size) {
+        s_fail ("%s changed while it was being read", path);
+        goto cleanup;
+    }
+    unsigned char digest [crypto_hash_sha256_BYTES];
+    char checksum [crypto_hash_sha256_BYTES * 2 + 1];
+    crypto_hash_sha256_final (&sha, digest);
+    sodium_bin2hex (checksum, sizeof checksum, digest, sizeof digest);
+
+    json_t *body = s_body_from_opts (cli);
+    json_object_set_new (body, "name", json_string (cli->args [0]));
+    if (!json_object_get (body, "disk_format"))
+        json_object_set_new (body, "disk_format", json_string ("raw"));
+    if (!json_object_get (body, "container_format"))
+        json_object_set_new (body, "container_format", json_string ("bare"));
+    json_object_set_new (body, "size", json_integer ((json_int_t) size));
+    json_object_set_new (body, "checksum", json_string (checksum));
+    if (!json_object_get (body, "properties"))
+        json_object_set_new (body, "properties", json_object ());
+    reply = s_call (cli, "api.image_create", body);
+    if (!reply)
+        goto cleanup;
+    json_t *image = s_reply_member (reply, "image", false, "api.image_create");
+    if (!image)
+        goto cleanup;
+    const char *id = json_string_value (json_object_get (image, "id"));
+    if (!id) {
+        s_fail ("malformed reply to api.image_create: no image id");
+        goto cleanup;
+    }
+    image_id = strdup (id);
+    json_decref (reply);
+    reply = NULL;
+
+    if (lseek (fd, 0, SEEK_SET) < 0) {
+        s_fail ("cannot read %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    progress_t progress = { .tty = cli->stderr_tty };
+    uint64_t offset = 0;
+    bool last = false;
+    //  An empty image is still one (empty, last) chunk: the upload is what
+    //  moves the image from queued to active.
+    while (!last) {
+        size_t want = size - offset < ZOVA_IMAGE_CHUNK ? (size_t) (size - offset) : ZOVA_IMAGE_CHUNK;
+        ssize_t n = s_read_full (fd, chunk, want);
+        if (n < 0 || (size_t) n != want) {
+            s_progress_end (&progress);
+            if (n < 0)
+                s_fail ("cannot read %s: %s", path, strerror (errno));
+            else
+                s_fail ("%s changed while it was being uploaded", path);
+            goto cleanup;
+        }
+        last = offset + want == size;
+        json_t *upload = json_pack ("{s:s, s:I, s:b}", "id", image_id,
+                                    "offset", (json_int_t) offset, "last", last);
+        if (!upload)
+            s_out_of_memory ();
+        zv_msg_t *answer = s_rpc (cli, "api.image_upload", &upload, chunk, want);
+        if (!answer) {
+            s_progress_end (&progress);
+            goto cleanup;
+        }
+        if (zv_msg_status (answer) != ZV_OK) {
+            s_progress_end (&progress);
+            s_report_error (answer);
+            zv_msg_destroy (&answer);
+            goto cleanup;
+        }
+        if (last)
+            reply = json_incref (zv_msg_body (answer));
+        zv_msg_destroy (&answer);
+        offset += want;
+        if (progress.tty) {
+            int percent = size ? (int) (offset * 100 / size) : 100;
+            fprintf (stderr, "\rUploading %s: %3d%%  (%.1f of %.1f MiB)", cli->args [0],
+                     percent, offset / 1048576.0, size / 1048576.0);
+            progress.drawn = true;
+        }
+    }
+    s_progress_end (&progress);
+
+    image = s_reply_member (reply, "image", false, "api.image_upload");
+    if (!image)
+        goto cleanup;
+    const char *theirs = json_string_value (json_object_get (image, "checksum"));
+    if (!theirs || strcmp (theirs, checksum) != 0) {
+        s_fail ("checksum mismatch for image %s: sent %s, the api stored %s",
+                image_id, checksum, theirs ? theirs : "none");
+        goto cleanup;
+    }
+    const char *status = json_string_value (json_object_get (image, "status"));
+    if (status && strcmp (status, "active") != 0) {
+        s_fail ("image %s is %s after its upload, not active", image_id, status);
+        goto cleanup;
+    }
+    rc = s_print_show (cli, &s_res_image, image);
+
+cleanup:
+    if (fd >= 0)
+        close (fd);
+    json_decref (reply);
+    free (image_id);
+    free (chunk);
+    return rc;
+}
+
+//  Final servers of a create: one record as a show, several as a list,
+//  decided by the request (--max) so that scripts can rely on the shape.
+static int
+s_print_created (cli_t *cli, json_t *servers, int64_t max_count)
+{
+    if (max_count > 1 || json_array_size (servers) != 1)
+        return s_print_list (cli, &s_res_server, servers);
+    return s_print_show (cli, &s_res_server, json_array_get (servers, 0));
+}
+
+static int
+s_cmd_server_create (cli_t *cli)
+{
+    json_t *body = s_body_from_opts (cli);
+    int64_t min_count = s_opt_int (cli, "min", 1);
+    int64_t max_count = s_opt_int (cli, "max", min_count);
+    if (max_count < min_count) {
+        json_decref (body);
+        s_fail ("--max (%" PRId64 ") must not be less than --min (%" PRId64 ")",
+                max_count, min_count);
+        return ZOVA_EXIT_USAGE;
+    }
+    json_object_set_new (body, "name", json_string (cli->args [0]));
+    json_object_set_new (body, "min_count", json_integer (min_count));
+    json_object_set_new (body, "max_count", json_integer (max_count));
+    if (!json_object_get (body, "hints"))
+        json_object_set_new (body, "hints", json_object ());
+    if (!json_object_get (body, "metadata"))
+        json_object_set_new (body, "metadata", json_object ());
+
+    json_t *reply = s_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    int rc = ZOVA_EXIT_FAIL;
+    json_t *servers = s_reply_member (reply, "servers", true, cli->cmd->type);
+    if (!servers)
+        goto cleanup;
+    if (!s_opt_flag (cli, "wait")) {
+        rc = s_print_created (cli, servers, max_count);
+        goto cleanup;
+    }
+    if (!s_servers_have_ids (servers, cli->cmd->type))
+        goto cleanup;
+
+    waiter_t waiter;
+    s_waiter_init (&waiter, servers, false);
+    int64_t wait_s = s_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
+    size_t left = 0;
+    int waited = s_wait_servers (cli, &waiter, wait_s, &left);
+    if (waited >= 0)
+        rc = s_print_created (cli, servers, max_count);
+    if (waited == 1) {
+        s_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to become ACTIVE",
+                wait_s, left, json_array_size (servers));
+        rc = ZOVA_EXIT_FAIL;
+    }
+    else
+    if (waited < 0)
+        rc = ZOVA_EXIT_FAIL;
+    for (size_t i = 0; i < json_array_size (servers); i++) {
+        if (waiter.state [i] != WAIT_FAILED)
+            continue;
+        json_t *server = json_array_get (servers, i);
+        const char *name = json_string_value (json_object_get (server, "name"));
+        const char *id = json_string_value (json_object_get (server, "id"));
+        const char *why = waiter.note [i];
+        if (!why)
+            why = json_string_value (json_object_get (json_object_get (server, "fault"), "message"));
+        s_fail ("server %s (%s) is ERROR: %s", name ? name : "?", id,
+                why ? why : "no fault recorded");
+        rc = ZOVA_EXIT_FAIL;
+    }
+    s_waiter_free (&waiter);
+cleanup:
+    json_decref (reply);
+    return rc;
+}
+
+static int s_cmd_help (cli_t *cli);
+
+
+//  ---------------------------------------------------------------------
+//  The command table
+
+static const opt_spec_t s_flavor_create_opts [] = {
+    { "vcpus",     OPT_INT,  "N",  "vcpus",        true,  1, NULL },
+    { "ram",       OPT_INT,  "MB", "ram_mb",       true,  1, NULL },
+    { "disk",      OPT_INT,  "GB", "disk_gb",      true,  0, NULL },
+    { "ephemeral", OPT_INT,  "GB", "ephemeral_gb", false, 0, NULL },
+    { "swap",      OPT_INT,  "MB", "swap_mb",      false, 0, NULL },
+    { "id",        OPT_STR,  "ID", "id",           false, 0, NULL },
+    { "private",   OPT_FLAG, NULL, NULL,           false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_image_create_opts [] = {
+    { "file",             OPT_STR, "PATH", NULL,               true,  0, NULL },
+    { "disk-format",      OPT_STR, "FMT",  "disk_format",      false, 0, "raw|qcow2" },
+    { "container-format", OPT_STR, "FMT",  "container_format", false, 0, "bare" },
+    { "property",         OPT_KV,  "KEY=VALUE", "properties",  false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_create_opts [] = {
+    { "flavor",            OPT_STR,  "FLAVOR",    "flavor",            true,  0, NULL },
+    { "image",             OPT_STR,  "IMAGE",     "image",             true,  0, NULL },
+    { "min",               OPT_INT,  "N",         NULL,                false, 1, NULL },
+    { "max",               OPT_INT,  "N",         NULL,                false, 1, NULL },
+    { "availability-zone", OPT_STR,  "AZ",        "availability_zone", false, 0, NULL },
+    { "hint",              OPT_KV,   "KEY=VALUE", "hints",             false, 0, NULL },
+    { "property",          OPT_KV,   "KEY=VALUE", "metadata",          false, 0, NULL },
+    { "wait",              OPT_FLAG, NULL,        NULL,                false, 0, NULL },
+    { "wait-timeout",      OPT_INT,  "SECONDS",   NULL,                false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_list_opts [] = {
+    { "all-projects", OPT_FLAG, NULL,     "all_projects", false, 0, NULL },
+    { "deleted",      OPT_FLAG, NULL,     "deleted",      false, 0, NULL },
+    { "host",         OPT_STR,  "HOST",   "host",         false, 0, NULL },
+    { "status",       OPT_STR,  "STATUS", "status",       false, 0, NULL },
+    { "limit",        OPT_INT,  "N",      "limit",        false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_delete_opts [] = {
+    { "wait",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL, false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_service_list_opts [] = {
+    { "host",    OPT_STR, "HOST",   "host",   false, 0, NULL },
+    { "service", OPT_STR, "BINARY", "binary", false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const command_t s_commands [] = {
+    { "flavor create", s_cmd_flavor_create, "api.flavor_create", &s_res_flavor,
+      s_flavor_create_opts, "NAME", 1, 1, "create a flavor" },
+    { "flavor list", s_cmd_list, "api.flavor_list", &s_res_flavor,
+      NULL, "", 0, 0, "list flavors" },
+    { "flavor show", s_cmd_show, "api.flavor_show", &s_res_flavor,
+      NULL, "REF", 1, 1, "show a flavor (by id or name)" },
+    { "flavor delete", s_cmd_delete, "api.flavor_delete", &s_res_flavor,
+      NULL, "REF...", 1, SIZE_MAX, "delete flavors" },
+
+    { "image create", s_cmd_image_create, "api.image_create", &s_res_image,
+      s_image_create_opts, "NAME", 1, 1, "create an image and upload its bytes" },
+    { "image list", s_cmd_list, "api.image_list", &s_res_image,
+      NULL, "", 0, 0, "list images" },
+    { "image show", s_cmd_show, "api.image_show", &s_res_image,
+      NULL, "REF", 1, 1, "show an image (by id or name)" },
+    { "image delete", s_cmd_delete, "api.image_delete", &s_res_image,
+      NULL, "REF...", 1, SIZE_MAX, "delete images" },
+
+    { "server create", s_cmd_server_create, "api.server_create", &s_res_server,
+      s_server_create_opts, "NAME", 1, 1, "boot servers" },
+    { "server list", s_cmd_list, "api.server_list", &s_res_server,
+      s_server_list_opts, "", 0, 0, "list servers" },
+    { "server show", s_cmd_show, "api.server_show", &s_res_server,
+      NULL, "REF", 1, 1, "show a server (by id or name)" },
+    { "server delete", s_cmd_delete, "api.server_delete", &s_res_server,
+      s_server_delete_opts, "REF...", 1, SIZE_MAX, "delete servers" },
+    { "server event list", s_cmd_list_of, "api.server_events", &s_res_event,
+      NULL, "REF", 1, 1, "list the actions taken on a server" },
+
+    { "compute service list", s_cmd_list, "api.service_list", &s_res_service,
+      s_service_list_opts, "", 0, 0, "list compute services" },
+    { "hypervisor list", s_cmd_list, "api.hypervisor_list", &s_res_hypervisor,
+      NULL, "", 0, 0, "list hypervisors" },
+    { "hypervisor show", s_cmd_show, "api.hypervisor_show", &s_res_hypervisor,
+      NULL, "REF", 1, 1, "show a hypervisor (by id or hostname)" },
+
+    { "ping", s_cmd_ping, "api.ping", NULL,
+      NULL, "", 0, 0, "check that the api answers" },
+    { "help", s_cmd_help, NULL, NULL,
+      NULL, "[COMMAND...]", 0, ZOVA_MAX_WORDS, "show help" },
+    { NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL }
+};
+
+
+//  ---------------------------------------------------------------------
+//  Usage and help
+
+static void
+s_command_usage (FILE *out, const command_t *cmd)
+{
+    fprintf (out, "zova %s", cmd->words);
+    for (const opt_spec_t *spec = cmd->opts; spec && spec->name; spec++) {
+        const char *metavar = spec->choices ? spec->choices : spec->metavar;
+        fprintf (out, " %s--%s%s%s%s%s", spec->required ? "" : "[", spec->name,
+                 metavar ? " " : "", metavar ? metavar : "",
+                 spec->kind == OPT_KV ? " ..." : "", spec->required ? "" : "]");
+    }
+    if (*cmd->args)
+        fprintf (out, " %s", cmd->args);
+    fputc ('\n', out);
+}
+
+static void
+s_short_usage (FILE *out)
+{
+    fputs ("usage: zova [-f table|json] [--endpoint EP] [--config FILE] [--timeout SECONDS]"
+           " <command> [arguments]\n"
+           "Try 'zova help' for the list of commands.\n", out);
+}
+
+static void
+s_help (FILE *out)
+{
+    fputs ("usage: zova [options] <command> [arguments]\n"
+           "\n"
+           "Options (before or after the command):\n"
+           "  -f, --format table|json  output format (default table)\n"
+           "  --endpoint EP            api endpoint (env ZOVA_ENDPOINT; default "
+           ZOVA_DEFAULT_ENDPOINT ")\n"
+           "  --config FILE            INI file whose [api] endpoint is used (env ZOVA_CONFIG)\n"
+           "  --timeout SECONDS        wait this long for each answer (env ZOVA_TIMEOUT;"
+           " default 30)\n"
+           "  --project ID             accepted for compatibility (env ZOVA_PROJECT);"
+           " the api decides the project\n"
+           "  -h, --help               this help; 'zova help COMMAND' for one command\n"
+           "  --version                print the version\n"
+           "\n"
+           "Commands:\n", out);
+    for (const command_t *cmd = s_commands; cmd->words; cmd++) {
+        fputs ("  ", out);
+        s_command_usage (out, cmd);
+        fprintf (out, "      %s\n", cmd->summary);
+    }
+}
+
+//  How many leading words of tokens spell the command's words (0: none).
+static size_t
+s_match (const char *words, char **tokens, size_t ntokens)
+{
+    size_t matched = 0;
+    const char *word = words;
+    while (*word) {
+        size_t len = strcspn (word, " ");
+        if (matched >= ntokens || strlen (tokens [matched]) != len
+        ||  memcmp (tokens [matched], word, len) != 0)
+            return 0;
+        matched++;
+        word += len;
+        if (*word == ' ')
+            word++;
+    }
+    return matched;
+}
+
+//  The command spelled by the most leading tokens, or NULL.
+static const command_t *
+s_find_command (char **tokens, size_t ntokens, size_t *used_p)
+{
+    const command_t *best = NULL;
+    size_t used = 0;
+    for (const command_t *cmd = s_commands; cmd->words; cmd++) {
+        size_t matched = s_match (cmd->words, tokens, ntokens);
+        if (matched > used) {
+            best = cmd;
+            used = matched;
+        }
+    }
+    *used_p = used;
+    return best;
+}
+
+//  Unknown command: say so, list the commands of its first word if that
+//  names a group, and point at help.
+static int
+s_unknown_command (char **tokens, size_t ntokens)
+{
+    fputs ("zova: unknown command '", stderr);
+    for (size_t i = 0; i < ntokens; i++)
+        fprintf (stderr, "%s%s", i ? " " : "", tokens [i]);
+    fputs ("'\n", stderr);
+    bool group = false;
+    size_t len = strlen (tokens [0]);
+    for (const command_t *cmd = s_commands; cmd->words; cmd++)
+        if (strncmp (cmd->words, tokens [0], len) == 0 && cmd->words [len] == ' ') {
+            fputs (group ? "       " : "usage: ", stderr);
+            s_command_usage (stderr, cmd);
+            group = true;
+        }
+    if (!group)
+        s_short_usage (stderr);
+    return ZOVA_EXIT_USAGE;
+}
+
+static int
+s_cmd_help (cli_t *cli)
+{
+    if (cli->nargs == 0) {
+        s_help (stdout);
+        return ZOVA_EXIT_OK;
+    }
+    size_t used;
+    const command_t *cmd = s_find_command (cli->args, cli->nargs, &used);
+    if (!cmd || used != cli->nargs)
+        return s_unknown_command (cli->args, cli->nargs);
+    fputs ("usage: ", stdout);
+    s_command_usage (stdout, cmd);
+    printf ("%s\n", cmd->summary);
+    return ZOVA_EXIT_OK;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Parsing the command line
+
+enum {
+    OPT_GLOBAL_ENDPOINT = 256,
+    OPT_GLOBAL_CONFIG,
+    OPT_GLOBAL_TIMEOUT,
+    OPT_GLOBAL_PROJECT,
+    OPT_GLOBAL_VERSION,
+    OPT_COMMAND_BASE = 1000         //  + index into the command's opt_spec_t
+};
+
+static const struct option s_global_options [] = {
+    { "format",   required_argument, NULL, 'f' },
+    { "endpoint", required_argument, NULL, OPT_GLOBAL_ENDPOINT },
+    { "config",   required_argument, NULL, OPT_GLOBAL_CONFIG },
+    { "timeout",  required_argument, NULL, OPT_GLOBAL_TIMEOUT },
+    { "project",  required_argument, NULL, OPT_GLOBAL_PROJECT },
+    { "help",     no_argument,       NULL, 'h' },
+    { "version",  no_argument,       NULL, OPT_GLOBAL_VERSION },
+};
+#define S_GLOBAL_OPTIONS (sizeof s_global_options / sizeof s_global_options [0])
+
+//  Whether a global option token takes the next token as its value.  Used
+//  only to find the command words before the command's own options are
+//  known; getopt_long does the real parsing afterwards.
+static bool
+s_global_takes_next (const char *token)
+{
+    if (token [1] != '-') {
+        const char *f = strchr (token + 1, 'f');
+        return f && f [1] == '\0';
+    }
+    for (size_t i = 0; i < S_GLOBAL_OPTIONS; i++)
+        if (s_global_options [i].has_arg == required_argument
+        &&  streq (token + 2, s_global_options [i].name))
+            return true;
+    return false;
+}
+
+static bool
+s_utf8_valid (const char *text)
+{
+    json_t *probe = json_string (text);
+    json_decref (probe);
+    return probe != NULL;
+}
+
+//  Store one command option's value in cli->opts; 0 or -1 (reported).
+static int
+s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
+{
+    switch (spec->kind) {
+        case OPT_FLAG:
+            json_object_set_new (cli->opts, spec->name, json_true ());
+            return 0;
+        case OPT_STR:
+            if (!s_utf8_valid (value)) {
+                s_fail ("--%s: not valid UTF-8", spec->name);
+                return -1;
+            }
+            if (spec->choices) {
+                bool found = false;
+                const char *choice = spec->choices;
+                while (*choice && !found) {
+                    size_t len = strcspn (choice, "|");
+                    found = strlen (value) == len && memcmp (value, choice, len) == 0;
+                    choice += len;
+                    if (*choice == '|')
+                        choice++;
+                }
+                if (!found) {
+                    s_fail ("--%s must be one of %s, not '%s'", spec->name, spec->choices, value);
+                    return -1;
+                }
+            }
+            json_object_set_new (cli->opts, spec->name, json_string (value));
+            return 0;
+        case OPT_INT: {
+            char *end;
+            errno = 0;
+            long long number = strtoll (value, &end, 10);
+            if (errno || end == value || *end || number < spec->min) {
+                s_fail ("--%s expects an integer >= %" PRId64 ", not '%s'",
+                        spec->name, spec->min, value);
+                return -1;
+            }
+            json_object_set_new (cli->opts, spec->name, json_integer (number));
+            return 0;
+        }
+        case OPT_KV: {
+            const char *equals = strchr (value, '=');
+            if (!equals || equals == value || !s_utf8_valid (value)) {
+                s_fail ("--%s expects KEY=VALUE, not '%s'", spec->name, value);
+                return -1;
+            }
+            json_t *map = s_opt (cli, spec->name);
+            if (!map) {
+                map = json_object ();
+                json_object_set_new (cli->opts, spec->name, map);
+            }
+            char *key = strndup (value, (size_t) (equals - value));
+            if (!key)
+                s_out_of_memory ();
+            json_object_set_new (map, key, json_string (equals + 1));
+            free (key);
+            return 0;
+        }
+        case OPT_KIND_COUNT:
+            assert (false);
+            break;
+    }
+    return -1;
+}
+
+static int
+s_ini_handler (void *user, const char *section, const char *name, const char *value)
+{
+    char **endpoint_p = user;
+    if (streq (section, "api") && streq (name, "endpoint")) {
+        free (*endpoint_p);
+        *endpoint_p = strdup (value);
+    }
+    return 1;
+}
+
+//  Settings that do not come from the command's options: timeout, then the
+//  endpoint (--endpoint, ZOVA_ENDPOINT, the config file, the default).
+static int
+s_resolve_settings (cli_t *cli, const char *timeout, const char *config)
+{
+    if (!timeout)
+        timeout = getenv ("ZOVA_TIMEOUT");
+    if (timeout && *timeout) {
+        char *end;
+        double seconds = strtod (timeout, &end);
+        if (end == timeout || *end || !isfinite (seconds)
+        ||  seconds <= 0 || seconds > ZOVA_MAX_TIMEOUT_S) {
+            s_fail ("invalid timeout '%s' (seconds, more than 0)", timeout);
+            return ZOVA_EXIT_USAGE;
+        }
+        cli->timeout_s = seconds;
+    }
+    //  Rounded up, so that a fraction of a millisecond still waits.
+    cli->timeout_ms = (int) (cli->timeout_s * 1000 + 0.999);
+    if (!cli->project)
+        cli->project = getenv ("ZOVA_PROJECT");
+
+    if (!cli->endpoint) {
+        const char *env = getenv ("ZOVA_ENDPOINT");
+        if (env && *env)
+            cli->endpoint = env;
+    }
+    if (!cli->endpoint) {
+        if (!config) {
+            const char *env = getenv ("ZOVA_CONFIG");
+            config = env && *env ? env : NULL;
+        }
+        if (config) {
+            int line = ini_parse (config, s_ini_handler, &cli->endpoint_owned);
+            if (line < 0) {
+                s_fail ("cannot read %s: %s", config,
+                        line == -1 ? strerror (errno) : "out of memory");
+                return ZOVA_EXIT_FAIL;
+            }
+            if (line > 0) {
+                s_fail ("%s:%d: cannot parse this line", config, line);
+                return ZOVA_EXIT_FAIL;
+            }
+            cli->endpoint = cli->endpoint_owned;
+        }
+    }
+    if (!cli->endpoint || !*cli->endpoint)
+        cli->endpoint = ZOVA_DEFAULT_ENDPOINT;
+    return ZOVA_RUN;
+}
+
+//  Parse argv into cli.  ZOVA_RUN when the command should run, else the
+//  exit status (help, version, or a usage error already reported).
+static int
+s_parse (cli_t *cli, int argc, char *argv [])
+{
+    //  The command words are the first plain tokens, wherever global
+    //  options sit around them.
+    char *tokens [ZOVA_MAX_WORDS];
+    int token_at [ZOVA_MAX_WORDS];
+    size_t ntokens = 0;
+    bool want_help = false, want_version = false;
+    for (int i = 1; i < argc && ntokens < ZOVA_MAX_WORDS; i++) {
+        const char *token = argv [i];
+        if (streq (token, "--"))
+            break;
+        if (token [0] == '-' && token [1]) {
+            if (streq (token, "-h") || streq (token, "--help"))
+                want_help = true;
+            else
+            if (streq (token, "--version"))
+                want_version = true;
+            else
+            if (s_global_takes_next (token))
+                i++;
+            continue;
+        }
+        token_at [ntokens] = i;
+        tokens [ntokens++] = argv [i];
+    }
+    size_t used = 0;
+    const command_t *cmd = ntokens ? s_find_command (tokens, ntokens, &used) : NULL;
+    if (!cmd) {
+        if (want_version) {
+            puts ("zova " ZOVA_VERSION);
+            return ZOVA_EXIT_OK;
+        }
+        if (want_help && ntokens == 0) {
+            s_help (stdout);
+            return ZOVA_EXIT_OK;
+        }
+        if (ntokens)
+            return s_unknown_command (tokens, ntokens);
+        s_fail ("no command given");
+        s_short_usage (stderr);
+        return ZOVA_EXIT_USAGE;
+    }
+    cli->cmd = cmd;
+
+    //  Everything but the command words goes to getopt_long, with the
+    //  global options and the command's own in one table.
+    char **rest = calloc ((size_t) argc + 1, sizeof (char *));
+    cli->args = calloc ((size_t) argc + 1, sizeof (char *));
+    size_t nopts = 0;
+    while (cmd->opts && cmd->opts [nopts].name)
+        nopts++;
+    struct option *longopts = calloc (S_GLOBAL_OPTIONS + nopts + 1, sizeof (struct option));
+    if (!rest || !cli->args || !longopts)
+        s_out_of_memory ();
+    int nrest = 0;
+    rest [nrest++] = "zova";
+    for (int i = 1; i < argc; i++) {
+        bool is_word = false;
+        for (size_t w = 0; w < used; w++)
+            is_word |= token_at [w] == i;
+        if (!is_word)
+            rest [nrest++] = argv [i];
+    }
+    memcpy (longopts, s_global_options, sizeof s_global_options);
+    for (size_t i = 0; i < nopts; i++)
+        longopts [S_GLOBAL_OPTIONS + i] = (struct option) {
+            cmd->opts [i].name,
+            cmd->opts [i].kind == OPT_FLAG ? no_argument : required_argument,
+            NULL, OPT_COMMAND_BASE + (int) i
+        };
+
+    int rc = ZOVA_RUN;
+    const char *format = "table", *timeout = NULL, *config = NULL;
+    bool help = false;
+    //  "-" first: plain arguments come back in order (code 1) wherever
+    //  they sit, even under POSIXLY_CORRECT.
+    int code;
+    while (rc == ZOVA_RUN
+    &&     (code = getopt_long (nrest, rest, "-f:h", longopts, NULL)) != -1) {
+        switch (code) {
+            case 1:
+                cli->args [cli->nargs++] = optarg;
+                break;
+            case 'f':
+                format = optarg;
+                break;
+            case 'h':
+                help = true;
+                break;
+            case OPT_GLOBAL_ENDPOINT:
+                cli->endpoint = optarg;
+                break;
+            case OPT_GLOBAL_CONFIG:
+                config = optarg;
+                break;
+            case OPT_GLOBAL_TIMEOUT:
+                timeout = optarg;
+                break;
+            case OPT_GLOBAL_PROJECT:
+                cli->project = optarg;
+                break;
+            case OPT_GLOBAL_VERSION:
+                puts ("zova " ZOVA_VERSION);
+                rc = ZOVA_EXIT_OK;
+                break;
+            default:
+                if (code >= OPT_COMMAND_BASE && code < OPT_COMMAND_BASE + (int) nopts) {
+                    if (s_take_option (cli, &cmd->opts [code - OPT_COMMAND_BASE], optarg))
+                        rc = ZOVA_EXIT_USAGE;
+                }
+                else
+                    rc = ZOVA_EXIT_USAGE;       //  getopt_long said why
+                break;
+        }
+    }
+    if (rc == ZOVA_RUN)
+        while (optind < nrest)
+            cli->args [cli->nargs++] = rest [optind++];
+    free (rest);
+    free (longopts);
+    if (rc == ZOVA_EXIT_USAGE) {
+        fputs ("usage: ", stderr);
+        s_command_usage (stderr, cmd);
+        return rc;
+    }
+    if (rc != ZOVA_RUN)
+        return rc;
+    if (help) {
+        fputs ("usage: ", stdout);
+        s_command_usage (stdout, cmd);
+        printf ("%s\n", cmd->summary);
+        return ZOVA_EXIT_OK;
+    }
+
+    const char *problem = NULL;
+    for (size_t i = 0; i < nopts && !problem; i++)
+        if (cmd->opts [i].required && !s_opt (cli, cmd->opts [i].name)) {
+            s_fail ("missing --%s", cmd->opts [i].name);
+            problem = "";
+        }
+    if (!problem && cli->nargs < cmd->min_args)
+        problem = "missing argument";
+    if (!problem && cli->nargs > cmd->max_args)
+        problem = "too many arguments";
+    for (size_t i = 0; i < cli->nargs && !problem; i++)
+        if (!s_utf8_valid (cli->args [i]))
+            problem = "argument is not valid UTF-8";
+    if (!problem && !streq (format, "table") && !streq (format, "json")) {
+        s_fail ("unknown format '%s' (table or json)", format);
+        problem = "";
+    }
+    if (problem) {
+        if (*problem)
+            s_fail ("%s", problem);
+        fputs ("usage: ", stderr);
+        s_command_usage (stderr, cmd);
+        return ZOVA_EXIT_USAGE;
+    }
+    cli->json = streq (format, "json");
+    return s_resolve_settings (cli, timeout, config);
+}
+
+
+int
+main (int argc, char *argv [])
+{
+    //  Ctrl-C should stop the client at once, not set a flag we would
+    //  only notice at the next poll.
+    zsys_handler_set (NULL);
+
+    cli_t cli = { .timeout_s = ZOVA_DEFAULT_TIMEOUT_S, .stderr_tty = isatty (STDERR_FILENO) };
+    cli.opts = json_object ();
+    if (!cli.opts)
+        s_out_of_memory ();
+    if (sodium_init () < 0) {
+        s_fail ("cannot initialise libsodium");
+        return ZOVA_EXIT_FAIL;
+    }
+    int rc = s_parse (&cli, argc, argv);
+    if (rc == ZOVA_RUN)
+        rc = cli.cmd->handler (&cli);
+
+    zpoller_destroy (&cli.poller);
+    zsock_destroy (&cli.sock);
+    json_decref (cli.opts);
+    free (cli.args);
+    free (cli.endpoint_owned);
+    if (fflush (stdout) == EOF || ferror (stdout)) {
+        if (rc == ZOVA_EXIT_OK)
+            s_fail ("cannot write the output: %s", strerror (errno));
+        rc = ZOVA_EXIT_FAIL;
+    }
+    return rc;
+}

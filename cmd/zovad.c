@@ -1,0 +1,132 @@
+/*  zovad: the zova daemon.  Runs one actor, or all of them.
+
+        zovad all|api|conductor|scheduler|compute [--config FILE]
+
+    `all` runs every actor as a thread of this process with an inproc
+    endpoint to the conductor (one compute host: this machine, on the
+    configured hypervisor URI); any other role runs that one actor with the
+    tcp endpoints of the config.  The actor code is the same either way.
+    SIGTERM and SIGINT stop the actors in reverse order of start, the
+    conductor last, so that no actor outlives the store it talks to.     */
+
+#include "../actors/zv_actors.h"
+#include <getopt.h>
+#include <signal.h>
+
+#define ZOVAD_VERSION "0.1.0"
+
+static const struct {
+    const char *role;
+    zactor_fn *actor;
+} s_roles [] = {
+    { "conductor", zv_conductor_actor },
+    { "scheduler", zv_scheduler_actor },
+    { "compute",   zv_compute_actor },
+    { "api",       zv_api_actor },
+};
+#define S_ROLE_COUNT (sizeof (s_roles) / sizeof (s_roles [0]))
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: zovad all|api|conductor|scheduler|compute [--config FILE] [--log-level LEVEL]\n"
+                  "       zovad --version\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    const char *config_path = NULL;
+    const char *log_level = NULL;
+    static const struct option options [] = {
+        { "config", required_argument, NULL, 'c' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int option;
+    while ((option = getopt_long (argc, argv, "c:l:Vh", options, NULL)) != -1) {
+        switch (option) {
+            case 'c': config_path = optarg; break;
+            case 'l': log_level = optarg; break;
+            case 'V': printf ("zovad %s\n", ZOVAD_VERSION); return 0;
+            case 'h': s_usage (stdout); return 0;
+            default:  s_usage (stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        s_usage (stderr);
+        return 2;
+    }
+    const char *role = argv [optind];
+    bool all = streq (role, "all");
+    size_t chosen = S_ROLE_COUNT;
+    for (size_t index = 0; index < S_ROLE_COUNT; index++)
+        if (streq (s_roles [index].role, role))
+            chosen = index;
+    if (!all && chosen == S_ROLE_COUNT) {
+        fprintf (stderr, "zovad: unknown role '%s'\n", role);
+        s_usage (stderr);
+        return 2;
+    }
+
+    zv_actor_args_t args;
+    zv_config_defaults (&args.config);
+    char errbuf [1024];
+    if (config_path && zv_config_load (&args.config, config_path, errbuf, sizeof errbuf) != ZV_OK) {
+        fprintf (stderr, "zovad: %s\n", errbuf);
+        return 1;
+    }
+    zv_log_set_level_name (log_level ? log_level : args.config.log_level);
+    snprintf (args.conductor_endpoint, sizeof args.conductor_endpoint, "%s",
+              all ? ZV_INPROC_CONDUCTOR_ENDPOINT : args.config.conductor_endpoint);
+
+    //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
+    zsys_init ();
+    zsys_set_logident (all ? "zovad" : role);
+    zsys_catch_interrupts ();
+    signal (SIGPIPE, SIG_IGN);
+
+    zactor_t *actors [S_ROLE_COUNT] = { NULL };
+    zpoller_t *poller = NULL;
+    int rc = 0;
+    for (size_t index = 0; index < S_ROLE_COUNT; index++) {
+        if (!all && index != chosen)
+            continue;
+        actors [index] = zactor_new (s_roles [index].actor, &args);
+        if (!actors [index]) {
+            fprintf (stderr, "zovad: cannot start %s\n", s_roles [index].role);
+            rc = 1;
+            goto stop;
+        }
+        if (!poller)
+            poller = zpoller_new (actors [index], NULL);
+        else
+            zpoller_add (poller, actors [index]);
+        //  An actor that failed to start says FAILED right after its
+        //  handshake: give it a moment to say so.
+        if (zpoller_wait (poller, 0)) {
+            fprintf (stderr, "zovad: %s failed to start (see the log above)\n", s_roles [index].role);
+            rc = 1;
+            goto stop;
+        }
+    }
+    zsys_info ("zovad %s running %s (pid %d)", ZOVAD_VERSION, role, (int) getpid ());
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait (poller, 500);
+        if (which) {
+            char *said = zstr_recv (which);
+            fprintf (stderr, "zovad: an actor stopped: %s\n", said ? said : "(nothing)");
+            zstr_free (&said);
+            rc = 1;
+            break;
+        }
+    }
+stop:
+    zpoller_destroy (&poller);
+    for (size_t index = S_ROLE_COUNT; index-- > 0;)
+        zactor_destroy (&actors [index]);
+    zsys_info ("zovad %s stopped", role);
+    return rc;
+}

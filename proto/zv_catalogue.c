@@ -1,0 +1,321 @@
+/*  zv_catalogue.c: every message type zova speaks, in one table.
+
+    The table is grouped the way a reader looks for things: the client-facing
+    api.* rows, the conductor rows they forward to (same fields, plus the
+    project and user the api fills in), then the internal rows.  Lookup is a
+    binary search over a sorted index of row pointers, built once on first
+    use (pthread_once), so the table's order stays readable and lookup stays
+    O(log n) however many rows are added.  Field lists shared by an api row
+    and its conductor row are one macro, so the two cannot drift apart.       */
+
+#include "zv_catalogue.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define F_STR(n, req, mx)       { .name = n, .kind = ZV_FIELD_STR, .required = req, .max = mx }
+#define F_UUID(n, req)          { .name = n, .kind = ZV_FIELD_UUID, .required = req }
+#define F_INT(n, req, lo, hi)   { .name = n, .kind = ZV_FIELD_INT, .required = req, .min = lo, .max = hi }
+#define F_BOOL(n)               { .name = n, .kind = ZV_FIELD_BOOL }
+#define F_MAP(n, req)           { .name = n, .kind = ZV_FIELD_MAP, .required = req }
+#define F_ARRAY(n, req, mx)     { .name = n, .kind = ZV_FIELD_ARRAY, .required = req, .max = mx }
+#define F_STR_ARRAY(n, req, mx) { .name = n, .kind = ZV_FIELD_STR_ARRAY, .required = req, .max = mx }
+
+#define S_TB  INT64_C (1099511627776)
+
+//  Filled in by the api on every forwarded request.
+#define F_OWNER                 F_STR ("project_id", false, 0), F_STR ("user_id", false, 0)
+#define F_REF                   F_STR ("ref", true, 0)
+
+#define F_FLAVOR_CREATE \
+    F_STR ("name", true, 255), \
+    F_INT ("vcpus", true, 1, 4096), \
+    F_INT ("ram_mb", true, 1, 16777216), \
+    F_INT ("disk_gb", true, 0, 1048576), \
+    F_INT ("ephemeral_gb", false, 0, 1048576), \
+    F_INT ("swap_mb", false, 0, 16777216), \
+    F_STR ("id", false, 255), \
+    F_BOOL ("is_public")
+
+#define F_IMAGE_CREATE \
+    F_STR ("name", true, 0), \
+    F_STR ("disk_format", false, 16), \
+    F_STR ("container_format", false, 16), \
+    F_INT ("size", true, 0, S_TB), \
+    F_STR ("checksum", false, 128), \
+    F_MAP ("properties", false)
+
+//  The image bytes travel in the payload frame.
+#define F_IMAGE_UPLOAD \
+    F_UUID ("id", true), \
+    F_INT ("offset", true, 0, S_TB), \
+    F_BOOL ("last")
+
+#define F_SERVER_CREATE \
+    F_STR ("name", true, 0), \
+    F_STR ("flavor", true, 0), \
+    F_STR ("image", true, 0), \
+    F_INT ("min_count", false, 1, 10000), \
+    F_INT ("max_count", false, 1, 10000), \
+    F_STR ("availability_zone", false, 0), \
+    F_MAP ("hints", false), \
+    F_MAP ("metadata", false)
+
+#define F_SERVER_LIST \
+    F_BOOL ("all_projects"), \
+    F_BOOL ("deleted"), \
+    F_STR ("host", false, 0), \
+    F_STR ("status", false, 32), \
+    F_INT ("limit", false, 1, 1000000), \
+    F_BOOL ("names_only")
+
+#define F_SERVICE_LIST \
+    F_STR ("binary", false, 64), \
+    F_STR ("host", false, 0)
+
+//  One api row and the conductor row it forwards to: the same fields, and
+//  the owner the api adds (first, so that an empty field list still expands).
+#define S_FORWARDED(verb, ...) \
+    { .type = "api." verb, .kind = ZV_MSG_REQUEST, .forward = "conductor." verb, \
+      .fields = { __VA_ARGS__ } }, \
+    { .type = "conductor." verb, .kind = ZV_MSG_REQUEST, .fields = { F_OWNER, __VA_ARGS__ } }
+
+static const zv_msgdef_t s_catalogue [] = {
+    S_FORWARDED ("flavor_create",   F_FLAVOR_CREATE),
+    S_FORWARDED ("flavor_list"),
+    S_FORWARDED ("flavor_show",     F_REF),
+    S_FORWARDED ("flavor_delete",   F_REF),
+    S_FORWARDED ("image_create",    F_IMAGE_CREATE),
+    S_FORWARDED ("image_upload",    F_IMAGE_UPLOAD),
+    S_FORWARDED ("image_list"),
+    S_FORWARDED ("image_show",      F_REF),
+    S_FORWARDED ("image_delete",    F_REF),
+    S_FORWARDED ("server_create",   F_SERVER_CREATE),
+    S_FORWARDED ("server_list",     F_SERVER_LIST),
+    S_FORWARDED ("server_show",     F_REF),
+    S_FORWARDED ("server_delete",   F_REF),
+    S_FORWARDED ("server_events",   F_REF),
+    S_FORWARDED ("service_list",    F_SERVICE_LIST),
+    S_FORWARDED ("hypervisor_list"),
+    S_FORWARDED ("hypervisor_show", F_REF),
+
+    //  Answered by the api itself.
+    { .type = "api.ping", .kind = ZV_MSG_REQUEST },
+
+    { .type = "conductor.service_heartbeat", .kind = ZV_MSG_REQUEST, .fields = {
+        F_STR ("binary", true, 64),
+        F_STR ("host", true, 0),
+        F_MAP ("node", false),
+        F_INT ("report_interval", false, 1, 86400) } },
+    { .type = "conductor.instance_update", .kind = ZV_MSG_REQUEST, .fields = {
+        F_UUID ("uuid", true),
+        F_ARRAY ("expected_task_state", false, 16),
+        F_MAP ("changes", true),
+        F_STR ("action_request_id", false, 64),
+        F_STR ("action_result", false, 16),
+        F_STR ("action_message", false, 4096),
+        F_BOOL ("release_claim") } },
+    { .type = "conductor.instance_destroyed", .kind = ZV_MSG_REQUEST, .fields = {
+        F_UUID ("uuid", true),
+        F_STR ("host", true, 0),
+        F_STR ("action_request_id", false, 64) } },
+    { .type = "conductor.compute_sync", .kind = ZV_MSG_REQUEST, .fields = {
+        F_STR ("host", true, 0),
+        F_ARRAY ("domains", true, 100000) } },
+    { .type = "conductor.host_states", .kind = ZV_MSG_REQUEST, .fields = {
+        F_INT ("since", false, 0, INT64_MAX) } },
+    { .type = "scheduler.select_destinations", .kind = ZV_MSG_REQUEST, .fields = {
+        F_MAP ("spec", true),
+        F_INT ("num_instances", true, 1, 10000),
+        F_STR_ARRAY ("ignore_hosts", false, 1000) } },
+    { .type = "compute.build_instance", .kind = ZV_MSG_CAST, .fields = {
+        F_MAP ("instance", true),
+        F_INT ("attempt", false, 1, 100) } },
+    { .type = "compute.terminate_instance", .kind = ZV_MSG_CAST, .fields = {
+        F_UUID ("uuid", true),
+        F_STR ("action_request_id", false, 64) } },
+    { .type = "compute.sync_now", .kind = ZV_MSG_CAST },
+};
+
+#define S_ROWS (sizeof (s_catalogue) / sizeof (s_catalogue [0]))
+
+static const zv_msgdef_t *s_sorted [S_ROWS];
+static pthread_once_t s_sorted_once = PTHREAD_ONCE_INIT;
+
+static int
+s_compare_rows (const void *a, const void *b)
+{
+    return strcmp ((*(const zv_msgdef_t * const *) a)->type,
+                   (*(const zv_msgdef_t * const *) b)->type);
+}
+
+static void
+s_sort_rows (void)
+{
+    for (size_t i = 0; i < S_ROWS; i++)
+        s_sorted [i] = &s_catalogue [i];
+    qsort (s_sorted, S_ROWS, sizeof (s_sorted [0]), s_compare_rows);
+    for (size_t i = 1; i < S_ROWS; i++)
+        assert (strcmp (s_sorted [i - 1]->type, s_sorted [i]->type) < 0);
+}
+
+const zv_msgdef_t *
+zv_catalogue_find (const char *type)
+{
+    if (!type)
+        return NULL;
+    pthread_once (&s_sorted_once, s_sort_rows);
+    size_t low = 0, high = S_ROWS;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        int cmp = strcmp (type, s_sorted [mid]->type);
+        if (cmp == 0)
+            return s_sorted [mid];
+        if (cmp < 0)
+            high = mid;
+        else
+            low = mid + 1;
+    }
+    return NULL;
+}
+
+size_t
+zv_catalogue_size (void)
+{
+    return S_ROWS;
+}
+
+const zv_msgdef_t *
+zv_catalogue_at (size_t index)
+{
+    return index < S_ROWS ? &s_catalogue [index] : NULL;
+}
+
+//  Validation
+
+static zv_status_t
+s_reject (zv_status_t status, char *errbuf, size_t errlen, const char *format, ...)
+{
+    if (errbuf && errlen) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (errbuf, errlen, format, args);
+        va_end (args);
+    }
+    return status;
+}
+
+//  A string field: bounded, and without an embedded NUL that C readers of
+//  json_string_value would silently cut at.
+static zv_status_t
+s_check_str (const char *name, const char *what, const json_t *value, size_t max,
+             char *errbuf, size_t errlen)
+{
+    if (!json_is_string (value))
+        return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': %sexpected string", name, what);
+    size_t len = json_string_length (value);
+    if (len > max)
+        return s_reject (ZV_ETOOBIG, errbuf, errlen,
+                         "field '%s': %sstring longer than %zu bytes", name, what, max);
+    if (memchr (json_string_value (value), '\0', len))
+        return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': %scontains NUL", name, what);
+    return ZV_OK;
+}
+
+static zv_status_t
+s_check_field (const zv_field_t *field, const json_t *value, char *errbuf, size_t errlen)
+{
+    const char *name = field->name;
+    size_t max = field->max > 0 ? (size_t) field->max : 0;
+    switch (field->kind) {
+        case ZV_FIELD_STR: {
+            zv_status_t status = s_check_str (name, "", value,
+                                              max ? max : ZV_FIELD_DEFAULT_MAX, errbuf, errlen);
+            if (status == ZV_OK && field->required && json_string_length (value) == 0)
+                status = s_reject (ZV_EINVAL, errbuf, errlen,
+                                   "field '%s': must not be empty", name);
+            return status;
+        }
+        case ZV_FIELD_UUID:
+            if (!json_is_string (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected uuid", name);
+            if (json_string_length (value) != ZV_UUID_LEN
+            ||  !zv_uuid_valid (json_string_value (value)))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': not a valid UUID", name);
+            return ZV_OK;
+        case ZV_FIELD_INT: {
+            if (!json_is_integer (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected integer", name);
+            int64_t number = (int64_t) json_integer_value (value);
+            if (number < field->min || number > field->max)
+                return s_reject (ZV_EINVAL, errbuf, errlen,
+                                 "field '%s': %" PRId64 " out of range [%" PRId64 ", %" PRId64 "]",
+                                 name, number, field->min, field->max);
+            return ZV_OK;
+        }
+        case ZV_FIELD_BOOL:
+            if (!json_is_boolean (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected boolean", name);
+            return ZV_OK;
+        case ZV_FIELD_MAP:
+            if (!json_is_object (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected map", name);
+            return ZV_OK;
+        case ZV_FIELD_ARRAY:
+        case ZV_FIELD_STR_ARRAY: {
+            bool of_strings = field->kind == ZV_FIELD_STR_ARRAY;
+            if (!json_is_array (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected %s", name,
+                                 of_strings ? "array of strings" : "array");
+            size_t limit = max ? max : 1000;
+            if (json_array_size (value) > limit)
+                return s_reject (ZV_ETOOBIG, errbuf, errlen,
+                                 "field '%s': more than %zu items", name, limit);
+            for (size_t i = 0; of_strings && i < json_array_size (value); i++) {
+                char what [32];
+                snprintf (what, sizeof what, "item %zu: ", i);
+                zv_status_t status = s_check_str (name, what, json_array_get (value, i),
+                                                  ZV_FIELD_DEFAULT_MAX, errbuf, errlen);
+                if (status != ZV_OK)
+                    return status;
+            }
+            return ZV_OK;
+        }
+        case ZV_FIELD_ANY:
+            return ZV_OK;
+        case ZV_FIELD_KIND_COUNT:
+            break;
+    }
+    assert (false);             //  a catalogue row with a bad kind
+    return s_reject (ZV_EINTERNAL, errbuf, errlen, "field '%s': unknown kind", name);
+}
+
+zv_status_t
+zv_catalogue_validate (const zv_msgdef_t *def, const json_t *body,
+                       char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen)
+        errbuf [0] = '\0';
+    if (!def)
+        return s_reject (ZV_EINVAL, errbuf, errlen, "unknown message type");
+    if (!json_is_object (body))
+        return s_reject (ZV_EINVAL, errbuf, errlen, "body is not a map");
+    for (size_t i = 0; i < ZV_CATALOGUE_MAX_FIELDS && def->fields [i].name; i++) {
+        const zv_field_t *field = &def->fields [i];
+        const json_t *value = json_object_get (body, field->name);
+        if (!value || json_is_null (value)) {
+            if (field->required)
+                return s_reject (ZV_EINVAL, errbuf, errlen, "missing field '%s'", field->name);
+            continue;
+        }
+        zv_status_t status = s_check_field (field, value, errbuf, errlen);
+        if (status != ZV_OK)
+            return status;
+    }
+    return ZV_OK;
+}

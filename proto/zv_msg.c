@@ -1,0 +1,710 @@
+/*  zv_msg.c: one zova message and its wire codec (frames in zv_msg.h).
+
+    A message owns its strings in fixed buffers sized to the wire limits, its
+    body (a json object), and the routing id and payload frames.  Encoding
+    packs the envelope's fixed keys straight into one msgpack_sbuffer, in a
+    fixed order (v id re rq ts src dl b|e) so the bytes are reproducible, and
+    the body through zv_pack_append into the same buffer.
+
+    Decoding never gives up early: it walks every frame, records the first
+    problem as the message's status and reason, and keeps whatever it could
+    recover (type, id, rq, routing id) so the receiver can still answer the
+    sender with zv_msg_error.  Strings recovered from a bad message are made
+    safe to send back (printable type, valid UTF-8 error text).
+
+    Message ids are "<8 hex, random per process>-<counter in hex>": unique per
+    process without a syscall per message.  The prefix is chosen once, and
+    chosen again in a forked child so parent and child never share ids.      */
+
+#include "zv_msg.h"
+#include "zv_pack.h"
+
+#include <msgpack.h>
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define S_MAX_TYPE   128
+#define S_MAX_ID     64        //  id, re, rq
+#define S_MAX_SRC    128
+#define S_MAX_ERROR  4096
+
+struct _zv_msg_t {
+    char type [S_MAX_TYPE + 1];
+    char id [S_MAX_ID + 1];
+    char re [S_MAX_ID + 1];
+    bool is_reply;
+    char rq [S_MAX_ID + 1];
+    char src [S_MAX_SRC + 1];
+    int64_t ts;
+    int64_t deadline;               //  0: none
+    const zv_msgdef_t *def;         //  requests and casts of a known type
+    json_t *body;                   //  always an object
+    zv_status_t status;
+    char *error_text;               //  NULL reads as ""
+    zframe_t *payload;
+    zframe_t *routing_id;
+};
+
+//  Message ids
+
+static char s_id_prefix [9];
+static atomic_uint_fast64_t s_id_counter;
+static pthread_once_t s_id_once = PTHREAD_ONCE_INIT;
+
+//  Async-signal-safe, as it also runs in a forked child.
+static void
+s_id_reroll (void)
+{
+    static const char hex [] = "0123456789abcdef";
+    uint32_t seed;
+    if (getrandom (&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t) sizeof seed)
+        seed = (uint32_t) getpid () * 2654435761u ^ (uint32_t) zv_mono_ms ();
+    for (int i = 0; i < 8; i++)
+        s_id_prefix [i] = hex [(seed >> (28 - 4 * i)) & 0xf];
+    s_id_prefix [8] = '\0';
+}
+
+static void
+s_id_init (void)
+{
+    s_id_reroll ();
+    pthread_atfork (NULL, NULL, s_id_reroll);
+}
+
+static void
+s_id_new (char out [S_MAX_ID + 1])
+{
+    pthread_once (&s_id_once, s_id_init);
+    uint64_t counter = atomic_fetch_add (&s_id_counter, 1) + 1;
+    char digits [17];
+    int n = 0;
+    do {
+        digits [n++] = "0123456789abcdef" [counter & 0xf];
+        counter >>= 4;
+    } while (counter);
+    memcpy (out, s_id_prefix, 8);
+    out [8] = '-';
+    for (int i = 0; i < n; i++)
+        out [9 + i] = digits [n - 1 - i];
+    out [9 + n] = '\0';
+}
+
+//  Strings
+
+//  Copy at most max bytes of src (len bytes), cutting at a UTF-8 boundary.
+static void
+s_copy (char *dst, size_t max, const char *src, size_t len)
+{
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char) src [len] & 0xc0) == 0x80)
+            len--;
+    }
+    memcpy (dst, src, len);
+    dst [len] = '\0';
+}
+
+static void
+s_copy_str (char *dst, size_t max, const char *src)
+{
+    s_copy (dst, max, src ? src : "", src ? strlen (src) : 0);
+}
+
+//  Types are printable ASCII without spaces, so logs and frames stay sane.
+static bool
+s_type_valid (const char *type, size_t len)
+{
+    if (len == 0 || len > S_MAX_TYPE)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (type [i] < 0x21 || type [i] > 0x7e)
+            return false;
+    return true;
+}
+
+//  Error text is sent back to peers: cap it and keep it valid UTF-8.
+static void
+s_set_error_text (zv_msg_t *self, const char *text, size_t len)
+{
+    free (self->error_text);
+    self->error_text = malloc (S_MAX_ERROR + 1);
+    if (!self->error_text)
+        return;
+    s_copy (self->error_text, S_MAX_ERROR, text, len);
+    len = strlen (self->error_text);
+    json_t *check = json_stringn (self->error_text, len);
+    if (!check)
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char) self->error_text [i] >= 0x80)
+                self->error_text [i] = '?';
+    json_decref (check);
+}
+
+//  Lifetime
+
+static zv_msg_t *
+s_blank (void)
+{
+    zv_msg_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->body = json_object ();
+    if (!self->body) {
+        free (self);
+        return NULL;
+    }
+    s_id_new (self->id);
+    self->ts = zv_now_ms ();
+    return self;
+}
+
+zv_msg_t *
+zv_msg_new (const char *type)
+{
+    if (!type || !s_type_valid (type, strlen (type)))
+        return NULL;
+    zv_msg_t *self = s_blank ();
+    if (!self)
+        return NULL;
+    s_copy_str (self->type, S_MAX_TYPE, type);
+    self->def = zv_catalogue_find (type);
+    char uuid [ZV_UUID_LEN + 1];
+    zv_uuid_new (uuid);
+    snprintf (self->rq, sizeof self->rq, "req-%s", uuid);
+    return self;
+}
+
+zv_msg_t *
+zv_msg_reply (const zv_msg_t *request)
+{
+    assert (request);
+    zv_msg_t *self = s_blank ();
+    if (!self)
+        return NULL;
+    memcpy (self->type, request->type, sizeof self->type);
+    memcpy (self->re, request->id, sizeof self->re);
+    memcpy (self->rq, request->rq, sizeof self->rq);
+    self->is_reply = true;
+    if (request->routing_id) {
+        self->routing_id = zframe_dup (request->routing_id);
+        if (!self->routing_id)
+            zv_msg_destroy (&self);
+    }
+    return self;
+}
+
+zv_msg_t *
+zv_msg_error (const zv_msg_t *request, zv_status_t status, const char *format, ...)
+{
+    assert (status != ZV_OK && status < ZV_STATUS_COUNT);
+    zv_msg_t *self = zv_msg_reply (request);
+    if (!self)
+        return NULL;
+    char text [S_MAX_ERROR + 1];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    self->status = status;
+    s_set_error_text (self, text, strlen (text));
+    return self;
+}
+
+void
+zv_msg_destroy (zv_msg_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zv_msg_t *self = *self_p;
+    json_decref (self->body);
+    free (self->error_text);
+    zframe_destroy (&self->payload);
+    zframe_destroy (&self->routing_id);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Accessors
+
+const char *zv_msg_type (const zv_msg_t *self) { assert (self); return self->type; }
+const char *zv_msg_id (const zv_msg_t *self)   { assert (self); return self->id; }
+const char *zv_msg_re (const zv_msg_t *self)   { assert (self); return self->is_reply ? self->re : NULL; }
+bool zv_msg_is_reply (const zv_msg_t *self)    { assert (self); return self->is_reply; }
+const char *zv_msg_rq (const zv_msg_t *self)   { assert (self); return self->rq; }
+const char *zv_msg_src (const zv_msg_t *self)  { assert (self); return self->src; }
+int64_t zv_msg_ts (const zv_msg_t *self)       { assert (self); return self->ts; }
+int64_t zv_msg_deadline (const zv_msg_t *self) { assert (self); return self->deadline; }
+const zv_msgdef_t *zv_msg_def (const zv_msg_t *self) { assert (self); return self->is_reply ? NULL : self->def; }
+json_t *zv_msg_body (const zv_msg_t *self)     { assert (self); return self->body; }
+zv_status_t zv_msg_status (const zv_msg_t *self) { assert (self); return self->status; }
+zframe_t *zv_msg_routing_id (const zv_msg_t *self) { assert (self); return self->routing_id; }
+
+const char *
+zv_msg_error_text (const zv_msg_t *self)
+{
+    assert (self);
+    return self->error_text ? self->error_text : "";
+}
+
+//  Ids, request ids and sources longer than the wire allows are cut, so that
+//  what we send is always what a peer accepts.
+void
+zv_msg_set_rq (zv_msg_t *self, const char *request_id)
+{
+    assert (self);
+    s_copy_str (self->rq, S_MAX_ID, request_id);
+}
+
+void
+zv_msg_set_src (zv_msg_t *self, const char *source)
+{
+    assert (self);
+    s_copy_str (self->src, S_MAX_SRC, source);
+}
+
+void
+zv_msg_set_id (zv_msg_t *self, const char *id)
+{
+    assert (self && id && *id);
+    s_copy_str (self->id, S_MAX_ID, id);
+}
+
+void
+zv_msg_set_ts (zv_msg_t *self, int64_t ts_ms)
+{
+    assert (self);
+    self->ts = ts_ms;
+}
+
+void
+zv_msg_set_deadline (zv_msg_t *self, int64_t deadline_ms)
+{
+    assert (self);
+    self->deadline = deadline_ms > 0 ? deadline_ms : 0;
+}
+
+void
+zv_msg_set_body (zv_msg_t *self, json_t **body_p)
+{
+    assert (self && body_p && json_is_object (*body_p));
+    json_decref (self->body);
+    self->body = *body_p;
+    *body_p = NULL;
+}
+
+const char *
+zv_msg_get_str (const zv_msg_t *self, const char *key)
+{
+    assert (self);
+    return json_string_value (json_object_get (self->body, key));
+}
+
+int64_t
+zv_msg_get_int (const zv_msg_t *self, const char *key, int64_t dflt)
+{
+    assert (self);
+    json_t *value = json_object_get (self->body, key);
+    return json_is_integer (value) ? (int64_t) json_integer_value (value) : dflt;
+}
+
+bool
+zv_msg_get_bool (const zv_msg_t *self, const char *key, bool dflt)
+{
+    assert (self);
+    json_t *value = json_object_get (self->body, key);
+    return json_is_boolean (value) ? json_is_true (value) : dflt;
+}
+
+const void *
+zv_msg_payload (const zv_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    if (size_p)
+        *size_p = self->payload ? zframe_size (self->payload) : 0;
+    return self->payload ? zframe_data (self->payload) : NULL;
+}
+
+void
+zv_msg_set_payload (zv_msg_t *self, const void *data, size_t size)
+{
+    assert (self);
+    zframe_destroy (&self->payload);
+    if (data)
+        self->payload = zframe_new (data, size);
+}
+
+void
+zv_msg_set_routing_id (zv_msg_t *self, zframe_t **frame_p)
+{
+    assert (self && frame_p);
+    zframe_destroy (&self->routing_id);
+    self->routing_id = *frame_p;
+    *frame_p = NULL;
+}
+
+void
+zv_msg_set_routing_str (zv_msg_t *self, const char *identity)
+{
+    assert (self && identity);
+    zframe_destroy (&self->routing_id);
+    self->routing_id = zframe_new (identity, strlen (identity));
+}
+
+//  Encoding
+
+static int
+s_pack_str (msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen (text);
+    return msgpack_pack_str (pk, len) || msgpack_pack_str_body (pk, text, len);
+}
+
+//  steal: move the routing id and payload frames out of self (zv_msg_send,
+//  which destroys self next) instead of copying them.
+static zmsg_t *
+s_encode (zv_msg_t *self, bool steal)
+{
+    bool error = self->is_reply && self->status != ZV_OK;
+    const char *problem = NULL;
+    zmsg_t *zmsg = NULL;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+
+    size_t keys = 6 + (self->is_reply ? 1 : 0) + (self->deadline ? 1 : 0);
+    int rc = msgpack_pack_map (&pk, keys)
+          || s_pack_str (&pk, "v")   || msgpack_pack_int64 (&pk, ZV_MSG_VERSION)
+          || s_pack_str (&pk, "id")  || s_pack_str (&pk, self->id);
+    if (!rc && self->is_reply)
+        rc = s_pack_str (&pk, "re") || s_pack_str (&pk, self->re);
+    rc = rc
+          || s_pack_str (&pk, "rq")  || s_pack_str (&pk, self->rq)
+          || s_pack_str (&pk, "ts")  || msgpack_pack_int64 (&pk, self->ts)
+          || s_pack_str (&pk, "src") || s_pack_str (&pk, self->src);
+    if (!rc && self->deadline)
+        rc = s_pack_str (&pk, "dl") || msgpack_pack_int64 (&pk, self->deadline);
+    if (!rc && error)
+        rc = s_pack_str (&pk, "e")   || msgpack_pack_map (&pk, 2)
+          || s_pack_str (&pk, "c")   || s_pack_str (&pk, zv_status_name (self->status))
+          || s_pack_str (&pk, "m")   || s_pack_str (&pk, zv_msg_error_text (self));
+    if (rc) {
+        problem = "out of memory";
+        goto cleanup;
+    }
+    if (!error) {
+        zv_status_t status = s_pack_str (&pk, "b") ? ZV_ENOMEM
+                           : zv_pack_append (self->body, &sbuf);
+        if (status != ZV_OK) {
+            problem = status == ZV_ENOMEM ? "out of memory" : "body cannot be encoded";
+            goto cleanup;
+        }
+    }
+    if (sbuf.size > ZV_MSG_MAX_BYTES) {
+        problem = "envelope over the size limit";
+        goto cleanup;
+    }
+    if (self->payload && zframe_size (self->payload) > ZV_MSG_MAX_PAYLOAD) {
+        problem = "payload over the size limit";
+        goto cleanup;
+    }
+    zmsg = zmsg_new ();
+    if (!zmsg) {
+        problem = "out of memory";
+        goto cleanup;
+    }
+    if (self->routing_id) {
+        zframe_t *routing = steal ? self->routing_id : zframe_dup (self->routing_id);
+        if (steal)
+            self->routing_id = NULL;
+        rc = zmsg_append (zmsg, &routing);
+    }
+    rc = rc
+      || zmsg_addmem (zmsg, self->type, strlen (self->type))
+      || zmsg_addmem (zmsg, sbuf.data, sbuf.size);
+    if (!rc && self->payload) {
+        zframe_t *payload = steal ? self->payload : zframe_dup (self->payload);
+        if (steal)
+            self->payload = NULL;
+        rc = zmsg_append (zmsg, &payload);
+    }
+    if (rc) {
+        zmsg_destroy (&zmsg);
+        problem = "out of memory";
+    }
+cleanup:
+    if (problem)
+        zv_error ("proto", self->rq, "cannot encode %s id=%s: %s", self->type, self->id, problem);
+    msgpack_sbuffer_destroy (&sbuf);
+    return zmsg;
+}
+
+zmsg_t *
+zv_msg_encode (const zv_msg_t *self)
+{
+    assert (self);
+    return s_encode ((zv_msg_t *) self, false);     //  no steal: self unchanged
+}
+
+//  Decoding
+
+//  Record the first problem only: later ones are usually its consequences.
+static void
+s_bad (zv_msg_t *self, zv_status_t status, const char *format, ...)
+{
+    if (self->status != ZV_OK)
+        return;
+    char text [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    self->status = status;
+    s_set_error_text (self, text, strlen (text));
+}
+
+//  An envelope string: 1 when present and valid (copied into dst when dst),
+//  0 when absent, -1 when of the wrong type, too long or holding a NUL.
+static int
+s_envelope_str (json_t *envelope, const char *key, char *dst, size_t max)
+{
+    json_t *value = json_object_get (envelope, key);
+    if (!value)
+        return 0;
+    if (!json_is_string (value))
+        return -1;
+    const char *text = json_string_value (value);
+    size_t len = json_string_length (value);
+    if (len > max || memchr (text, '\0', len))
+        return -1;
+    if (dst)
+        s_copy (dst, max, text, len);
+    return 1;
+}
+
+//  Reads the envelope's keys into self.  On success of everything else, the
+//  caller applies the peer's error (e) as the message status.
+static void
+s_read_envelope (zv_msg_t *self, json_t *envelope, json_t **error_p)
+{
+    //  Recover the ids first, whatever else is wrong, to be able to answer.
+    int has_id = s_envelope_str (envelope, "id", self->id, S_MAX_ID);
+    if (has_id != 1)
+        self->id [0] = '\0';
+    int has_re = s_envelope_str (envelope, "re", self->re, S_MAX_ID);
+    self->is_reply = has_re == 1;
+    int has_rq = s_envelope_str (envelope, "rq", self->rq, S_MAX_ID);
+
+    json_t *version = json_object_get (envelope, "v");
+    if (!json_is_integer (version) || json_integer_value (version) != ZV_MSG_VERSION)
+        s_bad (self, ZV_EINVAL, "unsupported wire version");
+    if (has_id != 1 || self->id [0] == '\0')
+        s_bad (self, ZV_EINVAL, "envelope: 'id' must be a string of 1 to %d bytes", S_MAX_ID);
+    if (has_re < 0)
+        s_bad (self, ZV_EINVAL, "envelope: 're' must be a string of at most %d bytes", S_MAX_ID);
+    if (has_rq < 0)
+        s_bad (self, ZV_EINVAL, "envelope: 'rq' must be a string of at most %d bytes", S_MAX_ID);
+
+    json_t *ts = json_object_get (envelope, "ts");
+    if (json_is_integer (ts))
+        self->ts = (int64_t) json_integer_value (ts);
+    else
+        s_bad (self, ZV_EINVAL, "envelope: 'ts' must be an integer");
+    if (s_envelope_str (envelope, "src", self->src, S_MAX_SRC) != 1)
+        s_bad (self, ZV_EINVAL, "envelope: 'src' must be a string of at most %d bytes", S_MAX_SRC);
+
+    json_t *deadline = json_object_get (envelope, "dl");
+    if (deadline) {
+        if (json_is_integer (deadline) && json_integer_value (deadline) >= 0)
+            self->deadline = (int64_t) json_integer_value (deadline);
+        else
+            s_bad (self, ZV_EINVAL, "envelope: 'dl' must be a non-negative integer");
+    }
+
+    json_t *body = json_object_get (envelope, "b");
+    json_t *error = json_object_get (envelope, "e");
+    if (body && error)
+        s_bad (self, ZV_EINVAL, "envelope: both 'b' and 'e'");
+    if (body) {
+        if (json_is_object (body)) {
+            json_decref (self->body);
+            self->body = json_incref (body);
+        }
+        else
+            s_bad (self, ZV_EINVAL, "body is not a map");
+    }
+    if (error) {
+        json_t *code = json_object_get (error, "c");
+        json_t *text = json_object_get (error, "m");
+        if (!self->is_reply)
+            s_bad (self, ZV_EINVAL, "envelope: 'e' on a message that is not a reply");
+        else
+        if (!json_is_object (error) || !json_is_string (code) || !json_is_string (text))
+            s_bad (self, ZV_EINVAL, "envelope: 'e' must be a map {c: string, m: string}");
+        else
+        if (json_string_length (text) > S_MAX_ERROR)
+            s_bad (self, ZV_ETOOBIG, "envelope: error message longer than %d bytes", S_MAX_ERROR);
+        else
+        if (zv_status_from_name (json_string_value (code)) == ZV_OK)
+            s_bad (self, ZV_EINVAL, "envelope: error reply with status 'ok'");
+        else
+            *error_p = json_incref (error);
+    }
+}
+
+static void
+s_decode_frames (zv_msg_t *self, zmsg_t *zmsg)
+{
+    json_t *error = NULL;
+    zframe_t *type = zmsg_pop (zmsg);
+    if (!type) {
+        s_bad (self, ZV_EINVAL, "missing type frame");
+        return;
+    }
+    //  Keep a printable copy of even a bad type, for logs and the reply.
+    const char *type_data = (const char *) zframe_data (type);
+    size_t type_size = zframe_size (type);
+    if (!s_type_valid (type_data, type_size))
+        s_bad (self, ZV_EINVAL, "invalid type frame (%zu bytes)", type_size);
+    s_copy (self->type, S_MAX_TYPE, type_data, type_size > S_MAX_TYPE ? S_MAX_TYPE : type_size);
+    for (char *c = self->type; *c; c++)
+        if (*c < 0x21 || *c > 0x7e)
+            *c = '?';
+    zframe_destroy (&type);
+
+    zframe_t *frame = zmsg_pop (zmsg);
+    if (!frame)
+        s_bad (self, ZV_EINVAL, "missing envelope frame");
+    else
+    if (zframe_size (frame) > ZV_MSG_MAX_BYTES)
+        s_bad (self, ZV_ETOOBIG, "envelope of %zu bytes exceeds %d",
+               zframe_size (frame), ZV_MSG_MAX_BYTES);
+    else {
+        char reason [256];
+        json_t *envelope = NULL;
+        zv_status_t status = zv_pack_decode (zframe_data (frame), zframe_size (frame),
+                                             &envelope, reason, sizeof reason);
+        if (status != ZV_OK)
+            s_bad (self, status, "envelope: %s", reason);
+        else
+        if (!json_is_object (envelope))
+            s_bad (self, ZV_EINVAL, "envelope is not a map");
+        else
+            s_read_envelope (self, envelope, &error);
+        json_decref (envelope);
+    }
+    zframe_destroy (&frame);
+
+    self->payload = zmsg_pop (zmsg);
+    if (self->payload && zframe_size (self->payload) > ZV_MSG_MAX_PAYLOAD)
+        s_bad (self, ZV_ETOOBIG, "payload of %zu bytes exceeds %d",
+               zframe_size (self->payload), ZV_MSG_MAX_PAYLOAD);
+    if (zmsg_size (zmsg) > 0)
+        s_bad (self, ZV_EINVAL, "too many frames (%zu extra)", zmsg_size (zmsg));
+
+    if (!self->is_reply) {
+        //  The row even of a bad message says whether it was a cast.
+        self->def = zv_catalogue_find (self->type);
+        if (!self->def)
+            s_bad (self, ZV_EINVAL, "unknown message type '%s'", self->type);
+        else
+        if (self->status == ZV_OK) {
+            char reason [256];
+            zv_status_t status = zv_catalogue_validate (self->def, self->body,
+                                                        reason, sizeof reason);
+            if (status != ZV_OK)
+                s_bad (self, status, "%s: %s", self->type, reason);
+        }
+    }
+    if (self->status != ZV_OK)
+        json_object_clear (self->body);     //  nothing of a bad body reaches a handler
+    else
+    if (error) {
+        json_t *text = json_object_get (error, "m");
+        self->status = zv_status_from_name (json_string_value (json_object_get (error, "c")));
+        s_set_error_text (self, json_string_value (text), json_string_length (text));
+    }
+    json_decref (error);
+}
+
+zv_msg_t *
+zv_msg_decode (zmsg_t **zmsg_p, bool with_routing_id)
+{
+    if (!zmsg_p || !*zmsg_p)
+        return NULL;
+    zmsg_t *zmsg = *zmsg_p;
+    *zmsg_p = NULL;
+    zv_msg_t *self = NULL;
+    if (zmsg_size (zmsg) == 0)
+        goto cleanup;
+    self = s_blank ();
+    if (!self)
+        goto cleanup;
+    //  Id, source and time are the peer's, never our own.
+    self->id [0] = '\0';
+    self->ts = 0;
+    if (with_routing_id)
+        self->routing_id = zmsg_pop (zmsg);
+    s_decode_frames (self, zmsg);
+cleanup:
+    zmsg_destroy (&zmsg);
+    return self;
+}
+
+//  Sockets
+
+int
+zv_msg_send (zv_msg_t **self_p, zsock_t *dest)
+{
+    assert (self_p);
+    zv_msg_t *self = *self_p;
+    *self_p = NULL;
+    if (!self) {
+        errno = EINVAL;
+        return -1;
+    }
+    zmsg_t *zmsg = s_encode (self, true);
+    zv_msg_destroy (&self);
+    if (!zmsg) {
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = zmsg_send (&zmsg, dest);
+    int saved = errno;
+    zmsg_destroy (&zmsg);           //  czmq keeps the message when sending fails
+    errno = saved;
+    return rc;
+}
+
+zv_msg_t *
+zv_msg_recv (zsock_t *source)
+{
+    assert (source);
+    zmsg_t *zmsg = zmsg_recv (source);
+    if (!zmsg)
+        return NULL;
+    return zv_msg_decode (&zmsg, zsock_type (source) == ZMQ_ROUTER);
+}
+
+const char *
+zv_msg_describe (const zv_msg_t *self, char *buf, size_t len)
+{
+    assert (buf && len);
+    if (!self)
+        snprintf (buf, len, "(null)");
+    else
+        snprintf (buf, len, "%s id=%s%s%s rq=%s src=%s%s%s",
+                  self->type, self->id,
+                  self->is_reply ? " re=" : "", self->is_reply ? self->re : "",
+                  self->rq, self->src,
+                  self->status != ZV_OK ? " status=" : "",
+                  self->status != ZV_OK ? zv_status_name (self->status) : "");
+    return buf;
+}

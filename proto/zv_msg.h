@@ -1,0 +1,114 @@
+/*  zv_msg.h: one zova message, its envelope, and its wire codec.
+
+    On the wire a message is the frames
+        [routing id]  type  envelope  [payload]
+    where the routing id exists only on a ROUTER socket, type is the
+    catalogue name ("conductor.server_create", routable without decoding),
+    envelope is one msgpack map with short fixed keys
+        v   int     wire version (1)
+        id  str     message id, unique per sender
+        re  str     id of the request this replies to (replies only)
+        rq  str     request id carried end to end ("req-<uuid>")
+        ts  int     send time, ms since the epoch
+        src str     sender ("api", "compute.node1", "cli")
+        dl  int     optional deadline, ms since the epoch
+        b   map     body (requests, casts and successful replies)
+        e   map     {c: status name, m: message} on an error reply
+    and payload is an optional opaque byte frame (image chunks), so bulk bytes
+    never pass through msgpack.
+
+    zv_msg_decode checks everything: frame count, sizes, envelope keys and
+    types, that a request's type is in the catalogue, and its body against the
+    catalogue row.  It never fails silently: a message that cannot be used is
+    still returned, with zv_msg_status () != ZV_OK and a reason, carrying
+    whatever envelope and routing id could be recovered, so that the receiver
+    can answer the sender with an error instead of dropping it.              */
+
+#ifndef ZV_MSG_H
+#define ZV_MSG_H
+
+#include <czmq.h>
+#include <jansson.h>
+#include "../common/zv_common.h"
+#include "zv_catalogue.h"
+
+#define ZV_MSG_VERSION      1
+#define ZV_MSG_MAX_BYTES    (1024 * 1024)       //  envelope frame
+#define ZV_MSG_MAX_PAYLOAD  (4 * 1024 * 1024)   //  payload frame
+//  Sockets that others connect to refuse anything bigger at the transport.
+#define ZV_MSG_MAX_WIRE     (ZV_MSG_MAX_BYTES + ZV_MSG_MAX_PAYLOAD + 4096)
+
+typedef struct _zv_msg_t zv_msg_t;
+
+//  New request or cast of the given type, with a fresh id and timestamp and
+//  an empty body.  The request id is new unless set with zv_msg_set_rq.
+zv_msg_t *zv_msg_new (const char *type);
+//  New successful reply to request: same type, re = request's id, same rq,
+//  same routing id (so it can be sent straight back on a ROUTER).
+zv_msg_t *zv_msg_reply (const zv_msg_t *request);
+//  New error reply to request with a status and a formatted message.
+zv_msg_t *zv_msg_error (const zv_msg_t *request, zv_status_t status,
+                        const char *format, ...) __attribute__ ((format (printf, 3, 4)));
+void zv_msg_destroy (zv_msg_t **self_p);
+
+const char *zv_msg_type (const zv_msg_t *self);
+const char *zv_msg_id (const zv_msg_t *self);
+const char *zv_msg_re (const zv_msg_t *self);           //  NULL unless a reply
+bool zv_msg_is_reply (const zv_msg_t *self);
+const char *zv_msg_rq (const zv_msg_t *self);
+void zv_msg_set_rq (zv_msg_t *self, const char *request_id);
+const char *zv_msg_src (const zv_msg_t *self);
+void zv_msg_set_src (zv_msg_t *self, const char *source);
+int64_t zv_msg_ts (const zv_msg_t *self);
+int64_t zv_msg_deadline (const zv_msg_t *self);         //  0 when none
+void zv_msg_set_deadline (zv_msg_t *self, int64_t deadline_ms);
+//  Fix the message id (at most 64 bytes, longer is cut) and the timestamp,
+//  for tests and replay (golden files need bytes that do not change).
+void zv_msg_set_id (zv_msg_t *self, const char *id);
+void zv_msg_set_ts (zv_msg_t *self, int64_t ts_ms);
+//  The catalogue row of the type, or NULL (unknown type, or a reply).
+const zv_msgdef_t *zv_msg_def (const zv_msg_t *self);
+
+//  Body: always a json object; borrowed until the message is destroyed.
+json_t *zv_msg_body (const zv_msg_t *self);
+//  Replace the body; takes ownership of *body_p (which must be an object).
+void zv_msg_set_body (zv_msg_t *self, json_t **body_p);
+//  Convenience readers of body fields: NULL / default when absent.
+const char *zv_msg_get_str (const zv_msg_t *self, const char *key);
+int64_t zv_msg_get_int (const zv_msg_t *self, const char *key, int64_t dflt);
+bool zv_msg_get_bool (const zv_msg_t *self, const char *key, bool dflt);
+
+//  Status: ZV_OK for a good message; for a decoded error reply, the status
+//  the peer sent; for a message that failed to decode, the reason.
+zv_status_t zv_msg_status (const zv_msg_t *self);
+const char *zv_msg_error_text (const zv_msg_t *self);  //  "" when none
+
+//  Optional payload frame (borrowed pointer, size).  set copies the bytes.
+const void *zv_msg_payload (const zv_msg_t *self, size_t *size_p);
+void zv_msg_set_payload (zv_msg_t *self, const void *data, size_t size);
+
+//  Routing id (ROUTER sockets): set takes ownership of *frame_p.
+zframe_t *zv_msg_routing_id (const zv_msg_t *self);
+void zv_msg_set_routing_id (zv_msg_t *self, zframe_t **frame_p);
+//  Routing id from a string (a DEALER's identity, e.g. "compute.node1").
+void zv_msg_set_routing_str (zv_msg_t *self, const char *identity);
+
+//  Encode into a zmsg (routing id first when set).  Caller owns the result.
+//  NULL only when the body cannot be encoded (logged).
+zmsg_t *zv_msg_encode (const zv_msg_t *self);
+//  Decode a zmsg (destroyed).  with_routing_id: first frame is a routing id
+//  (message read from a ROUTER).  Never NULL except when *zmsg_p is NULL or
+//  empty; check zv_msg_status ().
+zv_msg_t *zv_msg_decode (zmsg_t **zmsg_p, bool with_routing_id);
+
+//  Send and destroy (*self_p nulled even on failure).  0 on success, -1 on
+//  failure (errno from ZeroMQ: EHOSTUNREACH when a ROUTER peer is gone).
+int zv_msg_send (zv_msg_t **self_p, zsock_t *dest);
+//  Receive one message; routing id expected when source is a ROUTER.
+//  NULL when interrupted or the socket had nothing.
+zv_msg_t *zv_msg_recv (zsock_t *source);
+
+//  A readable one-line summary for logs ("conductor.server_create id=.. rq=..").
+const char *zv_msg_describe (const zv_msg_t *self, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,413 @@
+/*  zv_pack.c: jansson trees to msgpack bytes and back, with hard limits.
+
+    Encoding walks the tree into a msgpack_sbuffer through msgpack-c's packer
+    (the packer picks the shortest form of every integer, so the bytes are
+    canonical and golden files are stable).  Keys go out in the object's
+    insertion order, which jansson keeps.  Encoding applies the same limits as
+    decoding, so zova never writes a value that zova would refuse to read.
+
+    Decoding is a single pass over the bytes written here rather than
+    msgpack-c's unpacker: msgpack_unpack_next allocates room for as many
+    items as an array or map header claims before it has seen them, so a
+    five-byte input claiming 2^32 items asks the allocator for 128 GiB.
+    Walking the bytes ourselves lets every limit (depth, string length, item
+    count, items that cannot fit in the bytes left) be checked before anything
+    is allocated, and builds the json_t tree directly without a zone copy.
+
+    No state outside the call: both directions are thread-safe.              */
+
+#include "zv_pack.h"
+
+#include <msgpack.h>
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+//  Most strings are ASCII, so eight bytes at a time are checked first.
+static bool
+s_utf8_valid (const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (len - i >= 8) {
+            uint64_t word;
+            memcpy (&word, s + i, 8);
+            if ((word & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = s [i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t extra;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf)      { extra = 1; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { extra = 2; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { extra = 3; cp = c & 0x07; }
+        else
+            return false;
+        if (len - i - 1 < extra)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            unsigned char cc = s [i + k];
+            if ((cc & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if ((extra == 2 && cp < 0x800)
+        ||  (extra == 3 && (cp < 0x10000 || cp > 0x10ffff))
+        ||  (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+//  Encoding
+
+static zv_status_t
+s_encode (msgpack_packer *pk, const json_t *value, int depth)
+{
+    int rc = 0;
+    switch (json_typeof (value)) {
+        case JSON_OBJECT: {
+            if (depth >= ZV_PACK_MAX_DEPTH || json_object_size (value) > ZV_PACK_MAX_ITEMS)
+                return ZV_EINVAL;
+            if (msgpack_pack_map (pk, json_object_size (value)))
+                return ZV_ENOMEM;
+            json_t *object = (json_t *) value;      //  jansson's iterators are not const
+            for (void *iter = json_object_iter (object); iter;
+                 iter = json_object_iter_next (object, iter)) {
+                const char *key = json_object_iter_key (iter);
+                size_t key_len = json_object_iter_key_len (iter);
+                if (key_len > ZV_PACK_MAX_STR
+                ||  !s_utf8_valid ((const unsigned char *) key, key_len))
+                    return ZV_EINVAL;
+                if (msgpack_pack_str (pk, key_len)
+                ||  msgpack_pack_str_body (pk, key, key_len))
+                    return ZV_ENOMEM;
+                zv_status_t status = s_encode (pk, json_object_iter_value (iter), depth + 1);
+                if (status != ZV_OK)
+                    return status;
+            }
+            return ZV_OK;
+        }
+        case JSON_ARRAY: {
+            size_t size = json_array_size (value);
+            if (depth >= ZV_PACK_MAX_DEPTH || size > ZV_PACK_MAX_ITEMS)
+                return ZV_EINVAL;
+            if (msgpack_pack_array (pk, size))
+                return ZV_ENOMEM;
+            for (size_t i = 0; i < size; i++) {
+                zv_status_t status = s_encode (pk, json_array_get (value, i), depth + 1);
+                if (status != ZV_OK)
+                    return status;
+            }
+            return ZV_OK;
+        }
+        case JSON_STRING: {
+            const char *text = json_string_value (value);
+            size_t len = json_string_length (value);
+            if (len > ZV_PACK_MAX_STR || !s_utf8_valid ((const unsigned char *) text, len))
+                return ZV_EINVAL;
+            rc = msgpack_pack_str (pk, len) || msgpack_pack_str_body (pk, text, len);
+            break;
+        }
+        case JSON_INTEGER:
+            rc = msgpack_pack_int64 (pk, (int64_t) json_integer_value (value));
+            break;
+        case JSON_REAL:
+            rc = msgpack_pack_double (pk, json_real_value (value));
+            break;
+        case JSON_TRUE:
+            rc = msgpack_pack_true (pk);
+            break;
+        case JSON_FALSE:
+            rc = msgpack_pack_false (pk);
+            break;
+        case JSON_NULL:
+            rc = msgpack_pack_nil (pk);
+            break;
+    }
+    return rc ? ZV_ENOMEM : ZV_OK;
+}
+
+zv_status_t
+zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf)
+{
+    if (!value || !sbuf)
+        return ZV_EINVAL;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, sbuf, msgpack_sbuffer_write);
+    return s_encode (&pk, value, 0);
+}
+
+zv_status_t
+zv_pack_encode (const json_t *value, char **data_p, size_t *size_p)
+{
+    assert (data_p && size_p);
+    *data_p = NULL;
+    *size_p = 0;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    zv_status_t status = zv_pack_append (value, &sbuf);
+    if (status == ZV_OK) {
+        *size_p = sbuf.size;
+        *data_p = msgpack_sbuffer_release (&sbuf);
+    }
+    msgpack_sbuffer_destroy (&sbuf);
+    return status;
+}
+
+//  Decoding
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+    zv_status_t status;
+    char *errbuf;
+    size_t errlen;
+} s_reader_t;
+
+static json_t *
+s_fail (s_reader_t *r, zv_status_t status, const char *format, ...)
+{
+    r->status = status;
+    if (r->errbuf && r->errlen) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (r->errbuf, r->errlen, format, args);
+        va_end (args);
+    }
+    return NULL;
+}
+
+static json_t *
+s_made (s_reader_t *r, json_t *value)
+{
+    return value ? value : s_fail (r, ZV_ENOMEM, "out of memory decoding msgpack");
+}
+
+static bool
+s_need (s_reader_t *r, size_t bytes)
+{
+    if (r->size - r->pos >= bytes)
+        return true;
+    s_fail (r, ZV_EINVAL, "truncated msgpack: %zu bytes needed at offset %zu, %zu left",
+            bytes, r->pos, r->size - r->pos);
+    return false;
+}
+
+//  Big-endian unsigned of width 1, 2, 4 or 8, after s_need.
+static uint64_t
+s_take (s_reader_t *r, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t i = 0; i < width; i++)
+        value = (value << 8) | r->data [r->pos++];
+    return value;
+}
+
+static json_t *
+s_decode_str (s_reader_t *r, size_t len)
+{
+    if (len > ZV_PACK_MAX_STR)
+        return s_fail (r, ZV_ETOOBIG, "string of %zu bytes exceeds %d", len, ZV_PACK_MAX_STR);
+    if (!s_need (r, len))
+        return NULL;
+    const char *text = (const char *) r->data + r->pos;
+    if (!s_utf8_valid ((const unsigned char *) text, len))
+        return s_fail (r, ZV_EINVAL, "invalid UTF-8 in string at offset %zu", r->pos);
+    r->pos += len;
+    return s_made (r, json_stringn_nocheck (text, len));
+}
+
+static json_t *s_decode_value (s_reader_t *r, int depth);
+
+static bool
+s_container_ok (s_reader_t *r, size_t count, size_t min_bytes_each, int depth)
+{
+    if (depth >= ZV_PACK_MAX_DEPTH) {
+        s_fail (r, ZV_EINVAL, "nesting deeper than %d", ZV_PACK_MAX_DEPTH);
+        return false;
+    }
+    if (count > ZV_PACK_MAX_ITEMS) {
+        s_fail (r, ZV_ETOOBIG, "%zu entries exceed %d", count, ZV_PACK_MAX_ITEMS);
+        return false;
+    }
+    //  Each entry takes at least one byte per value: refuse early, before
+    //  building anything, a header that claims more than the bytes left.
+    return s_need (r, count * min_bytes_each);
+}
+
+static json_t *
+s_decode_array (s_reader_t *r, size_t count, int depth)
+{
+    if (!s_container_ok (r, count, 1, depth))
+        return NULL;
+    json_t *array = s_made (r, json_array ());
+    for (size_t i = 0; array && i < count; i++) {
+        json_t *item = s_decode_value (r, depth + 1);
+        if (!item || json_array_append_new (array, item)) {
+            if (item)
+                s_fail (r, ZV_ENOMEM, "out of memory decoding msgpack");
+            json_decref (array);
+            array = NULL;
+        }
+    }
+    return array;
+}
+
+static json_t *
+s_decode_map (s_reader_t *r, size_t count, int depth)
+{
+    if (!s_container_ok (r, count, 2, depth))
+        return NULL;
+    json_t *map = s_made (r, json_object ());
+    for (size_t i = 0; map && i < count; i++) {
+        size_t key_pos = r->pos;
+        if (!s_need (r, 1))
+            goto failed;
+        uint8_t tag = r->data [r->pos++];
+        size_t key_len;
+        if (tag >= 0xa0 && tag <= 0xbf)
+            key_len = tag & 0x1f;
+        else
+        if (tag >= 0xd9 && tag <= 0xdb) {
+            size_t width = (size_t) 1 << (tag - 0xd9);
+            if (!s_need (r, width))
+                goto failed;
+            key_len = (size_t) s_take (r, width);
+        }
+        else {
+            s_fail (r, ZV_EINVAL, "map key at offset %zu is not a string", key_pos);
+            goto failed;
+        }
+        json_t *key = s_decode_str (r, key_len);
+        if (!key)
+            goto failed;
+        const char *key_text = json_string_value (key);
+        if (memchr (key_text, '\0', key_len)) {
+            json_decref (key);
+            s_fail (r, ZV_EINVAL, "map key at offset %zu contains NUL", key_pos);
+            goto failed;
+        }
+        json_t *value = s_decode_value (r, depth + 1);
+        //  Duplicate keys: the last one wins.
+        int rc = value ? json_object_setn_new_nocheck (map, key_text, key_len, value) : -1;
+        json_decref (key);
+        if (rc) {
+            if (value)
+                s_fail (r, ZV_ENOMEM, "out of memory decoding msgpack");
+            goto failed;
+        }
+        continue;
+    failed:
+        json_decref (map);
+        map = NULL;
+    }
+    return map;
+}
+
+static json_t *
+s_decode_value (s_reader_t *r, int depth)
+{
+    if (!s_need (r, 1))
+        return NULL;
+    size_t at = r->pos;
+    uint8_t tag = r->data [r->pos++];
+    if (tag <= 0x7f)
+        return s_made (r, json_integer (tag));
+    if (tag >= 0xe0)
+        return s_made (r, json_integer ((int8_t) tag));
+    if (tag <= 0x8f)
+        return s_decode_map (r, tag & 0x0f, depth);
+    if (tag <= 0x9f)
+        return s_decode_array (r, tag & 0x0f, depth);
+    if (tag <= 0xbf)
+        return s_decode_str (r, tag & 0x1f);
+
+    //  0xc0 .. 0xdf: the width of the length or value that follows, if any.
+    static const uint8_t width [32] = {
+        [0x0a] = 4, [0x0b] = 8,                             //  float 32, 64
+        [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8,     //  uint
+        [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8,     //  int
+        [0x19] = 1, [0x1a] = 2, [0x1b] = 4,                 //  str
+        [0x1c] = 2, [0x1d] = 4, [0x1e] = 2, [0x1f] = 4,     //  array, map
+    };
+    size_t bytes = width [tag - 0xc0];
+    if (bytes && !s_need (r, bytes))
+        return NULL;
+    uint64_t raw = bytes ? s_take (r, bytes) : 0;
+
+    switch (tag) {
+        case 0xc0: return s_made (r, json_null ());
+        case 0xc2: return s_made (r, json_false ());
+        case 0xc3: return s_made (r, json_true ());
+        case 0xc4: case 0xc5: case 0xc6:
+            return s_fail (r, ZV_EINVAL, "bin value at offset %zu not accepted", at);
+        case 0xc7: case 0xc8: case 0xc9:
+        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+            return s_fail (r, ZV_EINVAL, "ext value at offset %zu not accepted", at);
+        case 0xca: {
+            float f;
+            uint32_t bits = (uint32_t) raw;
+            memcpy (&f, &bits, 4);
+            if (!isfinite (f))
+                return s_fail (r, ZV_EINVAL, "non-finite float at offset %zu", at);
+            return s_made (r, json_real ((double) f));
+        }
+        case 0xcb: {
+            double d;
+            memcpy (&d, &raw, 8);
+            if (!isfinite (d))
+                return s_fail (r, ZV_EINVAL, "non-finite float at offset %zu", at);
+            return s_made (r, json_real (d));
+        }
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            if (raw > INT64_MAX)
+                return s_fail (r, ZV_EINVAL, "integer at offset %zu beyond int64", at);
+            return s_made (r, json_integer ((json_int_t) raw));
+        case 0xd0: return s_made (r, json_integer ((int8_t) raw));
+        case 0xd1: return s_made (r, json_integer ((int16_t) raw));
+        case 0xd2: return s_made (r, json_integer ((int32_t) raw));
+        case 0xd3: return s_made (r, json_integer ((json_int_t) (int64_t) raw));
+        case 0xd9: case 0xda: case 0xdb:
+            return s_decode_str (r, (size_t) raw);
+        case 0xdc: case 0xdd:
+            return s_decode_array (r, (size_t) raw, depth);
+        case 0xde: case 0xdf:
+            return s_decode_map (r, (size_t) raw, depth);
+        default:
+            return s_fail (r, ZV_EINVAL, "invalid msgpack byte 0x%02x at offset %zu", tag, at);
+    }
+}
+
+zv_status_t
+zv_pack_decode (const void *data, size_t size, json_t **value_p,
+                char *errbuf, size_t errlen)
+{
+    assert (value_p);
+    *value_p = NULL;
+    s_reader_t r = { .data = data, .size = data ? size : 0,
+                     .status = ZV_OK, .errbuf = errbuf, .errlen = errlen };
+    if (errbuf && errlen)
+        errbuf [0] = '\0';
+    json_t *value = s_decode_value (&r, 0);
+    if (!value)
+        return r.status;
+    if (r.pos != r.size) {
+        json_decref (value);
+        s_fail (&r, ZV_EINVAL, "%zu trailing bytes after msgpack value", r.size - r.pos);
+        return r.status;
+    }
+    *value_p = value;
+    return ZV_OK;
+}

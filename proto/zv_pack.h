@@ -1,0 +1,42 @@
+/*  zv_pack.h: msgpack <-> jansson values, with hard limits.
+
+    zova's in-memory form of every message body and every store record is a
+    jansson json_t tree (refcounted, well tested, and what the CLI prints).
+    This module is the one place that turns such trees into msgpack bytes and
+    back; it is the only code outside zv_msg.c that includes msgpack.h.
+
+    Decoding never trusts its input: it rejects truncated data, trailing bytes,
+    map keys that are not strings, nesting deeper than ZV_PACK_MAX_DEPTH,
+    strings longer than ZV_PACK_MAX_STR, arrays or maps with more than
+    ZV_PACK_MAX_ITEMS entries, bin/ext values, and invalid UTF-8.  Integers
+    are int64; floats are doubles; nil is json null.                          */
+
+#ifndef ZV_PACK_H
+#define ZV_PACK_H
+
+#include <jansson.h>
+#include "../common/zv_common.h"
+
+#define ZV_PACK_MAX_DEPTH   16
+#define ZV_PACK_MAX_STR     65536           //  bytes, any single string
+#define ZV_PACK_MAX_ITEMS   100000          //  entries in one array or map
+
+//  Encode value as msgpack.  On success *data_p is malloc'ed (caller frees)
+//  and *size_p its length.  Returns ZV_OK, ZV_EINVAL (a value msgpack-in-zova
+//  cannot carry, e.g. a string with invalid UTF-8) or ZV_ENOMEM.
+zv_status_t zv_pack_encode (const json_t *value, char **data_p, size_t *size_p);
+
+//  Append value's encoding to a msgpack_sbuffer that the caller owns (the
+//  same checks and errors as zv_pack_encode; on error the buffer may hold a
+//  partial value).  zv_msg uses it to pack the body straight into the
+//  envelope, without an intermediate buffer and copy.
+struct msgpack_sbuffer;
+zv_status_t zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf);
+
+//  Decode exactly one msgpack object spanning all of data[0..size).
+//  On success *value_p is a new reference (caller owns).  On failure returns
+//  ZV_EINVAL or ZV_ETOOBIG and writes a one-line reason into errbuf.
+zv_status_t zv_pack_decode (const void *data, size_t size, json_t **value_p,
+                            char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,1428 @@
+/*  test_proto.c: the message catalogue, its codec, and zv_common.
+
+    Data-driven where the catalogue allows it: a valid body is built for every
+    row from its field specs, so a new row is covered by the round-trip,
+    wrong-kind, oversize and out-of-range tests without a new case.  Malformed
+    input is crafted as raw bytes (truncations, trailing bytes, bad keys).
+    Golden files in tests/data/proto/ (one frame per line, hex) pin the wire
+    format: a change to it shows as a diff.  ZV_REGEN_GOLDEN=1 rewrites them.
+    Run from the repository root.                                            */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/zv_common.h"
+#include "../../proto/zv_pack.h"
+#include "../../proto/zv_catalogue.h"
+#include "../../proto/zv_msg.h"
+
+#define S_GOLDEN_DIR "tests/data/proto"
+
+//  Helpers
+
+static size_t
+s_unhex (const char *hex, unsigned char *out)
+{
+    size_t n = 0;
+    for (; hex [0] && hex [1]; hex += 2) {
+        unsigned int byte;
+        sscanf (hex, "%2x", &byte);
+        out [n++] = (unsigned char) byte;
+    }
+    return n;
+}
+
+static bool
+s_has (const char *text, const char *part)
+{
+    if (!strstr (text, part))
+        print_error ("expected '%s' in '%s'\n", part, text);
+    return strstr (text, part) != NULL;
+}
+
+static zv_status_t
+s_pack_decode_hex (const char *hex, json_t **value_p, char *err, size_t errlen)
+{
+    unsigned char bytes [256];
+    size_t size = s_unhex (hex, bytes);
+    return zv_pack_decode (bytes, size, value_p, err, errlen);
+}
+
+static json_t *
+s_valid_value (const zv_field_t *field)
+{
+    switch (field->kind) {
+        case ZV_FIELD_STR:
+            return json_string ("val-1");
+        case ZV_FIELD_UUID: {
+            char uuid [ZV_UUID_LEN + 1];
+            zv_uuid_new (uuid);
+            return json_string (uuid);
+        }
+        case ZV_FIELD_INT:
+            return json_integer (field->min + (json_int_t) (((uint64_t) field->max - (uint64_t) field->min) / 2));
+        case ZV_FIELD_BOOL:
+            return json_true ();
+        case ZV_FIELD_MAP:
+            return json_pack ("{s:s, s:i, s:[b]}", "k", "v", "n", 1, "list", 1);
+        case ZV_FIELD_ARRAY:
+            return json_pack ("[s, i, n]", "a", 1);
+        case ZV_FIELD_STR_ARRAY:
+            return json_pack ("[s, s]", "h1", "h2");
+        case ZV_FIELD_ANY:
+            return json_integer (7);
+        case ZV_FIELD_KIND_COUNT:
+            break;
+    }
+    fail_msg ("field '%s' has a bad kind", field->name);
+    return NULL;
+}
+
+//  A valid body for a row: every field, or only the required ones.
+static json_t *
+s_valid_body (const zv_msgdef_t *def, bool all_fields)
+{
+    json_t *body = json_object ();
+    for (size_t i = 0; i < ZV_CATALOGUE_MAX_FIELDS && def->fields [i].name; i++)
+        if (all_fields || def->fields [i].required)
+            json_object_set_new (body, def->fields [i].name, s_valid_value (&def->fields [i]));
+    return body;
+}
+
+//  Encode then decode (as a DEALER -> DEALER hop, no routing id).
+static zv_msg_t *
+s_wire (const zv_msg_t *msg)
+{
+    zmsg_t *zmsg = zv_msg_encode (msg);
+    assert_non_null (zmsg);
+    zv_msg_t *copy = zv_msg_decode (&zmsg, false);
+    assert_null (zmsg);
+    assert_non_null (copy);
+    return copy;
+}
+
+//  Decode raw frames: type, then envelope bytes (any may be NULL = absent).
+static zv_msg_t *
+s_decode_raw (const char *type, const void *envelope, size_t size)
+{
+    zmsg_t *zmsg = zmsg_new ();
+    if (type)
+        zmsg_addstr (zmsg, type);
+    if (envelope)
+        zmsg_addmem (zmsg, envelope, size);
+    zv_msg_t *msg = zv_msg_decode (&zmsg, false);
+    assert_non_null (msg);
+    return msg;
+}
+
+//  Decode an envelope given as a json tree under a type.
+static zv_msg_t *
+s_decode_json (const char *type, json_t *envelope)
+{
+    char *data;
+    size_t size;
+    assert_int_equal (zv_pack_encode (envelope, &data, &size), ZV_OK);
+    zv_msg_t *msg = s_decode_raw (type, data, size);
+    free (data);
+    return msg;
+}
+
+static json_t *
+s_base_envelope (void)
+{
+    return json_pack ("{s:i, s:s, s:s, s:I, s:s, s:{}}",
+                      "v", 1, "id", "t-1", "rq", "req-t", "ts", (json_int_t) 1000,
+                      "src", "test", "b");
+}
+
+//  zv_common
+
+static void
+test_common_status (void **state)
+{
+    (void) state;
+    for (int i = 0; i < ZV_STATUS_COUNT; i++) {
+        const char *name = zv_status_name ((zv_status_t) i);
+        assert_non_null (name);
+        assert_int_equal (zv_status_from_name (name), i);
+        assert_true (zv_status_http ((zv_status_t) i) >= 200);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal (name, zv_status_name ((zv_status_t) j));
+    }
+    assert_string_equal (zv_status_name (ZV_ECONFLICT), "conflict");
+    assert_string_equal (zv_status_name (ZV_ENOVALIDHOST), "no_valid_host");
+    assert_int_equal (zv_status_http (ZV_OK), 200);
+    assert_int_equal (zv_status_http (ZV_EINVAL), 400);
+    assert_int_equal (zv_status_http (ZV_ENOTFOUND), 404);
+    assert_int_equal (zv_status_http (ZV_EEXIST), 409);
+    assert_int_equal (zv_status_http (ZV_EUNSUPPORTED), 501);
+    assert_int_equal (zv_status_http (ZV_ETIMEOUT), 504);
+    assert_int_equal (zv_status_http (ZV_EUNAVAILABLE), 503);
+    assert_int_equal (zv_status_http (ZV_ETOOBIG), 413);
+    assert_int_equal (zv_status_from_name ("no such status"), ZV_EINTERNAL);
+    assert_int_equal (zv_status_from_name (NULL), ZV_EINTERNAL);
+    assert_string_equal (zv_status_name (ZV_STATUS_COUNT), "internal");
+}
+
+static void
+test_common_uuid (void **state)
+{
+    (void) state;
+    char a [ZV_UUID_LEN + 1], b [ZV_UUID_LEN + 1];
+    zv_uuid_new (a);
+    zv_uuid_new (b);
+    assert_true (zv_uuid_valid (a));
+    assert_true (zv_uuid_valid (b));
+    assert_string_not_equal (a, b);
+    assert_int_equal (strlen (a), ZV_UUID_LEN);
+    assert_true (zv_uuid_valid ("4f1c2d3e-0000-4abc-8def-0123456789ab"));
+    assert_true (zv_uuid_valid ("4F1C2D3E-0000-4ABC-8DEF-0123456789AB"));
+    const char *bad [] = {
+        "", "4f1c2d3e", "4f1c2d3e-0000-4abc-8def-0123456789a",
+        "4f1c2d3e-0000-4abc-8def-0123456789abc", "4f1c2d3e00000-4abc-8def-0123456789ab",
+        "4f1c2d3e-0000-4abc-8def-0123456789ag", "{f1c2d3e-0000-4abc-8def-0123456789ab",
+        "4f1c2d3e-0000-4abc-8def_0123456789ab", " 4f1c2d3-0000-4abc-8def-0123456789ab",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        assert_false (zv_uuid_valid (bad [i]));
+    assert_false (zv_uuid_valid (NULL));
+}
+
+static void
+test_common_time (void **state)
+{
+    (void) state;
+    char buf [32];
+    assert_string_equal (zv_iso8601 (0, buf), "1970-01-01T00:00:00Z");
+    assert_string_equal (zv_iso8601 (1700000000123, buf), "2023-11-14T22:13:20Z");
+    assert_string_equal (zv_iso8601 (-1, buf), "1969-12-31T23:59:59Z");
+    assert_true (zv_now_ms () > INT64_C (1600000000000));
+    int64_t before = zv_mono_ms ();
+    assert_true (zv_mono_ms () >= before);
+}
+
+static void
+test_common_log (void **state)
+{
+    (void) state;
+    int saved = zv_log_level;
+    zv_log_set_level_name ("debug");
+    assert_int_equal (zv_log_level, 3);
+    zv_log_set_level_name ("error");
+    assert_int_equal (zv_log_level, 0);
+    zv_log_set_level_name ("no such level");
+    assert_int_equal (zv_log_level, 0);
+    zv_log_set_level_name ("warning");
+    assert_int_equal (zv_log_level, 1);
+    zv_info ("test", "req-1", "not printed %d", 1);
+    zv_warning ("test", "req-1", "printed once: %s", "warning with request id");
+    zv_warning ("test", NULL, "printed once: %s", "warning without request id");
+    zv_log_level = saved;
+}
+
+//  zv_pack
+
+static void
+test_pack_canonical_bytes (void **state)
+{
+    (void) state;
+    struct { const char *json; const char *hex; } cases [] = {
+        { "{\"a\": 1}",             "81a16101" },
+        { "[-1, -32, -33, 127, 128, 255, 256, 65536]",
+          "98ffe0d0df7fcc80ccffcd0100ce00010000" },
+        { "[true, false, null, 1.5, \"\"]", "95c3c2c0cb3ff8000000000000a0" },
+        { "[-9223372036854775808, 9223372036854775807]",
+          "92d38000000000000000cf7fffffffffffffff" },
+        { "{}",                     "80" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        json_t *value = json_loads (cases [i].json, JSON_DECODE_ANY, NULL);
+        assert_non_null (value);
+        char *data;
+        size_t size;
+        assert_int_equal (zv_pack_encode (value, &data, &size), ZV_OK);
+        char hex [256] = "";
+        for (size_t j = 0; j < size; j++)
+            sprintf (hex + 2 * j, "%02x", (unsigned char) data [j]);
+        assert_string_equal (hex, cases [i].hex);
+        json_t *back;
+        assert_int_equal (zv_pack_decode (data, size, &back, NULL, 0), ZV_OK);
+        assert_true (json_equal (value, back));
+        json_decref (back);
+        json_decref (value);
+        free (data);
+    }
+}
+
+static void
+test_pack_decode_forms (void **state)
+{
+    (void) state;
+    //  Forms zova never writes but must read: wide ints, float32, str8/16.
+    struct { const char *hex; const char *json; } cases [] = {
+        { "d0ff",                   "-1" },
+        { "d1fffe",                 "-2" },
+        { "d2fffffffd",             "-3" },
+        { "d3fffffffffffffffc",     "-4" },
+        { "cd0005",                 "5" },
+        { "cf0000000000000006",     "6" },
+        { "ca3fc00000",             "1.5" },
+        { "d903616263",             "\"abc\"" },
+        { "da0002c3a9",             "\"\\u00e9\"" },
+        { "dc0001c0",               "[null]" },
+        { "de0001a0c3",             "{\"\": true}" },
+        { "82a16101a16102",         "{\"a\": 2}" },         //  duplicate: last wins
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        json_t *value = NULL;
+        char err [128];
+        assert_int_equal (s_pack_decode_hex (cases [i].hex, &value, err, sizeof err), ZV_OK);
+        json_t *expect = json_loads (cases [i].json, JSON_DECODE_ANY, NULL);
+        assert_true (json_equal (value, expect));
+        json_decref (expect);
+        json_decref (value);
+    }
+}
+
+static void
+test_pack_decode_rejects (void **state)
+{
+    (void) state;
+    struct { const char *hex; zv_status_t status; const char *reason; } cases [] = {
+        { "",                       ZV_EINVAL,  "truncated" },
+        { "c1",                     ZV_EINVAL,  "invalid msgpack byte" },
+        { "c0c0",                   ZV_EINVAL,  "trailing" },
+        { "92c0",                   ZV_EINVAL,  "truncated" },
+        { "a3616263ff",             ZV_EINVAL,  "trailing" },
+        { "cd00",                   ZV_EINVAL,  "truncated" },
+        { "cf8000000000000000",     ZV_EINVAL,  "beyond int64" },
+        { "cfffffffffffffffff",     ZV_EINVAL,  "beyond int64" },
+        { "c40100",                 ZV_EINVAL,  "bin" },
+        { "c7010100",               ZV_EINVAL,  "ext" },
+        { "d40100",                 ZV_EINVAL,  "ext" },
+        { "810100",                 ZV_EINVAL,  "not a string" },        //  {1: 0}
+        { "81c0c0",                 ZV_EINVAL,  "not a string" },
+        { "8192c0c0c0",             ZV_EINVAL,  "not a string" },
+        { "81a20061c0",             ZV_EINVAL,  "NUL" },
+        { "a2fffe",                 ZV_EINVAL,  "UTF-8" },
+        { "a2c080",                 ZV_EINVAL,  "UTF-8" },               //  overlong NUL
+        { "a3eda080",               ZV_EINVAL,  "UTF-8" },               //  surrogate
+        { "a4f4908080",             ZV_EINVAL,  "UTF-8" },               //  > U+10FFFF
+        { "a2e282",                 ZV_EINVAL,  "UTF-8" },               //  cut sequence
+        { "81a2ff00c0",             ZV_EINVAL,  "UTF-8" },               //  in a key
+        { "cb7ff8000000000000",     ZV_EINVAL,  "non-finite" },          //  NaN
+        { "ca7f800000",             ZV_EINVAL,  "non-finite" },          //  +inf
+        { "ddffffffff",             ZV_ETOOBIG, "entries" },             //  claims 4G items
+        { "dd00010000",             ZV_EINVAL,  "truncated" },           //  65536 items, no bytes
+        { "df000186a1",             ZV_ETOOBIG, "entries" },             //  100001 pairs
+        { "dbffffffff",             ZV_ETOOBIG, "string of" },
+        { "db00010001",             ZV_ETOOBIG, "string of" },           //  65537 bytes
+        { "db00010000",             ZV_EINVAL,  "truncated" },           //  65536: allowed, absent
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        json_t *value = (json_t *) 1;
+        char err [128];
+        zv_status_t status = s_pack_decode_hex (cases [i].hex, &value, err, sizeof err);
+        if (status != cases [i].status)
+            print_error ("case %zu (%s): status %d, %s\n", i, cases [i].hex, status, err);
+        assert_int_equal (status, cases [i].status);
+        assert_null (value);
+        assert_true (s_has (err, cases [i].reason));
+    }
+    json_t *value;
+    assert_int_equal (zv_pack_decode (NULL, 0, &value, NULL, 0), ZV_EINVAL);
+}
+
+static void
+test_pack_limits (void **state)
+{
+    (void) state;
+    //  Depth: 16 nested arrays decode and encode, 17 do not.
+    unsigned char deep [32];
+    memset (deep, 0x91, sizeof deep);
+    for (int depth = 15; depth <= 18; depth++) {
+        deep [depth] = 0xc0;
+        json_t *value = NULL;
+        char err [128];
+        zv_status_t status = zv_pack_decode (deep, (size_t) depth + 1, &value, err, sizeof err);
+        if (depth <= ZV_PACK_MAX_DEPTH) {
+            assert_int_equal (status, ZV_OK);
+            char *data;
+            size_t size;
+            assert_int_equal (zv_pack_encode (value, &data, &size), ZV_OK);
+            assert_memory_equal (data, deep, size);
+            free (data);
+            json_t *wrapped = json_pack ("[O]", value);
+            if (depth == ZV_PACK_MAX_DEPTH) {
+                assert_int_equal (zv_pack_encode (wrapped, &data, &size), ZV_EINVAL);
+                assert_null (data);
+            }
+            else {
+                assert_int_equal (zv_pack_encode (wrapped, &data, &size), ZV_OK);
+                free (data);
+            }
+            json_decref (wrapped);
+        }
+        else {
+            assert_int_equal (status, ZV_EINVAL);
+            assert_true (s_has (err, "nesting"));
+        }
+        json_decref (value);
+        deep [depth] = 0x91;
+    }
+    //  Strings: 65536 bytes round-trip, 65537 are refused both ways.
+    char *big = malloc (ZV_PACK_MAX_STR + 2);
+    memset (big, 'a', ZV_PACK_MAX_STR + 1);
+    big [ZV_PACK_MAX_STR + 1] = '\0';
+    json_t *string = json_stringn (big, ZV_PACK_MAX_STR);
+    char *data;
+    size_t size;
+    assert_int_equal (zv_pack_encode (string, &data, &size), ZV_OK);
+    json_t *back;
+    assert_int_equal (zv_pack_decode (data, size, &back, NULL, 0), ZV_OK);
+    assert_true (json_equal (string, back));
+    json_decref (back);
+    free (data);
+    json_decref (string);
+    string = json_stringn (big, ZV_PACK_MAX_STR + 1);
+    assert_int_equal (zv_pack_encode (string, &data, &size), ZV_EINVAL);
+    json_decref (string);
+    free (big);
+
+    //  Items: 100000 round-trip, 100001 are refused both ways.
+    json_t *array = json_array ();
+    for (int i = 0; i < ZV_PACK_MAX_ITEMS; i++)
+        json_array_append_new (array, json_integer (i % 100));
+    assert_int_equal (zv_pack_encode (array, &data, &size), ZV_OK);
+    assert_int_equal (zv_pack_decode (data, size, &back, NULL, 0), ZV_OK);
+    assert_true (json_equal (array, back));
+    json_decref (back);
+    //  Patch the header (dd 00 01 86 a0) to claim one more item, and add it.
+    data = realloc (data, size + 1);
+    assert_int_equal ((unsigned char) data [0], 0xdd);
+    data [4] = (char) 0xa1;
+    data [size] = 0;
+    char err [128];
+    assert_int_equal (zv_pack_decode (data, size + 1, &back, err, sizeof err), ZV_ETOOBIG);
+    free (data);
+    json_array_append_new (array, json_null ());
+    assert_int_equal (zv_pack_encode (array, &data, &size), ZV_EINVAL);
+    json_decref (array);
+
+    //  Invalid UTF-8 slipped in past jansson's checks cannot be encoded.
+    json_t *bad = json_stringn_nocheck ("\xff\xfe", 2);
+    assert_int_equal (zv_pack_encode (bad, &data, &size), ZV_EINVAL);
+    json_decref (bad);
+    bad = json_object ();
+    json_object_set_new_nocheck (bad, "\xc3\x28", json_null ());
+    assert_int_equal (zv_pack_encode (bad, &data, &size), ZV_EINVAL);
+    json_decref (bad);
+    assert_int_equal (zv_pack_encode (NULL, &data, &size), ZV_EINVAL);
+}
+
+static void
+test_pack_roundtrip_values (void **state)
+{
+    (void) state;
+    json_t *value = json_pack ("{s:s, s:I, s:I, s:f, s:b, s:n, s:[s, {s:[]}], s:s#}",
+                               "text", "h\xc3\xa9llo \xf0\x9f\x98\x80",
+                               "min", (json_int_t) INT64_MIN, "max", (json_int_t) INT64_MAX,
+                               "real", -0.125, "flag", 1, "nothing",
+                               "nested", "x", "empty",
+                               "nul", "a\0b", (int) 3);
+    assert_non_null (value);
+    char *data;
+    size_t size;
+    assert_int_equal (zv_pack_encode (value, &data, &size), ZV_OK);
+    json_t *back;
+    assert_int_equal (zv_pack_decode (data, size, &back, NULL, 0), ZV_OK);
+    assert_true (json_equal (value, back));
+    assert_int_equal (json_string_length (json_object_get (back, "nul")), 3);
+    json_decref (back);
+    json_decref (value);
+    free (data);
+}
+
+//  zv_catalogue
+
+static void
+test_catalogue_table (void **state)
+{
+    (void) state;
+    size_t rows = zv_catalogue_size ();
+    assert_int_equal (rows, 44);
+    assert_null (zv_catalogue_at (rows));
+    for (size_t i = 0; i < rows; i++) {
+        const zv_msgdef_t *def = zv_catalogue_at (i);
+        assert_ptr_equal (zv_catalogue_find (def->type), def);
+        const char *dot = strchr (def->type, '.');
+        assert_non_null (dot);
+        assert_true (dot > def->type && dot [1] != '\0');
+        assert_true (def->kind < ZV_MSG_KIND_COUNT);
+        //  A terminator, unique field names, sane limits.
+        size_t count = 0;
+        while (count < ZV_CATALOGUE_MAX_FIELDS && def->fields [count].name)
+            count++;
+        assert_true (count < ZV_CATALOGUE_MAX_FIELDS);
+        for (size_t f = 0; f < count; f++) {
+            const zv_field_t *field = &def->fields [f];
+            assert_true (field->kind < ZV_FIELD_KIND_COUNT);
+            if (field->kind == ZV_FIELD_INT)
+                assert_true (field->min <= field->max);
+            else
+                assert_true (field->max >= 0 && field->min == 0);
+            for (size_t g = 0; g < f; g++)
+                assert_string_not_equal (field->name, def->fields [g].name);
+        }
+        //  api rows forward to a conductor row with the same fields plus
+        //  the owner; only api.ping is answered by the api itself.
+        if (strncmp (def->type, "api.", 4) == 0 && !streq (def->type, "api.ping")) {
+            assert_non_null (def->forward);
+            const zv_msgdef_t *target = zv_catalogue_find (def->forward);
+            assert_non_null (target);
+            assert_string_equal (target->type + strlen ("conductor."), def->type + 4);
+            assert_null (target->forward);
+            assert_int_equal (target->kind, def->kind);
+            size_t target_count = 0;
+            while (target_count < ZV_CATALOGUE_MAX_FIELDS && target->fields [target_count].name)
+                target_count++;
+            assert_int_equal (target_count, count + 2);
+            for (size_t f = 0; f < target_count; f++) {
+                const zv_field_t *tf = &target->fields [f];
+                if (streq (tf->name, "project_id") || streq (tf->name, "user_id")) {
+                    assert_int_equal (tf->kind, ZV_FIELD_STR);
+                    assert_false (tf->required);
+                    continue;
+                }
+                bool found = false;
+                for (size_t g = 0; g < count; g++)
+                    if (streq (def->fields [g].name, tf->name)) {
+                        assert_memory_equal (&def->fields [g].kind, &tf->kind, sizeof tf->kind);
+                        assert_int_equal (def->fields [g].required, tf->required);
+                        assert_int_equal (def->fields [g].min, tf->min);
+                        assert_int_equal (def->fields [g].max, tf->max);
+                        found = true;
+                    }
+                assert_true (found);
+            }
+        }
+        else
+            assert_null (def->forward);
+    }
+    assert_null (zv_catalogue_find ("api.nothing"));
+    assert_null (zv_catalogue_find (""));
+    assert_null (zv_catalogue_find ("zzz"));
+    assert_null (zv_catalogue_find (NULL));
+    assert_int_equal (zv_catalogue_find ("compute.build_instance")->kind, ZV_MSG_CAST);
+    assert_int_equal (zv_catalogue_find ("api.ping")->kind, ZV_MSG_REQUEST);
+}
+
+//  Wrong-kind values and the words the error must use.
+static json_t *
+s_wrong_value (zv_field_kind_t kind, const char **expect_p)
+{
+    switch (kind) {
+        case ZV_FIELD_STR:       *expect_p = "expected string";  return json_integer (5);
+        case ZV_FIELD_UUID:      *expect_p = "expected uuid";    return json_integer (5);
+        case ZV_FIELD_INT:       *expect_p = "expected integer"; return json_string ("5");
+        case ZV_FIELD_BOOL:      *expect_p = "expected boolean"; return json_integer (1);
+        case ZV_FIELD_MAP:       *expect_p = "expected map";     return json_array ();
+        case ZV_FIELD_ARRAY:     *expect_p = "expected array";   return json_object ();
+        case ZV_FIELD_STR_ARRAY: *expect_p = "expected array of strings"; return json_string ("x");
+        case ZV_FIELD_ANY:
+        case ZV_FIELD_KIND_COUNT:
+            break;
+    }
+    return NULL;
+}
+
+static void
+s_expect_invalid (const zv_msgdef_t *def, json_t *body, zv_status_t status, const char *reason)
+{
+    char err [256];
+    zv_status_t got = zv_catalogue_validate (def, body, err, sizeof err);
+    if (got != status)
+        print_error ("%s: status %d (%s), expected %d '%s'\n", def->type, got, err, status, reason);
+    assert_int_equal (got, status);
+    assert_true (s_has (err, reason));
+}
+
+static void
+test_catalogue_validate (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < zv_catalogue_size (); i++) {
+        const zv_msgdef_t *def = zv_catalogue_at (i);
+        json_t *body = s_valid_body (def, true);
+        assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+        json_t *minimal = s_valid_body (def, false);
+        assert_int_equal (zv_catalogue_validate (def, minimal, NULL, 0), ZV_OK);
+        json_decref (minimal);
+
+        for (size_t f = 0; f < ZV_CATALOGUE_MAX_FIELDS && def->fields [f].name; f++) {
+            const zv_field_t *field = &def->fields [f];
+            char reason [128];
+            json_t *good = json_incref (json_object_get (body, field->name));
+
+            //  Absent and null.
+            json_object_del (body, field->name);
+            snprintf (reason, sizeof reason, "missing field '%s'", field->name);
+            if (field->required)
+                s_expect_invalid (def, body, ZV_EINVAL, reason);
+            else
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+            json_object_set_new (body, field->name, json_null ());
+            if (field->required)
+                s_expect_invalid (def, body, ZV_EINVAL, reason);
+            else
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+
+            //  Wrong kind.
+            const char *expect = NULL;
+            json_t *wrong = s_wrong_value (field->kind, &expect);
+            if (wrong) {
+                json_object_set_new (body, field->name, wrong);
+                snprintf (reason, sizeof reason, "field '%s': %s", field->name, expect);
+                s_expect_invalid (def, body, ZV_EINVAL, reason);
+            }
+
+            //  Limits.
+            size_t max = field->max > 0 ? (size_t) field->max : 0;
+            if (field->kind == ZV_FIELD_STR) {
+                size_t limit = max ? max : ZV_FIELD_DEFAULT_MAX;
+                char *text = malloc (limit + 2);
+                memset (text, 'a', limit + 1);
+                text [limit + 1] = '\0';
+                json_object_set_new (body, field->name, json_stringn (text, limit));
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+                json_object_set_new (body, field->name, json_string (text));
+                snprintf (reason, sizeof reason, "field '%s': string longer than %zu bytes",
+                          field->name, limit);
+                s_expect_invalid (def, body, ZV_ETOOBIG, reason);
+                free (text);
+                json_object_set_new (body, field->name, json_stringn ("a\0b", 3));
+                s_expect_invalid (def, body, ZV_EINVAL, "contains NUL");
+                json_object_set_new (body, field->name, json_string (""));
+                if (field->required)
+                    s_expect_invalid (def, body, ZV_EINVAL, "must not be empty");
+                else
+                    assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+            }
+            if (field->kind == ZV_FIELD_UUID) {
+                const char *bad [] = { "", "not-a-uuid", "4f1c2d3e-0000-4abc-8def-0123456789ab0",
+                                       "4f1c2d3e-0000-4abc-8def-0123456789az" };
+                for (size_t b = 0; b < sizeof bad / sizeof bad [0]; b++) {
+                    json_object_set_new (body, field->name, json_string (bad [b]));
+                    snprintf (reason, sizeof reason, "field '%s': not a valid UUID", field->name);
+                    s_expect_invalid (def, body, ZV_EINVAL, reason);
+                }
+            }
+            if (field->kind == ZV_FIELD_INT) {
+                json_object_set_new (body, field->name, json_integer (field->min));
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+                json_object_set_new (body, field->name, json_integer (field->max));
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+                json_object_set_new (body, field->name, json_real (1.0));
+                s_expect_invalid (def, body, ZV_EINVAL, "expected integer");
+                if (field->min > INT64_MIN) {
+                    json_object_set_new (body, field->name, json_integer (field->min - 1));
+                    snprintf (reason, sizeof reason, "field '%s': %lld out of range [%lld, %lld]",
+                              field->name, (long long) field->min - 1,
+                              (long long) field->min, (long long) field->max);
+                    s_expect_invalid (def, body, ZV_EINVAL, reason);
+                }
+                if (field->max < INT64_MAX) {
+                    json_object_set_new (body, field->name, json_integer (field->max + 1));
+                    s_expect_invalid (def, body, ZV_EINVAL, "out of range");
+                }
+            }
+            if (field->kind == ZV_FIELD_ARRAY || field->kind == ZV_FIELD_STR_ARRAY) {
+                size_t limit = max ? max : 1000;
+                json_t *array = json_array ();
+                for (size_t k = 0; k < limit; k++)
+                    json_array_append_new (array, json_string ("h"));
+                json_object_set (body, field->name, array);
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+                json_array_append_new (array, json_string ("h"));
+                snprintf (reason, sizeof reason, "field '%s': more than %zu items",
+                          field->name, limit);
+                s_expect_invalid (def, body, ZV_ETOOBIG, reason);
+                json_decref (array);
+            }
+            if (field->kind == ZV_FIELD_STR_ARRAY) {
+                json_object_set_new (body, field->name, json_pack ("[s, i]", "h", 1));
+                s_expect_invalid (def, body, ZV_EINVAL, "item 1: expected string");
+                char long_item [300];
+                memset (long_item, 'x', 256);
+                long_item [256] = '\0';
+                json_object_set_new (body, field->name, json_pack ("[s]", long_item));
+                s_expect_invalid (def, body, ZV_ETOOBIG, "item 0: string longer than 255");
+            }
+            json_object_set_new (body, field->name, good);
+        }
+        //  Unknown keys are ignored; a body must be a map.
+        json_object_set_new (body, "some_future_key", json_pack ("[i]", 1));
+        assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+        json_t *array = json_array ();
+        s_expect_invalid (def, array, ZV_EINVAL, "body is not a map");
+        json_decref (array);
+        json_decref (body);
+    }
+}
+
+//  zv_msg: round trips
+
+static void
+test_msg_roundtrip_every_type (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < zv_catalogue_size (); i++) {
+        const zv_msgdef_t *def = zv_catalogue_at (i);
+        for (int all = 0; all < 2; all++) {
+            zv_msg_t *msg = zv_msg_new (def->type);
+            assert_non_null (msg);
+            assert_ptr_equal (zv_msg_def (msg), def);
+            zv_msg_set_src (msg, "test");
+            json_t *body = s_valid_body (def, all);
+            zv_msg_set_body (msg, &body);
+            assert_null (body);
+            zv_msg_t *copy = s_wire (msg);
+            if (zv_msg_status (copy) != ZV_OK)
+                print_error ("%s: %s\n", def->type, zv_msg_error_text (copy));
+            assert_int_equal (zv_msg_status (copy), ZV_OK);
+            assert_string_equal (zv_msg_error_text (copy), "");
+            assert_string_equal (zv_msg_type (copy), def->type);
+            assert_string_equal (zv_msg_id (copy), zv_msg_id (msg));
+            assert_string_equal (zv_msg_rq (copy), zv_msg_rq (msg));
+            assert_string_equal (zv_msg_src (copy), "test");
+            assert_int_equal (zv_msg_ts (copy), zv_msg_ts (msg));
+            assert_false (zv_msg_is_reply (copy));
+            assert_null (zv_msg_re (copy));
+            assert_ptr_equal (zv_msg_def (copy), def);
+            assert_true (json_equal (zv_msg_body (copy), zv_msg_body (msg)));
+
+            //  A reply to it carries any body back.
+            zv_msg_t *reply = zv_msg_reply (copy);
+            json_t *result = json_pack ("{s:[{s:s}], s:i}", "items", "name", "x", "count", 1);
+            zv_msg_set_body (reply, &result);
+            zv_msg_t *back = s_wire (reply);
+            assert_int_equal (zv_msg_status (back), ZV_OK);
+            assert_true (zv_msg_is_reply (back));
+            assert_string_equal (zv_msg_re (back), zv_msg_id (msg));
+            assert_string_equal (zv_msg_rq (back), zv_msg_rq (msg));
+            assert_null (zv_msg_def (back));
+            assert_true (json_equal (zv_msg_body (back), zv_msg_body (reply)));
+            zv_msg_destroy (&back);
+            zv_msg_destroy (&reply);
+            zv_msg_destroy (&copy);
+            zv_msg_destroy (&msg);
+            assert_null (msg);
+            zv_msg_destroy (&msg);
+        }
+    }
+}
+
+static void
+test_msg_wrong_field_on_wire (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < zv_catalogue_size (); i++) {
+        const zv_msgdef_t *def = zv_catalogue_at (i);
+        for (size_t f = 0; f < ZV_CATALOGUE_MAX_FIELDS && def->fields [f].name; f++) {
+            const char *expect;
+            json_t *wrong = s_wrong_value (def->fields [f].kind, &expect);
+            if (!wrong)
+                continue;
+            zv_msg_t *msg = zv_msg_new (def->type);
+            json_t *body = s_valid_body (def, true);
+            json_object_set_new (body, def->fields [f].name, wrong);
+            zv_msg_set_body (msg, &body);
+            zv_msg_t *copy = s_wire (msg);
+            assert_int_equal (zv_msg_status (copy), ZV_EINVAL);
+            char reason [256];
+            snprintf (reason, sizeof reason, "%s: field '%s': %s",
+                      def->type, def->fields [f].name, expect);
+            assert_true (s_has (zv_msg_error_text (copy), reason));
+            //  Recovered enough to answer, and nothing of the body leaks.
+            assert_string_equal (zv_msg_id (copy), zv_msg_id (msg));
+            assert_string_equal (zv_msg_rq (copy), zv_msg_rq (msg));
+            assert_int_equal (json_object_size (zv_msg_body (copy)), 0);
+            zv_msg_destroy (&copy);
+            zv_msg_destroy (&msg);
+        }
+    }
+}
+
+static void
+test_msg_error_reply (void **state)
+{
+    (void) state;
+    zv_msg_t *request = zv_msg_new ("conductor.instance_update");
+    zv_msg_set_routing_str (request, "compute.node1");
+    for (int status = ZV_EINVAL; status < ZV_STATUS_COUNT; status++) {
+        zv_msg_t *reply = zv_msg_error (request, (zv_status_t) status,
+                                        "Cannot 'pause' instance %s while it is in vm_state %s",
+                                        "4f1c", "stopped");
+        assert_non_null (zv_msg_routing_id (reply));
+        assert_true (zframe_streq (zv_msg_routing_id (reply), "compute.node1"));
+        zv_msg_set_routing_id (reply, &(zframe_t *) { NULL });
+        zv_msg_t *back = s_wire (reply);
+        assert_int_equal (zv_msg_status (back), status);
+        assert_string_equal (zv_msg_error_text (back),
+                             "Cannot 'pause' instance 4f1c while it is in vm_state stopped");
+        assert_true (zv_msg_is_reply (back));
+        assert_string_equal (zv_msg_re (back), zv_msg_id (request));
+        assert_string_equal (zv_msg_rq (back), zv_msg_rq (request));
+        assert_string_equal (zv_msg_type (back), "conductor.instance_update");
+        assert_int_equal (json_object_size (zv_msg_body (back)), 0);
+        zv_msg_destroy (&back);
+        zv_msg_destroy (&reply);
+    }
+    //  Long and non-UTF-8 text is cut and made safe to send.
+    zv_msg_set_routing_id (request, &(zframe_t *) { NULL });
+    char long_text [6000];
+    memset (long_text, 'e', sizeof long_text - 1);
+    long_text [sizeof long_text - 1] = '\0';
+    zv_msg_t *reply = zv_msg_error (request, ZV_EIO, "%s", long_text);
+    zv_msg_t *back = s_wire (reply);
+    assert_int_equal (zv_msg_status (back), ZV_EIO);
+    assert_int_equal (strlen (zv_msg_error_text (back)), 4096);
+    zv_msg_destroy (&back);
+    zv_msg_destroy (&reply);
+    reply = zv_msg_error (request, ZV_EINVAL, "bad name '%s'", "\xff\xfe");
+    back = s_wire (reply);
+    assert_int_equal (zv_msg_status (back), ZV_EINVAL);
+    assert_string_equal (zv_msg_error_text (back), "bad name '?" "?'");
+    zv_msg_destroy (&back);
+    zv_msg_destroy (&reply);
+    zv_msg_destroy (&request);
+}
+
+//  zv_msg: malformed input
+
+static void
+test_msg_truncated_envelope (void **state)
+{
+    (void) state;
+    zv_msg_t *msg = zv_msg_new ("api.server_create");
+    json_t *body = s_valid_body (zv_msg_def (msg), true);
+    zv_msg_set_body (msg, &body);
+    zmsg_t *zmsg = zv_msg_encode (msg);
+    zframe_t *envelope = zmsg_last (zmsg);
+    size_t size = zframe_size (envelope);
+    for (size_t len = 0; len < size; len++) {
+        zv_msg_t *bad = s_decode_raw ("api.server_create", zframe_data (envelope), len);
+        assert_int_equal (zv_msg_status (bad), ZV_EINVAL);
+        assert_true (s_has (zv_msg_error_text (bad), "envelope: truncated"));
+        assert_int_equal (json_object_size (zv_msg_body (bad)), 0);
+        zv_msg_t *reply = zv_msg_error (bad, zv_msg_status (bad), "%s", zv_msg_error_text (bad));
+        assert_string_equal (zv_msg_re (reply), "");
+        zv_msg_destroy (&reply);
+        zv_msg_destroy (&bad);
+    }
+    //  Trailing garbage.
+    unsigned char *longer = malloc (size + 1);
+    memcpy (longer, zframe_data (envelope), size);
+    longer [size] = 0xc0;
+    zv_msg_t *bad = s_decode_raw ("api.server_create", longer, size + 1);
+    assert_int_equal (zv_msg_status (bad), ZV_EINVAL);
+    assert_true (s_has (zv_msg_error_text (bad), "trailing"));
+    zv_msg_destroy (&bad);
+    free (longer);
+    zmsg_destroy (&zmsg);
+    zv_msg_destroy (&msg);
+}
+
+static void
+test_msg_bad_envelopes (void **state)
+{
+    (void) state;
+    //  Each case edits the base envelope (api.ping, valid) by one key.
+    struct { const char *key; json_t *value; zv_status_t status; const char *reason; } cases [] = {
+        { "v",  json_integer (2),     ZV_EINVAL, "unsupported wire version" },
+        { "v",  json_string ("1"),    ZV_EINVAL, "unsupported wire version" },
+        { "v",  NULL,                 ZV_EINVAL, "unsupported wire version" },
+        { "id", NULL,                 ZV_EINVAL, "'id'" },
+        { "id", json_string (""),     ZV_EINVAL, "'id'" },
+        { "id", json_integer (1),     ZV_EINVAL, "'id'" },
+        { "id", json_string ("0123456789012345678901234567890123456789012345678901234567890123456789"),
+                                      ZV_EINVAL, "'id'" },
+        { "rq", json_integer (1),     ZV_EINVAL, "'rq'" },
+        { "re", json_integer (1),     ZV_EINVAL, "'re'" },
+        { "ts", NULL,                 ZV_EINVAL, "'ts'" },
+        { "ts", json_string ("now"),  ZV_EINVAL, "'ts'" },
+        { "src", NULL,                ZV_EINVAL, "'src'" },
+        { "src", json_true (),        ZV_EINVAL, "'src'" },
+        { "dl", json_integer (-5),    ZV_EINVAL, "'dl'" },
+        { "dl", json_real (5.0),      ZV_EINVAL, "'dl'" },
+        { "b",  json_array (),        ZV_EINVAL, "body is not a map" },
+        { "b",  json_string ("x"),    ZV_EINVAL, "body is not a map" },
+        { "e",  json_pack ("{s:s, s:s}", "c", "conflict", "m", "x"),
+                                      ZV_EINVAL, "both 'b' and 'e'" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        json_t *envelope = s_base_envelope ();
+        if (cases [i].value)
+            json_object_set_new (envelope, cases [i].key, cases [i].value);
+        else
+            json_object_del (envelope, cases [i].key);
+        zv_msg_t *msg = s_decode_json ("api.ping", envelope);
+        assert_int_equal (zv_msg_status (msg), cases [i].status);
+        assert_true (s_has (zv_msg_error_text (msg), cases [i].reason));
+        assert_string_equal (zv_msg_type (msg), "api.ping");
+        if (!streq (cases [i].key, "id"))
+            assert_string_equal (zv_msg_id (msg), "t-1");
+        zv_msg_destroy (&msg);
+        json_decref (envelope);
+    }
+    //  The base itself is fine; unknown envelope keys are ignored.
+    json_t *envelope = s_base_envelope ();
+    json_object_set_new (envelope, "zz", json_integer (1));
+    zv_msg_t *msg = s_decode_json ("api.ping", envelope);
+    assert_int_equal (zv_msg_status (msg), ZV_OK);
+    zv_msg_destroy (&msg);
+
+    //  Error replies: e only on replies, well formed, never status ok.
+    json_object_del (envelope, "b");
+    json_object_set_new (envelope, "e", json_pack ("{s:s, s:s}", "c", "conflict", "m", "x"));
+    msg = s_decode_json ("api.ping", envelope);
+    assert_true (s_has (zv_msg_error_text (msg), "not a reply"));
+    zv_msg_destroy (&msg);
+    json_object_set_new (envelope, "re", json_string ("r-1"));
+    msg = s_decode_json ("api.ping", envelope);
+    assert_int_equal (zv_msg_status (msg), ZV_ECONFLICT);
+    assert_string_equal (zv_msg_error_text (msg), "x");
+    zv_msg_destroy (&msg);
+    json_object_set_new (envelope, "e", json_pack ("{s:s, s:s}", "c", "what", "m", "y"));
+    msg = s_decode_json ("api.ping", envelope);
+    assert_int_equal (zv_msg_status (msg), ZV_EINTERNAL);
+    zv_msg_destroy (&msg);
+    json_object_set_new (envelope, "e", json_pack ("{s:s, s:s}", "c", "ok", "m", "y"));
+    msg = s_decode_json ("api.ping", envelope);
+    assert_true (s_has (zv_msg_error_text (msg), "status 'ok'"));
+    zv_msg_destroy (&msg);
+    json_object_set_new (envelope, "e", json_pack ("{s:i}", "c", 1));
+    msg = s_decode_json ("api.ping", envelope);
+    assert_true (s_has (zv_msg_error_text (msg), "'e' must be"));
+    zv_msg_destroy (&msg);
+    json_decref (envelope);
+
+    //  Unknown type: recovered enough to answer the sender.
+    envelope = s_base_envelope ();
+    msg = s_decode_json ("nosuch.thing", envelope);
+    assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+    assert_string_equal (zv_msg_error_text (msg), "unknown message type 'nosuch.thing'");
+    assert_null (zv_msg_def (msg));
+    zv_msg_t *reply = zv_msg_error (msg, zv_msg_status (msg), "%s", zv_msg_error_text (msg));
+    assert_string_equal (zv_msg_re (reply), "t-1");
+    assert_string_equal (zv_msg_rq (reply), "req-t");
+    zv_msg_t *back = s_wire (reply);
+    assert_int_equal (zv_msg_status (back), ZV_EINVAL);
+    assert_string_equal (zv_msg_error_text (back), "unknown message type 'nosuch.thing'");
+    zv_msg_destroy (&back);
+    zv_msg_destroy (&reply);
+    zv_msg_destroy (&msg);
+
+    //  A request that breaks its row: missing required field.
+    msg = s_decode_json ("api.flavor_show", envelope);
+    assert_string_equal (zv_msg_error_text (msg), "api.flavor_show: missing field 'ref'");
+    assert_non_null (zv_msg_def (msg));
+    zv_msg_destroy (&msg);
+    json_decref (envelope);
+}
+
+static void
+test_msg_bad_frames (void **state)
+{
+    (void) state;
+    json_t *envelope = s_base_envelope ();
+    char *data;
+    size_t size;
+    assert_int_equal (zv_pack_encode (envelope, &data, &size), ZV_OK);
+    json_decref (envelope);
+
+    //  Empty or absent: NULL.
+    assert_null (zv_msg_decode (NULL, false));
+    zmsg_t *zmsg = NULL;
+    assert_null (zv_msg_decode (&zmsg, false));
+    zmsg = zmsg_new ();
+    assert_null (zv_msg_decode (&zmsg, false));
+    assert_null (zmsg);
+
+    zv_msg_t *msg = s_decode_raw ("api.ping", NULL, 0);
+    assert_true (s_has (zv_msg_error_text (msg), "missing envelope frame"));
+    zv_msg_destroy (&msg);
+
+    //  Routing id only.
+    zmsg = zmsg_new ();
+    zmsg_addstr (zmsg, "peer");
+    msg = zv_msg_decode (&zmsg, true);
+    assert_true (s_has (zv_msg_error_text (msg), "missing type frame"));
+    assert_true (zframe_streq (zv_msg_routing_id (msg), "peer"));
+    zv_msg_destroy (&msg);
+
+    //  Too many frames.
+    zmsg = zmsg_new ();
+    zmsg_addstr (zmsg, "api.ping");
+    zmsg_addmem (zmsg, data, size);
+    zmsg_addstr (zmsg, "payload");
+    zmsg_addstr (zmsg, "extra");
+    msg = zv_msg_decode (&zmsg, false);
+    assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+    assert_true (s_has (zv_msg_error_text (msg), "too many frames"));
+    assert_string_equal (zv_msg_id (msg), "t-1");
+    zv_msg_destroy (&msg);
+
+    //  Bad type frames: empty, unprintable, too long.
+    const char *types [] = { "", "api ping", "api.ping\n",
+        "a.0123456789012345678901234567890123456789012345678901234567890123456789"
+        "012345678901234567890123456789012345678901234567890123456789" };
+    for (size_t i = 0; i < sizeof types / sizeof types [0]; i++) {
+        msg = s_decode_raw (types [i], data, size);
+        assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+        assert_true (s_has (zv_msg_error_text (msg), "invalid type frame"));
+        assert_string_equal (zv_msg_id (msg), "t-1");
+        assert_true (strlen (zv_msg_type (msg)) <= 128);
+        zv_msg_t *reply = zv_msg_error (msg, ZV_EINVAL, "%s", zv_msg_error_text (msg));
+        zmsg_t *out = zv_msg_encode (reply);
+        assert_non_null (out);
+        zmsg_destroy (&out);
+        zv_msg_destroy (&reply);
+        zv_msg_destroy (&msg);
+    }
+
+    //  Oversize frames.
+    size_t huge = ZV_MSG_MAX_PAYLOAD + 1;
+    char *big = calloc (1, huge);
+    msg = s_decode_raw ("api.ping", big, ZV_MSG_MAX_BYTES + 1);
+    assert_int_equal (zv_msg_status (msg), ZV_ETOOBIG);
+    zv_msg_destroy (&msg);
+    zmsg = zmsg_new ();
+    zmsg_addstr (zmsg, "api.ping");
+    zmsg_addmem (zmsg, data, size);
+    zmsg_addmem (zmsg, big, huge);
+    msg = zv_msg_decode (&zmsg, false);
+    assert_int_equal (zv_msg_status (msg), ZV_ETOOBIG);
+    assert_true (s_has (zv_msg_error_text (msg), "payload"));
+    zv_msg_destroy (&msg);
+    //  ... and the sender refuses to make them.
+    msg = zv_msg_new ("api.ping");
+    zv_msg_set_payload (msg, big, huge);
+    assert_null (zv_msg_encode (msg));
+    zv_msg_destroy (&msg);
+    free (big);
+    free (data);
+
+    //  Raw bytes: not a map, int key, invalid UTF-8, too deep, bin.
+    struct { const char *hex; const char *reason; } raw [] = {
+        { "93010203",               "envelope is not a map" },
+        { "8101c0",                 "not a string" },
+        { "81a3737263a2fffe",       "UTF-8" },
+        { "9191919191919191919191919191919191c0", "nesting" },
+        { "81a162c40100",           "bin" },
+    };
+    for (size_t i = 0; i < sizeof raw / sizeof raw [0]; i++) {
+        unsigned char bytes [64];
+        size_t len = s_unhex (raw [i].hex, bytes);
+        msg = s_decode_raw ("api.ping", bytes, len);
+        assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+        assert_true (s_has (zv_msg_error_text (msg), raw [i].reason));
+        zv_msg_destroy (&msg);
+    }
+
+    //  An unencodable body: zv_msg_encode says so with NULL.
+    msg = zv_msg_new ("api.ping");
+    json_t *body = json_object ();
+    json_object_set_new (body, "x", json_stringn_nocheck ("\xff", 1));
+    zv_msg_set_body (msg, &body);
+    assert_null (zv_msg_encode (msg));
+    zv_msg_destroy (&msg);
+}
+
+//  zv_msg: accessors, ids, sockets
+
+static void
+test_msg_accessors (void **state)
+{
+    (void) state;
+    assert_null (zv_msg_new (NULL));
+    assert_null (zv_msg_new (""));
+    assert_null (zv_msg_new ("has space"));
+    zv_msg_t *msg = zv_msg_new ("api.server_list");
+    assert_int_equal (json_object_size (zv_msg_body (msg)), 0);
+    assert_string_equal (zv_msg_src (msg), "");
+    assert_int_equal (strncmp (zv_msg_rq (msg), "req-", 4), 0);
+    assert_true (zv_uuid_valid (zv_msg_rq (msg) + 4));
+    assert_true (zv_msg_ts (msg) > INT64_C (1600000000000));
+    assert_int_equal (zv_msg_deadline (msg), 0);
+    assert_int_equal (zv_msg_status (msg), ZV_OK);
+    json_t *body = json_pack ("{s:b, s:i, s:s}", "all_projects", 1, "limit", 10, "host", "node1");
+    zv_msg_set_body (msg, &body);
+    assert_true (zv_msg_get_bool (msg, "all_projects", false));
+    assert_true (zv_msg_get_bool (msg, "deleted", true));
+    assert_false (zv_msg_get_bool (msg, "limit", false));
+    assert_int_equal (zv_msg_get_int (msg, "limit", 5), 10);
+    assert_int_equal (zv_msg_get_int (msg, "host", 5), 5);
+    assert_string_equal (zv_msg_get_str (msg, "host"), "node1");
+    assert_null (zv_msg_get_str (msg, "limit"));
+    assert_null (zv_msg_get_str (msg, "none"));
+
+    zv_msg_set_rq (msg, "req-fixed");
+    zv_msg_set_src (msg, "cli");
+    zv_msg_set_deadline (msg, 1234);
+    zv_msg_set_id (msg, "abc-1");
+    zv_msg_set_ts (msg, 99);
+    char line [256];
+    assert_string_equal (zv_msg_describe (msg, line, sizeof line),
+                         "api.server_list id=abc-1 rq=req-fixed src=cli");
+    zv_msg_t *copy = s_wire (msg);
+    assert_int_equal (zv_msg_deadline (copy), 1234);
+    assert_int_equal (zv_msg_ts (copy), 99);
+    zv_msg_t *reply = zv_msg_error (copy, ZV_ENOTFOUND, "gone");
+    zv_msg_set_src (reply, "api");
+    zv_msg_set_id (reply, "def-2");
+    assert_string_equal (zv_msg_describe (reply, line, sizeof line),
+                         "api.server_list id=def-2 re=abc-1 rq=req-fixed src=api status=not_found");
+    zv_msg_destroy (&reply);
+    zv_msg_destroy (&copy);
+
+    //  Over-long strings are cut to what the wire accepts.
+    char long_src [300];
+    memset (long_src, 's', sizeof long_src - 1);
+    long_src [sizeof long_src - 1] = '\0';
+    zv_msg_set_src (msg, long_src);
+    assert_int_equal (strlen (zv_msg_src (msg)), 128);
+    zv_msg_set_rq (msg, long_src);
+    assert_int_equal (strlen (zv_msg_rq (msg)), 64);
+    copy = s_wire (msg);
+    assert_int_equal (zv_msg_status (copy), ZV_OK);
+    zv_msg_destroy (&copy);
+
+    //  Payloads.
+    size_t size = 1;
+    assert_null (zv_msg_payload (msg, &size));
+    assert_int_equal (size, 0);
+    zv_msg_set_payload (msg, "\0\1\2", 3);
+    copy = s_wire (msg);
+    const void *payload = zv_msg_payload (copy, &size);
+    assert_int_equal (size, 3);
+    assert_memory_equal (payload, "\0\1\2", 3);
+    zv_msg_destroy (&copy);
+    zv_msg_set_payload (msg, NULL, 0);
+    assert_null (zv_msg_payload (msg, NULL));
+    zv_msg_destroy (&msg);
+}
+
+#define S_ID_THREADS 4
+#define S_ID_EACH    2000
+
+static void *
+s_make_ids (void *arg)
+{
+    char (*ids) [65] = arg;
+    for (int i = 0; i < S_ID_EACH; i++) {
+        zv_msg_t *msg = zv_msg_new ("compute.sync_now");
+        strcpy (ids [i], zv_msg_id (msg));
+        zv_msg_destroy (&msg);
+    }
+    return NULL;
+}
+
+static int
+s_compare_ids (const void *a, const void *b)
+{
+    return strcmp (a, b);
+}
+
+static void
+test_msg_ids_unique (void **state)
+{
+    (void) state;
+    char (*ids) [65] = calloc (S_ID_THREADS * S_ID_EACH, 65);
+    pthread_t threads [S_ID_THREADS];
+    for (int t = 0; t < S_ID_THREADS; t++)
+        pthread_create (&threads [t], NULL, s_make_ids, ids + t * S_ID_EACH);
+    for (int t = 0; t < S_ID_THREADS; t++)
+        pthread_join (threads [t], NULL);
+    qsort (ids, S_ID_THREADS * S_ID_EACH, 65, s_compare_ids);
+    for (int i = 1; i < S_ID_THREADS * S_ID_EACH; i++)
+        assert_string_not_equal (ids [i - 1], ids [i]);
+    assert_int_equal (ids [0][8], '-');
+    free (ids);
+}
+
+static void
+test_msg_sockets (void **state)
+{
+    (void) state;
+    zsock_t *router = zsock_new_router ("inproc://test-proto");
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (dealer, "compute.node1");
+    assert_int_equal (zsock_connect (dealer, "inproc://test-proto"), 0);
+    zsock_set_rcvtimeo (router, 2000);
+    zsock_set_rcvtimeo (dealer, 2000);
+
+    zv_msg_t *msg = zv_msg_new ("api.image_upload");
+    char uuid [ZV_UUID_LEN + 1];
+    zv_uuid_new (uuid);
+    json_t *body = json_pack ("{s:s, s:i, s:b}", "id", uuid, "offset", 0, "last", 1);
+    zv_msg_set_body (msg, &body);
+    zv_msg_set_payload (msg, "chunk", 5);
+    char id [65];
+    strcpy (id, zv_msg_id (msg));
+    assert_int_equal (zv_msg_send (&msg, dealer), 0);
+    assert_null (msg);
+
+    zv_msg_t *got = zv_msg_recv (router);
+    assert_non_null (got);
+    assert_int_equal (zv_msg_status (got), ZV_OK);
+    assert_true (zframe_streq (zv_msg_routing_id (got), "compute.node1"));
+    size_t size;
+    assert_memory_equal (zv_msg_payload (got, &size), "chunk", 5);
+    assert_string_equal (zv_msg_get_str (got, "id"), uuid);
+
+    zv_msg_t *reply = zv_msg_reply (got);
+    body = json_pack ("{s:i}", "received", 5);
+    zv_msg_set_body (reply, &body);
+    assert_int_equal (zv_msg_send (&reply, router), 0);
+    zv_msg_t *answer = zv_msg_recv (dealer);
+    assert_non_null (answer);
+    assert_true (zv_msg_is_reply (answer));
+    assert_string_equal (zv_msg_re (answer), id);
+    assert_null (zv_msg_routing_id (answer));
+    assert_int_equal (zv_msg_get_int (answer, "received", 0), 5);
+    zv_msg_destroy (&answer);
+
+    //  A gone peer on a mandatory ROUTER: -1 and EHOSTUNREACH.
+    zsock_set_router_mandatory (router, 1);
+    reply = zv_msg_error (got, ZV_EUNAVAILABLE, "later");
+    zv_msg_set_routing_str (reply, "nobody");
+    assert_int_equal (zv_msg_send (&reply, router), -1);
+    assert_int_equal (errno, EHOSTUNREACH);
+    assert_null (reply);
+    zv_msg_t *none = NULL;
+    assert_int_equal (zv_msg_send (&none, router), -1);
+    zv_msg_destroy (&got);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+}
+
+//  Golden bytes
+
+static zv_msg_t *
+s_golden_server_create (void)
+{
+    zv_msg_t *msg = zv_msg_new ("api.server_create");
+    zv_msg_set_id (msg, "0a1b2c3d-1");
+    zv_msg_set_rq (msg, "req-00000000-0000-4000-8000-000000000001");
+    zv_msg_set_ts (msg, INT64_C (1767225600000));
+    zv_msg_set_src (msg, "cli");
+    json_t *body = json_pack ("{s:s, s:s, s:s, s:i, s:i, s:{s:[s]}, s:{s:s}}",
+                              "name", "web-1", "flavor", "m1.small", "image", "debian-12",
+                              "min_count", 1, "max_count", 3,
+                              "hints", "different_host", "web-0",
+                              "metadata", "role", "web");
+    zv_msg_set_body (msg, &body);
+    return msg;
+}
+
+static zv_msg_t *
+s_golden_error_reply (void)
+{
+    zv_msg_t *request = zv_msg_new ("conductor.instance_update");
+    zv_msg_set_id (request, "0a1b2c3d-2");
+    zv_msg_set_rq (request, "req-00000000-0000-4000-8000-000000000002");
+    zv_msg_t *msg = zv_msg_error (request, ZV_ECONFLICT,
+                                  "Cannot 'pause' instance %s while it is in vm_state %s",
+                                  "4f1c2d3e-0000-4abc-8def-0123456789ab", "stopped");
+    zv_msg_destroy (&request);
+    zv_msg_set_id (msg, "5e6f7a8b-9");
+    zv_msg_set_ts (msg, INT64_C (1767225600123));
+    zv_msg_set_src (msg, "conductor");
+    return msg;
+}
+
+static zv_msg_t *
+s_golden_image_upload (void)
+{
+    zv_msg_t *msg = zv_msg_new ("api.image_upload");
+    zv_msg_set_id (msg, "0a1b2c3d-3");
+    zv_msg_set_rq (msg, "req-00000000-0000-4000-8000-000000000003");
+    zv_msg_set_ts (msg, INT64_C (1767225600456));
+    zv_msg_set_deadline (msg, INT64_C (1767225630456));
+    zv_msg_set_src (msg, "cli");
+    json_t *body = json_pack ("{s:s, s:I, s:b}", "id", "4f1c2d3e-0000-4abc-8def-0123456789ab",
+                              "offset", (json_int_t) 4194304, "last", 0);
+    zv_msg_set_body (msg, &body);
+    zv_msg_set_payload (msg, "\x00\x01\x02zova\xff", 8);
+    return msg;
+}
+
+static char *
+s_frames_hex (zmsg_t *zmsg)
+{
+    size_t total = 256;
+    for (zframe_t *f = zmsg_first (zmsg); f; f = zmsg_next (zmsg))
+        total += 2 * zframe_size (f) + 1;
+    char *text = malloc (total);
+    size_t n = (size_t) sprintf (text,
+        "# zova wire golden file: one frame per line, lowercase hex.\n"
+        "# Regenerate with ZV_REGEN_GOLDEN=1 and review the diff.\n");
+    for (zframe_t *f = zmsg_first (zmsg); f; f = zmsg_next (zmsg)) {
+        const unsigned char *data = zframe_data (f);
+        for (size_t i = 0; i < zframe_size (f); i++)
+            n += (size_t) sprintf (text + n, "%02x", data [i]);
+        text [n++] = '\n';
+    }
+    text [n] = '\0';
+    return text;
+}
+
+static char *
+s_read_file (const char *path)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return NULL;
+    fseek (file, 0, SEEK_END);
+    long size = ftell (file);
+    fseek (file, 0, SEEK_SET);
+    char *text = malloc ((size_t) size + 1);
+    size_t got = fread (text, 1, (size_t) size, file);
+    text [got] = '\0';
+    fclose (file);
+    return text;
+}
+
+static void
+test_msg_golden (void **state)
+{
+    (void) state;
+    struct { const char *name; zv_msg_t *(*build) (void); } cases [] = {
+        { "server_create_request", s_golden_server_create },
+        { "error_reply",           s_golden_error_reply },
+        { "image_upload_payload",  s_golden_image_upload },
+    };
+    const char *regen = getenv ("ZV_REGEN_GOLDEN");
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        char path [256];
+        snprintf (path, sizeof path, S_GOLDEN_DIR "/%s.hex", cases [i].name);
+        zv_msg_t *msg = cases [i].build ();
+        zmsg_t *zmsg = zv_msg_encode (msg);
+        assert_non_null (zmsg);
+        char *text = s_frames_hex (zmsg);
+        if (regen && streq (regen, "1")) {
+            FILE *file = fopen (path, "wb");
+            assert_non_null (file);
+            fputs (text, file);
+            fclose (file);
+        }
+        char *expect = s_read_file (path);
+        if (!expect)
+            fail_msg ("%s missing: run from the repository root, or regenerate "
+                      "with ZV_REGEN_GOLDEN=1", path);
+        if (!streq (text, expect))
+            print_error ("%s differs:\n--- expected\n%s--- got\n%s", path, expect, text);
+        assert_string_equal (text, expect);
+
+        //  The golden bytes decode back to the same message.
+        zv_msg_t *back = zv_msg_decode (&zmsg, false);
+        assert_string_equal (zv_msg_type (back), zv_msg_type (msg));
+        assert_string_equal (zv_msg_id (back), zv_msg_id (msg));
+        assert_string_equal (zv_msg_rq (back), zv_msg_rq (msg));
+        assert_int_equal (zv_msg_ts (back), zv_msg_ts (msg));
+        assert_int_equal (zv_msg_status (back), zv_msg_status (msg));
+        assert_string_equal (zv_msg_error_text (back), zv_msg_error_text (msg));
+        assert_true (json_equal (zv_msg_body (back), zv_msg_body (msg)));
+        zmsg_t *again = zv_msg_encode (back);
+        char *text_again = s_frames_hex (again);
+        assert_string_equal (text_again, text);
+        free (text_again);
+        zmsg_destroy (&again);
+        zv_msg_destroy (&back);
+        free (expect);
+        free (text);
+        zv_msg_destroy (&msg);
+    }
+}
+
+//  Every byte of each golden envelope replaced by hostile values: decoding
+//  must neither crash nor leak, and a good result must re-encode.
+static void
+test_msg_mutations (void **state)
+{
+    (void) state;
+    zv_msg_t *(*builds []) (void) = {
+        s_golden_server_create, s_golden_error_reply, s_golden_image_upload };
+    const unsigned char values [] = { 0x00, 0x01, 0x7f, 0x80, 0x8f, 0x9f, 0xa0, 0xbf,
+                                      0xc0, 0xc1, 0xc4, 0xca, 0xcf, 0xd3, 0xd9, 0xdb,
+                                      0xdd, 0xdf, 0xe0, 0xff };
+    for (size_t b = 0; b < sizeof builds / sizeof builds [0]; b++) {
+        zv_msg_t *msg = builds [b] ();
+        zmsg_t *zmsg = zv_msg_encode (msg);
+        zframe_t *type = zmsg_first (zmsg);
+        zframe_t *envelope = zmsg_next (zmsg);
+        size_t size = zframe_size (envelope);
+        unsigned char *copy = malloc (size);
+        for (size_t i = 0; i < size; i++)
+            for (size_t v = 0; v < sizeof values; v++) {
+                memcpy (copy, zframe_data (envelope), size);
+                copy [i] = values [v];
+                zmsg_t *mutant = zmsg_new ();
+                zmsg_addmem (mutant, zframe_data (type), zframe_size (type));
+                zmsg_addmem (mutant, copy, size);
+                zv_msg_t *got = zv_msg_decode (&mutant, false);
+                assert_non_null (got);
+                assert_true (zv_msg_status (got) < ZV_STATUS_COUNT);
+                if (zv_msg_status (got) != ZV_OK)
+                    assert_true (zv_msg_is_reply (got) || zv_msg_error_text (got) [0]);
+                zmsg_t *again = zv_msg_encode (got);
+                zmsg_destroy (&again);
+                zv_msg_destroy (&got);
+            }
+        free (copy);
+        zmsg_destroy (&zmsg);
+        zv_msg_destroy (&msg);
+    }
+}
+
+int
+main (void)
+{
+    zsys_init ();
+    zsys_set_logstream (stderr);
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_common_status),
+        cmocka_unit_test (test_common_uuid),
+        cmocka_unit_test (test_common_time),
+        cmocka_unit_test (test_common_log),
+        cmocka_unit_test (test_pack_canonical_bytes),
+        cmocka_unit_test (test_pack_decode_forms),
+        cmocka_unit_test (test_pack_decode_rejects),
+        cmocka_unit_test (test_pack_limits),
+        cmocka_unit_test (test_pack_roundtrip_values),
+        cmocka_unit_test (test_catalogue_table),
+        cmocka_unit_test (test_catalogue_validate),
+        cmocka_unit_test (test_msg_roundtrip_every_type),
+        cmocka_unit_test (test_msg_wrong_field_on_wire),
+        cmocka_unit_test (test_msg_error_reply),
+        cmocka_unit_test (test_msg_truncated_envelope),
+        cmocka_unit_test (test_msg_bad_envelopes),
+        cmocka_unit_test (test_msg_bad_frames),
+        cmocka_unit_test (test_msg_accessors),
+        cmocka_unit_test (test_msg_ids_unique),
+        cmocka_unit_test (test_msg_sockets),
+        cmocka_unit_test (test_msg_golden),
+        cmocka_unit_test (test_msg_mutations),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
