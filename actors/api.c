@@ -59,7 +59,17 @@ s_relay (void *actor, void *ctx, zv_msg_t *answer)
     else
         reply = zv_msg_error (request, zv_msg_status (answer), "%s", zv_msg_error_text (answer));
     zv_msg_set_src (reply, self->name);
-    zv_msg_send (&reply, self->router);
+    zmsg_t *wire = zv_msg_encode (reply);
+    zv_msg_destroy (&reply);
+    if (!wire) {
+        //  Never leave a client waiting: say why there is no answer.
+        reply = zv_msg_error (request, ZV_ETOOBIG, "the answer to %s cannot be encoded "
+                              "(over the message size limit)", pending->type);
+        wire = zv_msg_encode (reply);
+        zv_msg_destroy (&reply);
+    }
+    if (wire && zmsg_send (&wire, zsock_resolve (self->router)) != 0)
+        zmsg_destroy (&wire);
     zv_msg_destroy (&request);
     s_pending_free (pending);
 }

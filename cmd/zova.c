@@ -1908,6 +1908,20 @@ s_global_takes_next (const char *token)
     return false;
 }
 
+//  Whether a token is one of the global options (long names unabbreviated).
+static bool
+s_global_known (const char *token)
+{
+    if (token [1] != '-')
+        return token [1] == 'f' || streq (token, "-h");
+    size_t len = strcspn (token + 2, "=");
+    for (size_t i = 0; i < S_GLOBAL_OPTIONS; i++)
+        if (strlen (s_global_options [i].name) == len
+        &&  memcmp (token + 2, s_global_options [i].name, len) == 0)
+            return true;
+    return false;
+}
+
 static bool
 s_utf8_valid (const char *text)
 {
@@ -2056,6 +2070,7 @@ s_parse (cli_t *cli, int argc, char *argv [])
     int token_at [ZOVA_MAX_WORDS];
     size_t ntokens = 0;
     bool want_help = false, want_version = false;
+    const char *stranger = NULL;        //  first option that is not global
     for (int i = 1; i < argc && ntokens < ZOVA_MAX_WORDS; i++) {
         const char *token = argv [i];
         if (streq (token, "--"))
@@ -2069,6 +2084,9 @@ s_parse (cli_t *cli, int argc, char *argv [])
             else
             if (s_global_takes_next (token))
                 i++;
+            else
+            if (!stranger && !s_global_known (token))
+                stranger = token;
             continue;
         }
         token_at [ntokens] = i;
@@ -2087,7 +2105,10 @@ s_parse (cli_t *cli, int argc, char *argv [])
         }
         if (ntokens)
             return s_unknown_command (tokens, ntokens);
-        s_fail ("no command given");
+        if (stranger)
+            s_fail ("unrecognized option '%s'", stranger);
+        else
+            s_fail ("no command given");
         s_short_usage (stderr);
         return ZOVA_EXIT_USAGE;
     }

@@ -407,7 +407,7 @@ s_encode (zv_msg_t *self, bool steal)
             goto cleanup;
         }
     }
-    if (sbuf.size > ZV_MSG_MAX_BYTES) {
+    if (sbuf.size > (self->is_reply ? ZV_MSG_MAX_BYTES : ZV_MSG_MAX_REQUEST)) {
         problem = "envelope over the size limit";
         goto cleanup;
     }
@@ -599,6 +599,9 @@ s_decode_frames (zv_msg_t *self, zmsg_t *zmsg)
         else
             s_read_envelope (self, envelope, &error);
         json_decref (envelope);
+        if (self->status == ZV_OK && !self->is_reply && zframe_size (frame) > ZV_MSG_MAX_REQUEST)
+            s_bad (self, ZV_ETOOBIG, "request envelope of %zu bytes exceeds %d",
+                   zframe_size (frame), ZV_MSG_MAX_REQUEST);
     }
     zframe_destroy (&frame);
 

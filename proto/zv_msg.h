@@ -33,10 +33,14 @@
 #include "zv_catalogue.h"
 
 #define ZV_MSG_VERSION      1
-#define ZV_MSG_MAX_BYTES    (1024 * 1024)       //  envelope frame
+//  A request or cast is small; a reply may carry a whole listing (10,000
+//  servers is about 5 MB), and comes only from a peer the receiver asked.
+#define ZV_MSG_MAX_REQUEST  (1024 * 1024)       //  envelope frame of a request or cast
+#define ZV_MSG_MAX_BYTES    (64 * 1024 * 1024)  //  envelope frame of any message
 #define ZV_MSG_MAX_PAYLOAD  (4 * 1024 * 1024)   //  payload frame
-//  Sockets that others connect to refuse anything bigger at the transport.
-#define ZV_MSG_MAX_WIRE     (ZV_MSG_MAX_BYTES + ZV_MSG_MAX_PAYLOAD + 4096)
+//  Sockets that others connect to (ROUTERs: requests arrive there) refuse
+//  any larger frame at the transport, before it is even read.
+#define ZV_MSG_MAX_WIRE     (ZV_MSG_MAX_REQUEST + ZV_MSG_MAX_PAYLOAD + 4096)
 
 typedef struct _zv_msg_t zv_msg_t;
 

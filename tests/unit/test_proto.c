@@ -1003,9 +1003,40 @@ test_msg_bad_frames (void **state)
     //  Oversize frames.
     size_t huge = ZV_MSG_MAX_PAYLOAD + 1;
     char *big = calloc (1, huge);
-    msg = s_decode_raw ("api.ping", big, ZV_MSG_MAX_BYTES + 1);
+    char *giant = calloc (1, ZV_MSG_MAX_BYTES + 1);
+    msg = s_decode_raw ("api.ping", giant, ZV_MSG_MAX_BYTES + 1);
     assert_int_equal (zv_msg_status (msg), ZV_ETOOBIG);
     zv_msg_destroy (&msg);
+    free (giant);
+    //  A well-formed request over the request limit is refused too (a reply
+    //  of that size is fine: listings are large).
+    {
+        zv_msg_t *request = zv_msg_new ("api.server_create");
+        json_t *metadata = json_object ();
+        char *value = malloc (60001);
+        memset (value, 'x', 60000);
+        value [60000] = 0;
+        for (int index = 0; index < 20; index++) {
+            char key [16];
+            snprintf (key, sizeof key, "k%d", index);
+            json_object_set_new (metadata, key, json_string (value));
+        }
+        json_t *body = json_pack ("{s:s, s:s, s:s, s:o}", "name", "n", "flavor", "f", "image", "i",
+                                  "metadata", metadata);
+        zv_msg_set_body (request, &body);
+        assert_null (zv_msg_encode (request));          //  the sender refuses it
+        zv_msg_t *reply = zv_msg_reply (request);
+        json_t *reply_body = json_pack ("{s:O}", "metadata", metadata);
+        zv_msg_set_body (reply, &reply_body);
+        zmsg_t *wire = zv_msg_encode (reply);
+        assert_non_null (wire);                          //  a large reply is fine
+        zv_msg_t *back = zv_msg_decode (&wire, false);
+        assert_int_equal (zv_msg_status (back), ZV_OK);
+        zv_msg_destroy (&back);
+        zv_msg_destroy (&reply);
+        zv_msg_destroy (&request);
+        free (value);
+    }
     zmsg = zmsg_new ();
     zmsg_addstr (zmsg, "api.ping");
     zmsg_addmem (zmsg, data, size);

@@ -1,0 +1,158 @@
+# lib.sh: what every end-to-end test shares.  Sourced, not run.
+#
+# Each test gets its own temporary directory (state, configs, logs) and its
+# own loopback ports, starts the zovad processes it needs, records their
+# PIDs, and stops them by PID on exit, whatever happens.  Waits are polls
+# with deadlines, never bare sleeps.  ZV_BUILD names the build directory
+# (build-san under make test).
+
+set -u
+ZV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ZV_BUILD=${ZV_BUILD:-build}
+case "$ZV_BUILD" in /*) ;; *) ZV_BUILD="$ZV_ROOT/$ZV_BUILD" ;; esac
+ZOVAD="$ZV_BUILD/zovad"
+ZOVA="$ZV_BUILD/zova"
+# Sanitized daemons: fail loudly on a leak or UB, but never on ASan's own
+# dislike of czmq's signal handling.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+T_NAME=$(basename "$0" .sh)
+T_DIR=$(mktemp -d "/tmp/zova-$T_NAME.XXXXXX")
+T_PIDS=()
+T_FAILS=0
+T_CHECKS=0
+
+t_cleanup () {
+    local pid
+    for pid in "${T_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${T_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+    done
+    if [ "$T_FAILS" -eq 0 ] && [ -z "${ZV_KEEP:-}" ]; then
+        rm -rf "$T_DIR"
+    else
+        echo "  (logs kept in $T_DIR)"
+    fi
+}
+trap t_cleanup EXIT
+
+# A free loopback TCP port.
+t_port () {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+t_log () { echo "  $*"; }
+
+t_fail () {
+    T_FAILS=$((T_FAILS + 1))
+    echo "  FAIL: $*"
+}
+
+# t_check DESCRIPTION COMMAND...: run a command, expect success.
+t_check () {
+    local what=$1; shift
+    T_CHECKS=$((T_CHECKS + 1))
+    if "$@" >"$T_DIR/last.out" 2>"$T_DIR/last.err"; then
+        echo "  ok: $what"
+    else
+        t_fail "$what (exit $?): $(head -c 600 "$T_DIR/last.err")"
+    fi
+}
+
+# t_check_fails DESCRIPTION PATTERN COMMAND...: expect failure and PATTERN on stderr.
+t_check_fails () {
+    local what=$1 pattern=$2; shift 2
+    T_CHECKS=$((T_CHECKS + 1))
+    if "$@" >"$T_DIR/last.out" 2>"$T_DIR/last.err"; then
+        t_fail "$what: succeeded, expected failure"
+    elif ! grep -q -- "$pattern" "$T_DIR/last.err"; then
+        t_fail "$what: stderr lacks '$pattern': $(head -c 600 "$T_DIR/last.err")"
+    else
+        echo "  ok: $what"
+    fi
+}
+
+# t_eq DESCRIPTION EXPECTED ACTUAL
+t_eq () {
+    T_CHECKS=$((T_CHECKS + 1))
+    if [ "$2" = "$3" ]; then echo "  ok: $1 ($3)"; else t_fail "$1: expected '$2', got '$3'"; fi
+}
+
+# t_wait_for DESCRIPTION SECONDS COMMAND...: poll until the command succeeds.
+t_wait_for () {
+    local what=$1 seconds=$2; shift 2
+    local deadline=$(( $(date +%s%N) / 1000000 + seconds * 1000 ))
+    while [ $(( $(date +%s%N) / 1000000 )) -lt $deadline ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    t_fail "timed out after ${seconds}s waiting for: $what"
+    return 1
+}
+
+# t_config FILE [section.key=value ...]: write a config with test timings.
+t_config () {
+    local file=$1; shift
+    {
+        echo "[DEFAULT]"
+        echo "state_path = $T_DIR/var"
+        echo "report_interval = 1"
+        echo "service_down_time = 4"
+        echo "log_level = ${ZV_LOG_LEVEL:-info}"
+        local kv section key value current=DEFAULT
+        for kv in "$@"; do
+            section=${kv%%.*}; key=${kv#*.}; value=${key#*=}; key=${key%%=*}
+            if [ "$section" != "$current" ]; then echo "[$section]"; current=$section; fi
+            echo "$key = $value"
+        done
+    } >"$file"
+}
+
+# t_start NAME ROLE CONFIG: start zovad, remember its PID in T_PID_<NAME>.
+t_start () {
+    local name=$1 role=$2 config=$3
+    "$ZOVAD" "$role" --config "$config" >>"$T_DIR/$name.log" 2>&1 &
+    local pid=$!
+    T_PIDS+=("$pid")
+    eval "T_PID_$name=$pid"
+}
+
+# t_stop NAME: SIGTERM and wait; fails the test if it does not exit cleanly.
+t_stop () {
+    local name=$1 pid
+    eval "pid=\$T_PID_$name"
+    kill -TERM "$pid" 2>/dev/null
+    local status=0
+    wait "$pid" || status=$?
+    T_CHECKS=$((T_CHECKS + 1))
+    if [ "$status" -eq 0 ]; then echo "  ok: $name stopped cleanly on SIGTERM"
+    else t_fail "$name exited $status on SIGTERM (log: $T_DIR/$name.log)"; tail -5 "$T_DIR/$name.log"; fi
+}
+
+# t_kill9 NAME
+t_kill9 () {
+    local name=$1 pid
+    eval "pid=\$T_PID_$name"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# zova with the test's endpoint and a short request timeout.
+t_zova () { "$ZOVA" --timeout "${T_TIMEOUT:-10}" "$@"; }
+
+# t_wait_api SECONDS: until the api answers ping.
+t_wait_api () { t_wait_for "api ping" "${1:-20}" t_zova ping; }
+
+# t_json EXPR: read JSON on stdin, print a python expression of it (d = the document).
+t_json () { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# t_done: the test's result line and exit code.
+t_done () {
+    echo "$T_NAME: $T_CHECKS checks, $T_FAILS failed"
+    [ "$T_FAILS" -eq 0 ]
+}
