@@ -13,7 +13,10 @@ struct _zv_link_t {
     char host [256];
     char identity [320];
     char epoch [64];
+    char endpoint [256];
     int report_interval_s;
+    int missed;                     //  heartbeats unanswered in a row
+    bool registered;                //  reader and timers are on the loop
     void *actor;
     zv_link_serve_fn *serve;
     zv_link_epoch_fn *on_epoch;
@@ -45,15 +48,56 @@ s_readable (zloop_t *loop, zsock_t *socket, void *arg)
     return 0;
 }
 
+//  After this many unanswered heartbeats the link assumes its connection
+//  is dead (half-open, or its identity taken over by another peer) and
+//  builds a new one: ZeroMQ alone would wait forever.
+#define S_MAX_MISSED 3
+
+static int s_readable (zloop_t *loop, zsock_t *socket, void *arg);
+
+static zsock_t *
+s_dealer_new (zv_link_t *self)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (dealer, self->identity);
+    zsock_set_linger (dealer, 0);
+    zsock_set_sndhwm (dealer, 100000);
+    zsock_set_rcvhwm (dealer, 100000);
+    zsock_set_reconnect_ivl (dealer, 100);
+    zsock_set_reconnect_ivl_max (dealer, 2000);
+    if (zsock_connect (dealer, "%s", self->endpoint) != 0) {
+        zv_error (self->identity, NULL, "cannot connect to conductor at %s", self->endpoint);
+        zsock_destroy (&dealer);
+    }
+    return dealer;
+}
+
+static void
+s_reconnect (zv_link_t *self)
+{
+    zsock_t *dealer = s_dealer_new (self);
+    if (!dealer)
+        return;
+    zv_warning (self->identity, NULL, "no answer to %d heartbeats: reconnecting to %s",
+                self->missed, self->endpoint);
+    zloop_reader_end (self->loop, self->dealer);
+    zsock_destroy (&self->dealer);
+    self->dealer = dealer;
+    zloop_reader (self->loop, self->dealer, s_readable, self);
+    self->missed = 0;
+}
+
 static void
 s_heartbeat_done (void *actor, void *ctx, zv_msg_t *reply)
 {
     (void) actor;
     zv_link_t *self = (zv_link_t *) ctx;
     if (zv_msg_status (reply) != ZV_OK) {
+        self->missed++;
         zv_debug (self->identity, NULL, "heartbeat: %s", zv_msg_error_text (reply));
         return;
     }
+    self->missed = 0;
     const char *epoch = zv_msg_get_str (reply, "epoch");
     if (epoch && strcmp (epoch, self->epoch) != 0) {
         bool first = !*self->epoch;
@@ -86,7 +130,11 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
-    zv_link_heartbeat ((zv_link_t *) arg);
+    zv_link_t *self = (zv_link_t *) arg;
+    //  Here, not in a continuation: the reader may be iterating the socket.
+    if (self->missed >= S_MAX_MISSED)
+        s_reconnect (self);
+    zv_link_heartbeat (self);
     return 0;
 }
 
@@ -116,15 +164,9 @@ zv_link_new (const char *binary, const zv_actor_args_t *args, zloop_t *loop,
     self->node_fn = node_fn;
     self->loop = loop;
     self->rpc = zv_rpc_new ();
-    self->dealer = zsock_new (ZMQ_DEALER);
-    zsock_set_identity (self->dealer, self->identity);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_sndhwm (self->dealer, 100000);
-    zsock_set_rcvhwm (self->dealer, 100000);
-    zsock_set_reconnect_ivl (self->dealer, 100);
-    zsock_set_reconnect_ivl_max (self->dealer, 2000);
-    if (zsock_connect (self->dealer, "%s", args->conductor_endpoint) != 0) {
-        zv_error (self->identity, NULL, "cannot connect to conductor at %s", args->conductor_endpoint);
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", args->conductor_endpoint);
+    self->dealer = s_dealer_new (self);
+    if (!self->dealer) {
         zv_link_destroy (&self);
         return NULL;
     }
@@ -132,6 +174,7 @@ zv_link_new (const char *binary, const zv_actor_args_t *args, zloop_t *loop,
     self->heartbeat_timer = zloop_timer (loop, (size_t) self->report_interval_s * 1000, 0,
                                          s_heartbeat_timer, self);
     self->expire_timer = zloop_timer (loop, 100, 0, s_expire_timer, self);
+    self->registered = true;
     return self;
 }
 
@@ -141,7 +184,7 @@ zv_link_destroy (zv_link_t **self_p)
     if (!self_p || !*self_p)
         return;
     zv_link_t *self = *self_p;
-    if (self->loop && self->dealer) {
+    if (self->registered) {
         zloop_reader_end (self->loop, self->dealer);
         zloop_timer_end (self->loop, self->heartbeat_timer);
         zloop_timer_end (self->loop, self->expire_timer);

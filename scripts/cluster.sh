@@ -38,6 +38,8 @@ STATE=${ZOVA_CLUSTER_DIR:-$ROOT/var/cluster}
 PORT_BASE=${ZOVA_CLUSTER_PORT_BASE:-5784}
 LOG_LEVEL=${ZOVA_CLUSTER_LOG_LEVEL:-info}
 TIMEOUT=${ZOVA_CLUSTER_TIMEOUT:-30}
+# One spelling of the state directory, so PID checks match the command lines.
+[ -d "$STATE" ] && STATE=$(cd "$STATE" && pwd)
 
 # Start order; stop runs it backwards, so the conductor goes last.
 PROCS=(conductor scheduler compute1 compute2 compute3 api)
@@ -73,8 +75,8 @@ s_port_busy () {
 }
 
 s_generate () {
-    local api_port=$PORT_BASE conductor_port=$((PORT_BASE + 1)) name
     case "$PORT_BASE" in ''|*[!0-9]*) die "ZOVA_CLUSTER_PORT_BASE must be a port number, not '$PORT_BASE'" ;; esac
+    local api_port=$PORT_BASE conductor_port=$((PORT_BASE + 1)) name port
     [ "$PORT_BASE" -ge 1 ] && [ "$conductor_port" -le 65535 ] || die "ZOVA_CLUSTER_PORT_BASE $PORT_BASE is out of range"
     for port in "$api_port" "$conductor_port"; do
         s_port_busy "$port" && die "port $port on 127.0.0.1 is in use (set ZOVA_CLUSTER_PORT_BASE)"
@@ -201,7 +203,7 @@ cmd_stop () {
         s_pid "$name" >/dev/null && any=1
     done
     if [ "$any" -eq 0 ]; then
-        rm -f "${PROCS[@]/#/$STATE/}"*.pid 2>/dev/null
+        for name in "${PROCS[@]}"; do rm -f "$STATE/$name.pid"; done
         say "not running (state $STATE)"
         return 0
     fi
