@@ -9,7 +9,10 @@
     Decoding never gives up early: it walks every frame, records the first
     problem as the message's status and reason, and keeps whatever it could
     recover (type, id, rq, routing id) so the receiver can still answer the
-    sender with zv_msg_error.  Strings recovered from a bad message are made
+    sender with zv_msg_error.  That holds even when the envelope frame fails
+    to decode because of something inside the body: a second, read-only walk
+    (zv_pack_peek_map, run only on that failure path) then picks the
+    envelope's scalar keys out of the bytes.  Strings recovered from a bad message are made
     safe to send back (printable type, valid UTF-8 error text).
 
     Message ids are "<8 hex, random per process>-<counter in hex>": unique per
@@ -559,6 +562,44 @@ s_read_envelope (zv_msg_t *self, json_t *envelope, json_t **error_p)
     }
 }
 
+//  After zv_pack_decode refused the envelope: when the refusal came from
+//  inside a value (typically the body: an oversized string, bad UTF-8, too
+//  deep...) and the envelope around it is intact, read the envelope's own
+//  keys without decoding the rest, so the error reply carries re and rq and
+//  a pipelining sender can match it.  All or nothing: these keys must be
+//  exactly what a valid message would carry, or nothing is taken (the bytes
+//  are then not trusted to be a zova envelope at all).  The body stays empty.
+static void
+s_recover_envelope (zv_msg_t *self, const void *data, size_t size)
+{
+    enum { V, ID, RE, RQ, TS, SRC, DL, KEYS };
+    zv_pack_peek_t keys [KEYS] = {
+        [V]   = { .key = "v",   .kind = ZV_PACK_PEEK_INT },
+        [ID]  = { .key = "id",  .kind = ZV_PACK_PEEK_STR, .max_len = S_MAX_ID },
+        [RE]  = { .key = "re",  .kind = ZV_PACK_PEEK_STR, .max_len = S_MAX_ID },
+        [RQ]  = { .key = "rq",  .kind = ZV_PACK_PEEK_STR, .max_len = S_MAX_ID },
+        [TS]  = { .key = "ts",  .kind = ZV_PACK_PEEK_INT },
+        [SRC] = { .key = "src", .kind = ZV_PACK_PEEK_STR, .max_len = S_MAX_SRC },
+        [DL]  = { .key = "dl",  .kind = ZV_PACK_PEEK_INT },
+    };
+    if (zv_pack_peek_map (data, size, keys, KEYS) != ZV_OK
+    ||  keys [V].found != 1 || keys [V].integer != ZV_MSG_VERSION
+    ||  keys [ID].found != 1 || keys [ID].len == 0
+    ||  keys [RE].found < 0 || keys [RQ].found < 0
+    ||  keys [TS].found != 1 || keys [SRC].found != 1
+    ||  keys [DL].found < 0 || keys [DL].integer < 0)
+        return;
+    s_copy (self->id, S_MAX_ID, keys [ID].str, keys [ID].len);
+    self->is_reply = keys [RE].found == 1;
+    if (self->is_reply)
+        s_copy (self->re, S_MAX_ID, keys [RE].str, keys [RE].len);
+    if (keys [RQ].found == 1)
+        s_copy (self->rq, S_MAX_ID, keys [RQ].str, keys [RQ].len);
+    s_copy (self->src, S_MAX_SRC, keys [SRC].str, keys [SRC].len);
+    self->ts = keys [TS].integer;
+    self->deadline = keys [DL].integer;
+}
+
 static void
 s_decode_frames (zv_msg_t *self, zmsg_t *zmsg)
 {
@@ -591,8 +632,10 @@ s_decode_frames (zv_msg_t *self, zmsg_t *zmsg)
         json_t *envelope = NULL;
         zv_status_t status = zv_pack_decode (zframe_data (frame), zframe_size (frame),
                                              &envelope, reason, sizeof reason);
-        if (status != ZV_OK)
+        if (status != ZV_OK) {
             s_bad (self, status, "envelope: %s", reason);
+            s_recover_envelope (self, zframe_data (frame), zframe_size (frame));
+        }
         else
         if (!json_is_object (envelope))
             s_bad (self, ZV_EINVAL, "envelope is not a map");

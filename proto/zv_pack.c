@@ -411,3 +411,215 @@ zv_pack_decode (const void *data, size_t size, json_t **value_p,
     *value_p = value;
     return ZV_OK;
 }
+
+//  Recovery: stepping over bytes without building anything
+//
+//  zv_pack_decode stops at the first value it refuses, which may sit deep in
+//  a message body while the envelope around it is sound.  These walkers let
+//  the caller still read that envelope.  They keep no stack: the only state
+//  is how many objects remain to be stepped over, and as each object takes
+//  at least one byte, a count above the bytes left is a truncation, refused
+//  at once.  Nesting depth therefore costs nothing, and every loop turn eats
+//  a byte, so the time is linear in the input whatever its headers claim.
+
+static uint64_t
+s_big_endian (const uint8_t *bytes, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t i = 0; i < width; i++)
+        value = (value << 8) | bytes [i];
+    return value;
+}
+
+zv_status_t
+zv_pack_skip (const void *data, size_t size, size_t *pos_p)
+{
+    assert (pos_p);
+    //  How to step over the forms 0xc0 .. 0xdf: width of a length or count
+    //  that follows the tag, bytes that follow always (or before the length's
+    //  bytes), and for containers how many objects each counted entry holds.
+    static const struct { uint8_t width, fixed, per_entry; } forms [32] = {
+        [0x04] = { 1, 0, 0 }, [0x05] = { 2, 0, 0 }, [0x06] = { 4, 0, 0 },   //  bin
+        [0x07] = { 1, 1, 0 }, [0x08] = { 2, 1, 0 }, [0x09] = { 4, 1, 0 },   //  ext: type byte
+        [0x0a] = { 0, 4, 0 }, [0x0b] = { 0, 8, 0 },                         //  float 32, 64
+        [0x0c] = { 0, 1, 0 }, [0x0d] = { 0, 2, 0 }, [0x0e] = { 0, 4, 0 }, [0x0f] = { 0, 8, 0 },
+        [0x10] = { 0, 1, 0 }, [0x11] = { 0, 2, 0 }, [0x12] = { 0, 4, 0 }, [0x13] = { 0, 8, 0 },
+        [0x14] = { 0, 2, 0 }, [0x15] = { 0, 3, 0 }, [0x16] = { 0, 5, 0 },   //  fixext 1, 2, 4
+        [0x17] = { 0, 9, 0 }, [0x18] = { 0, 17, 0 },                        //  fixext 8, 16
+        [0x19] = { 1, 0, 0 }, [0x1a] = { 2, 0, 0 }, [0x1b] = { 4, 0, 0 },   //  str
+        [0x1c] = { 2, 0, 1 }, [0x1d] = { 4, 0, 1 },                         //  array
+        [0x1e] = { 2, 0, 2 }, [0x1f] = { 4, 0, 2 },                         //  map
+    };
+    const uint8_t *bytes = data;
+    size_t pos = *pos_p;
+    if (!bytes || pos > size)
+        return ZV_EINVAL;
+    uint64_t pending = 1;
+    while (pending > 0) {
+        if (pending > size - pos)
+            return ZV_EINVAL;
+        uint8_t tag = bytes [pos++];
+        pending--;
+        if (tag <= 0x7f || tag >= 0xe0)
+            continue;                   //  fixint: the tag is the value
+        uint64_t length;                //  bytes to step over, or entries
+        unsigned per_entry = 0;
+        if (tag <= 0x8f) {
+            length = tag & 0x0f;
+            per_entry = 2;
+        }
+        else
+        if (tag <= 0x9f) {
+            length = tag & 0x0f;
+            per_entry = 1;
+        }
+        else
+        if (tag <= 0xbf)
+            length = tag & 0x1f;
+        else
+        if (tag == 0xc1)
+            return ZV_EINVAL;           //  never used by msgpack
+        else {
+            size_t width = forms [tag - 0xc0].width;
+            if (width > size - pos)
+                return ZV_EINVAL;
+            length = forms [tag - 0xc0].fixed + s_big_endian (bytes + pos, width);
+            pos += width;
+            per_entry = forms [tag - 0xc0].per_entry;
+        }
+        if (per_entry)
+            pending += length * per_entry;  //  below 2^33 + size: no overflow
+        else {
+            if (length > size - pos)
+                return ZV_EINVAL;
+            pos += (size_t) length;
+        }
+    }
+    *pos_p = pos;
+    return ZV_OK;
+}
+
+//  The text of a string object spanning exactly bytes[0..size), or NULL.
+static const uint8_t *
+s_peek_str (const uint8_t *bytes, size_t size, size_t *len_p)
+{
+    size_t header;
+    if (bytes [0] >= 0xa0 && bytes [0] <= 0xbf)
+        header = 1;
+    else
+    if (bytes [0] >= 0xd9 && bytes [0] <= 0xdb)
+        header = 1 + ((size_t) 1 << (bytes [0] - 0xd9));
+    else
+        return NULL;
+    *len_p = size - header;         //  the span came from zv_pack_skip
+    return bytes + header;
+}
+
+static void
+s_peek_value (zv_pack_peek_t *field, const uint8_t *bytes, size_t size)
+{
+    field->found = -1;
+    field->str = NULL;
+    field->len = 0;
+    field->integer = 0;
+    uint8_t tag = bytes [0];
+    switch (field->kind) {
+        case ZV_PACK_PEEK_STR: {
+            size_t len;
+            const uint8_t *text = s_peek_str (bytes, size, &len);
+            if (!text || len > field->max_len || len > ZV_PACK_MAX_STR
+            ||  memchr (text, '\0', len) || !s_utf8_valid (text, len))
+                return;
+            field->str = (const char *) text;
+            field->len = len;
+            break;
+        }
+        case ZV_PACK_PEEK_INT: {
+            //  For 0xcc .. 0xd3 the span is the tag and exactly its width.
+            uint64_t raw = tag >= 0xcc && tag <= 0xd3 ? s_big_endian (bytes + 1, size - 1) : 0;
+            if (tag <= 0x7f)
+                field->integer = tag;
+            else
+            if (tag >= 0xe0)
+                field->integer = (int8_t) tag;
+            else
+            if (tag >= 0xcc && tag <= 0xcf && raw <= INT64_MAX)
+                field->integer = (int64_t) raw;
+            else
+            if (tag == 0xd0)
+                field->integer = (int8_t) raw;
+            else
+            if (tag == 0xd1)
+                field->integer = (int16_t) raw;
+            else
+            if (tag == 0xd2)
+                field->integer = (int32_t) raw;
+            else
+            if (tag == 0xd3)
+                field->integer = (int64_t) raw;
+            else
+                return;
+            break;
+        }
+        case ZV_PACK_PEEK_KIND_COUNT:
+            return;
+    }
+    field->found = 1;
+}
+
+static void
+s_peek_reset (zv_pack_peek_t *fields, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        fields [i].found = 0;
+        fields [i].str = NULL;
+        fields [i].len = 0;
+        fields [i].integer = 0;
+    }
+}
+
+zv_status_t
+zv_pack_peek_map (const void *data, size_t size, zv_pack_peek_t *fields, size_t count)
+{
+    assert (fields || count == 0);
+    s_peek_reset (fields, count);
+    const uint8_t *bytes = data;
+    if (!bytes || size == 0)
+        return ZV_EINVAL;
+    size_t pos = 1;
+    uint64_t entries;
+    if (bytes [0] >= 0x80 && bytes [0] <= 0x8f)
+        entries = bytes [0] & 0x0f;
+    else
+    if (bytes [0] == 0xde || bytes [0] == 0xdf) {
+        size_t width = bytes [0] == 0xde ? 2 : 4;
+        if (width > size - pos)
+            return ZV_EINVAL;
+        entries = s_big_endian (bytes + pos, width);
+        pos += width;
+    }
+    else
+        return ZV_EINVAL;
+    if (entries > (size - pos) / 2)
+        goto failed;
+    for (uint64_t i = 0; i < entries; i++) {
+        size_t key_at = pos;
+        if (zv_pack_skip (bytes, size, &pos) != ZV_OK)
+            goto failed;
+        size_t key_len;
+        const uint8_t *key = s_peek_str (bytes + key_at, pos - key_at, &key_len);
+        if (!key)
+            goto failed;
+        size_t value_at = pos;
+        if (zv_pack_skip (bytes, size, &pos) != ZV_OK)
+            goto failed;
+        for (size_t f = 0; f < count; f++)
+            if (strlen (fields [f].key) == key_len && memcmp (fields [f].key, key, key_len) == 0)
+                s_peek_value (&fields [f], bytes + value_at, pos - value_at);
+    }
+    if (pos == size)
+        return ZV_OK;
+failed:
+    s_peek_reset (fields, count);
+    return ZV_EINVAL;
+}

@@ -39,4 +39,40 @@ zv_status_t zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf);
 zv_status_t zv_pack_decode (const void *data, size_t size, json_t **value_p,
                             char *errbuf, size_t errlen);
 
+//  Recovery after a failed decode.  Both functions only read: no allocation,
+//  no recursion, time linear in size, and no length or count is believed
+//  beyond the bytes actually present.  They check structure (every header,
+//  length and count fits), not content: strings over ZV_PACK_MAX_STR, invalid
+//  UTF-8, non-string keys in nested maps, deep nesting, huge but present
+//  containers, bin/ext and out-of-range integers are all stepped over.
+
+//  Step *pos_p over the one msgpack object that starts there.  Returns ZV_OK,
+//  or ZV_EINVAL (*pos_p unchanged) when it is truncated or holds 0xc1.
+zv_status_t zv_pack_skip (const void *data, size_t size, size_t *pos_p);
+
+//  What zv_pack_peek_map expects under one key, and what it found there.
+typedef enum {
+    ZV_PACK_PEEK_STR,               //  string, valid UTF-8, no NUL
+    ZV_PACK_PEEK_INT,               //  integer that fits int64
+    ZV_PACK_PEEK_KIND_COUNT
+} zv_pack_peek_kind_t;
+
+typedef struct {
+    const char *key;                //  in: top-level key to look for
+    zv_pack_peek_kind_t kind;       //  in
+    size_t max_len;                 //  in: longest string accepted, bytes
+    int found;                      //  out: 1 well-formed, 0 absent, -1 present but not
+    const char *str;                //  out: borrowed from data, len bytes, not NUL-ended
+    size_t len;                     //  out
+    int64_t integer;                //  out
+} zv_pack_peek_t;
+
+//  Read the short scalar values of some keys of the map that spans exactly
+//  data[0..size), skipping every other value whatever it holds (the last of
+//  duplicate keys wins, as in zv_pack_decode).  Fills the out members of
+//  fields[0..count).  Returns ZV_OK, or ZV_EINVAL when data is not exactly
+//  one structurally intact map with string keys (then found is 0 throughout).
+zv_status_t zv_pack_peek_map (const void *data, size_t size,
+                              zv_pack_peek_t *fields, size_t count);
+
 #endif
