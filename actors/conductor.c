@@ -296,6 +296,21 @@ s_strip (json_t *rec)
     return rec;
 }
 
+//  Names are shown in tables, logs and domain XML: printable text only, no
+//  leading or trailing blanks, as Nova's name parameter requires.
+static bool
+s_valid_name (const char *what, const char *name, char *errbuf, size_t errlen)
+{
+    size_t length = name ? strlen (name) : 0;
+    bool valid = length > 0 && name [0] != ' ' && name [length - 1] != ' ';
+    for (size_t index = 0; valid && index < length; index++)
+        valid = (unsigned char) name [index] >= 0x20 && name [index] != 0x7f;
+    if (!valid)
+        snprintf (errbuf, errlen, "Invalid %s name: it must be printable, without leading or "
+                  "trailing spaces.", what);
+    return valid;
+}
+
 //  Find one record by id, or by unique "name" among non-deleted records.
 typedef struct {
     const char *name;
@@ -474,6 +489,8 @@ s_flavor_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
 {
     const zv_msg_t *msg = call->msg;
     const char *name = zv_msg_get_str (msg, "name");
+    if (!s_valid_name ("flavor", name, errbuf, errlen))
+        return ZV_EINVAL;
     json_t *same = s_collect (self, txn, ZV_TABLE_FLAVORS, s_same_name, (void *) name);
     size_t count = json_array_size (same);
     json_decref (same);
@@ -558,6 +575,8 @@ static zv_status_t
 s_image_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
 {
     const zv_msg_t *msg = call->msg;
+    if (!s_valid_name ("image", zv_msg_get_str (msg, "name"), errbuf, errlen))
+        return ZV_EINVAL;
     const char *format = zv_msg_get_str (msg, "disk_format");
     if (!format)
         format = "raw";
@@ -1175,6 +1194,8 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
 {
     const zv_msg_t *msg = call->msg;
     const char *project = zv_msg_get_str (msg, "project_id");
+    if (!s_valid_name ("server", zv_msg_get_str (msg, "name"), errbuf, errlen))
+        return ZV_EINVAL;
     json_t *flavor = NULL, *image = NULL;
     zv_status_t status = s_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (msg, "flavor"),
                                  NULL, &flavor, errbuf, errlen);

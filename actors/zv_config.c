@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <ini.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,8 @@ s_set (zv_config_t *config, const s_key_t *key, const char *value, char *errbuf,
         case S_DOUBLE: {
             errno = 0;
             double number = strtod (value, &end);
-            if (errno || end == value || *end || number < key->min || number > key->max) {
+            if (errno || end == value || *end || isnan (number)
+            ||  number < key->min || number > key->max) {
                 snprintf (errbuf, errlen, "[%s] %s: '%s' is not a number in [%g, %g]",
                           key->section, key->name, value, key->min, key->max);
                 return ZV_EINVAL;
@@ -141,7 +143,7 @@ s_handler (void *arg, const char *section, const char *name, const char *value)
         if (strcmp (key->section, section) == 0 && strcmp (key->name, name) == 0) {
             char reason [512];
             if (s_set (load->config, key, value, reason, sizeof reason) != ZV_OK) {
-                snprintf (load->errbuf, load->errlen, "%s: %s", load->path, reason);
+                snprintf (load->errbuf, load->errlen, "%s", reason);
                 load->failed = true;
                 return 0;
             }
@@ -152,6 +154,10 @@ s_handler (void *arg, const char *section, const char *name, const char *value)
     return 1;
 }
 
+//  The INI parser reads lines of at most S_MAX_LINE bytes and would
+//  silently split a longer one; refuse such a file with the line's number.
+#define S_MAX_LINE 200
+
 zv_status_t
 zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errlen)
 {
@@ -160,13 +166,34 @@ zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errl
         snprintf (errbuf, errlen, "cannot open config %s: %s", path, strerror (errno));
         return ZV_ENOTFOUND;
     }
-    s_load_t load = { config, path, errbuf, errlen, false };
-    int line = ini_parse_file (file, s_handler, &load);
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t length;
+    int number = 0;
+    while ((length = getline (&line, &capacity, file)) >= 0) {
+        number++;
+        while (length > 0 && (line [length - 1] == '\n' || line [length - 1] == '\r'))
+            length--;
+        if (length >= S_MAX_LINE) {
+            snprintf (errbuf, errlen, "%s:%d: line longer than %d bytes", path, number, S_MAX_LINE - 1);
+            free (line);
+            fclose (file);
+            return ZV_EINVAL;
+        }
+    }
+    free (line);
+    rewind (file);
+    char reason [512] = "";
+    s_load_t load = { config, path, reason, sizeof reason, false };
+    int at = ini_parse_file (file, s_handler, &load);
     fclose (file);
-    if (load.failed)
+    //  A handler that refuses a value makes the parser report its line.
+    if (load.failed) {
+        snprintf (errbuf, errlen, "%s:%d: %s", path, at, reason);
         return ZV_EINVAL;
-    if (line != 0) {
-        snprintf (errbuf, errlen, "%s:%d: syntax error", path, line);
+    }
+    if (at != 0) {
+        snprintf (errbuf, errlen, "%s:%d: syntax error", path, at);
         return ZV_EINVAL;
     }
     return ZV_OK;

@@ -23,7 +23,12 @@ s_escaped (FILE *out, const char *text)
             case '&':  fputs ("&amp;", out); break;
             case '\'': fputs ("&apos;", out); break;
             case '"':  fputs ("&quot;", out); break;
-            default:   fputc (*text, out);
+            case '\t': fputs ("&#9;", out); break;
+            case '\n': fputs ("&#10;", out); break;
+            case '\r': fputs ("&#13;", out); break;
+            default:
+                //  XML 1.0 cannot carry other control characters at all.
+                fputc ((unsigned char) *text < 0x20 || *text == 0x7f ? '?' : *text, out);
         }
     }
 }

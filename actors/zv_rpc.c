@@ -67,6 +67,7 @@ static void
 s_fail (s_call_t *call, zv_status_t status, const char *why, void *actor)
 {
     zv_msg_t *fake = zv_msg_new (call->type);
+    zv_msg_set_id (fake, call->id);         //  so the reply's "re" names the call
     zv_msg_set_rq (fake, call->rq);
     zv_msg_t *reply = zv_msg_error (fake, status, "%s", why);
     call->fn (actor, call->ctx, reply);

@@ -119,7 +119,11 @@ zv_sched_new (const char *enabled_filters, double ram_weight_multiplier, int max
             free (self);
             return NULL;
         }
-        if (self->filter_count < S_FILTER_COUNT)
+        //  A name given twice is one filter, in its first place.
+        bool present = false;
+        for (size_t have = 0; have < self->filter_count; have++)
+            present |= self->filters [have] == s_filters [index].fn;
+        if (!present)
             self->filters [self->filter_count++] = s_filters [index].fn;
     }
     free (list);

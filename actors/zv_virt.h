@@ -47,6 +47,11 @@ typedef struct {
 //  The libvirt driver.
 extern const zv_virt_driver_t zv_virt_libvirt;
 
+//  Initialise the hypervisor library once per process, from the main
+//  thread before any actor starts: libvirt initialises OpenSSL there, whose
+//  per-thread state must belong to a thread that outlives the actors.
+void zv_virt_init (void);
+
 //  Domain XML for an instance on a hypervisor of the given domain type
 //  ("test", "qemu", "kvm").  Caller frees.  Pure: no libvirt, for golden tests.
 char *zv_domain_xml (const json_t *instance, const char *domain_type);

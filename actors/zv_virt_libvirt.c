@@ -37,6 +37,12 @@ s_init (void)
     virSetErrorFunc (NULL, s_quiet);
 }
 
+void
+zv_virt_init (void)
+{
+    pthread_once (&s_init_once, s_init);
+}
+
 static void
 s_last_error (char *errbuf, size_t errlen, const char *what)
 {

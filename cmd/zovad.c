@@ -7,9 +7,12 @@
     configured hypervisor URI); any other role runs that one actor with the
     tcp endpoints of the config.  The actor code is the same either way.
     SIGTERM and SIGINT stop the actors in reverse order of start, the
-    conductor last, so that no actor outlives the store it talks to.     */
+    conductor last, so that no actor outlives the store it talks to.  The
+    signals are blocked in every thread and taken synchronously by the main
+    thread (sigtimedwait), so no library's handler can swallow one.      */
 
 #include "../actors/zv_actors.h"
+#include "../actors/zv_virt.h"
 #include <getopt.h>
 #include <signal.h>
 
@@ -82,11 +85,19 @@ main (int argc, char *argv [])
     snprintf (args.conductor_endpoint, sizeof args.conductor_endpoint, "%s",
               all ? ZV_INPROC_CONDUCTOR_ENDPOINT : args.config.conductor_endpoint);
 
-    //  czmq's handler sets zsys_interrupted on SIGINT and SIGTERM.
+    //  Block the stop signals before any thread exists: every thread
+    //  inherits the mask, and only the loop below takes them.
+    sigset_t stop_signals;
+    sigemptyset (&stop_signals);
+    sigaddset (&stop_signals, SIGTERM);
+    sigaddset (&stop_signals, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &stop_signals, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    zsys_handler_set (NULL);
     zsys_init ();
     zsys_set_logident (all ? "zovad" : role);
-    zsys_catch_interrupts ();
-    signal (SIGPIPE, SIG_IGN);
+    if (all || streq (role, "compute"))
+        zv_virt_init ();
 
     zactor_t *actors [S_ROLE_COUNT] = { NULL };
     zpoller_t *poller = NULL;
@@ -113,8 +124,14 @@ main (int argc, char *argv [])
         }
     }
     zsys_info ("zovad %s running %s (pid %d)", ZOVAD_VERSION, role, (int) getpid ());
-    while (!zsys_interrupted) {
-        void *which = zpoller_wait (poller, 500);
+    while (true) {
+        struct timespec tick = { 0, 200 * 1000 * 1000 };
+        int signo = sigtimedwait (&stop_signals, NULL, &tick);
+        if (signo == SIGTERM || signo == SIGINT) {
+            zsys_info ("zovad %s: %s, stopping", role, signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        void *which = zpoller_wait (poller, 0);
         if (which) {
             char *said = zstr_recv (which);
             fprintf (stderr, "zovad: an actor stopped: %s\n", said ? said : "(nothing)");

@@ -564,11 +564,14 @@ s_read_envelope (zv_msg_t *self, json_t *envelope, json_t **error_p)
 
 //  After zv_pack_decode refused the envelope: when the refusal came from
 //  inside a value (typically the body: an oversized string, bad UTF-8, too
-//  deep...) and the envelope around it is intact, read the envelope's own
+//  deep, a header claiming more than follows...) read the envelope's own
 //  keys without decoding the rest, so the error reply carries re and rq and
-//  a pipelining sender can match it.  All or nothing: these keys must be
-//  exactly what a valid message would carry, or nothing is taken (the bytes
-//  are then not trusted to be a zova envelope at all).  The body stays empty.
+//  a pipelining sender can match it.  Whether the walk reached the end does
+//  not matter (a body cut short, or bytes after the map, leave the keys read
+//  before them whole); what it found does.  All or nothing: these keys must
+//  be exactly what a valid message would carry, or nothing is taken (the
+//  bytes are then not trusted to be a zova envelope at all).  The body stays
+//  empty either way.
 static void
 s_recover_envelope (zv_msg_t *self, const void *data, size_t size)
 {
@@ -582,8 +585,8 @@ s_recover_envelope (zv_msg_t *self, const void *data, size_t size)
         [SRC] = { .key = "src", .kind = ZV_PACK_PEEK_STR, .max_len = S_MAX_SRC },
         [DL]  = { .key = "dl",  .kind = ZV_PACK_PEEK_INT },
     };
-    if (zv_pack_peek_map (data, size, keys, KEYS) != ZV_OK
-    ||  keys [V].found != 1 || keys [V].integer != ZV_MSG_VERSION
+    (void) zv_pack_peek_map (data, size, keys, KEYS);
+    if (keys [V].found != 1 || keys [V].integer != ZV_MSG_VERSION
     ||  keys [ID].found != 1 || keys [ID].len == 0
     ||  keys [RE].found < 0 || keys [RQ].found < 0
     ||  keys [TS].found != 1 || keys [SRC].found != 1

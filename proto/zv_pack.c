@@ -13,6 +13,9 @@
     Walking the bytes ourselves lets every limit (depth, string length, item
     count, items that cannot fit in the bytes left) be checked before anything
     is allocated, and builds the json_t tree directly without a zone copy.
+    Beside it, a read-only walker (zv_pack_skip, zv_pack_peek_map) steps over
+    bytes without building anything, so that a caller can still read the
+    envelope of a message whose body the decoder refused.
 
     No state outside the call: both directions are thread-safe.              */
 
@@ -435,9 +438,10 @@ zv_status_t
 zv_pack_skip (const void *data, size_t size, size_t *pos_p)
 {
     assert (pos_p);
-    //  How to step over the forms 0xc0 .. 0xdf: width of a length or count
-    //  that follows the tag, bytes that follow always (or before the length's
-    //  bytes), and for containers how many objects each counted entry holds.
+    //  How to step over the forms 0xc0 .. 0xdf: the width of the length or
+    //  count after the tag, the bytes that follow besides those a length
+    //  counts (an ext's type byte, a number's value), and for containers how
+    //  many objects each counted entry holds.
     static const struct { uint8_t width, fixed, per_entry; } forms [32] = {
         [0x04] = { 1, 0, 0 }, [0x05] = { 2, 0, 0 }, [0x06] = { 4, 0, 0 },   //  bin
         [0x07] = { 1, 1, 0 }, [0x08] = { 2, 1, 0 }, [0x09] = { 4, 1, 0 },   //  ext: type byte
@@ -515,13 +519,20 @@ s_peek_str (const uint8_t *bytes, size_t size, size_t *len_p)
     return bytes + header;
 }
 
+//  Present but unusable: of the wrong kind, or cut short by the end of data.
 static void
-s_peek_value (zv_pack_peek_t *field, const uint8_t *bytes, size_t size)
+s_peek_broken (zv_pack_peek_t *field)
 {
     field->found = -1;
     field->str = NULL;
     field->len = 0;
     field->integer = 0;
+}
+
+static void
+s_peek_value (zv_pack_peek_t *field, const uint8_t *bytes, size_t size)
+{
+    s_peek_broken (field);
     uint8_t tag = bytes [0];
     switch (field->kind) {
         case ZV_PACK_PEEK_STR: {
@@ -600,26 +611,25 @@ zv_pack_peek_map (const void *data, size_t size, zv_pack_peek_t *fields, size_t 
     }
     else
         return ZV_EINVAL;
-    if (entries > (size - pos) / 2)
-        goto failed;
+    //  Each turn steps over at least two bytes or stops: a header claiming
+    //  more entries than the data holds ends the walk where the data does.
     for (uint64_t i = 0; i < entries; i++) {
         size_t key_at = pos;
         if (zv_pack_skip (bytes, size, &pos) != ZV_OK)
-            goto failed;
-        size_t key_len;
+            return ZV_EINVAL;
+        size_t key_len = 0;
         const uint8_t *key = s_peek_str (bytes + key_at, pos - key_at, &key_len);
-        if (!key)
-            goto failed;
         size_t value_at = pos;
-        if (zv_pack_skip (bytes, size, &pos) != ZV_OK)
-            goto failed;
-        for (size_t f = 0; f < count; f++)
-            if (strlen (fields [f].key) == key_len && memcmp (fields [f].key, key, key_len) == 0)
-                s_peek_value (&fields [f], bytes + value_at, pos - value_at);
+        bool whole = zv_pack_skip (bytes, size, &pos) == ZV_OK;
+        for (size_t f = 0; key && f < count; f++)
+            if (strlen (fields [f].key) == key_len && memcmp (fields [f].key, key, key_len) == 0) {
+                if (whole)
+                    s_peek_value (&fields [f], bytes + value_at, pos - value_at);
+                else
+                    s_peek_broken (&fields [f]);
+            }
+        if (!whole)
+            return ZV_EINVAL;
     }
-    if (pos == size)
-        return ZV_OK;
-failed:
-    s_peek_reset (fields, count);
-    return ZV_EINVAL;
+    return pos == size ? ZV_OK : ZV_EINVAL;
 }

@@ -67,11 +67,14 @@ typedef struct {
     int64_t integer;                //  out
 } zv_pack_peek_t;
 
-//  Read the short scalar values of some keys of the map that spans exactly
-//  data[0..size), skipping every other value whatever it holds (the last of
-//  duplicate keys wins, as in zv_pack_decode).  Fills the out members of
-//  fields[0..count).  Returns ZV_OK, or ZV_EINVAL when data is not exactly
-//  one structurally intact map with string keys (then found is 0 throughout).
+//  Read the short scalar values of some keys of the map at data[0], stepping
+//  over every other key and value whatever it holds (the last of duplicate
+//  keys wins, as in zv_pack_decode).  Fills the out members of
+//  fields[0..count) with what the walk met before the map ended or its bytes
+//  did (a value cut short reads as found -1).  Returns ZV_OK when the map is
+//  structurally whole and spans exactly data[0..size); ZV_EINVAL when data
+//  is not a map, is cut short, or has bytes after the map: the fields still
+//  say what was found before that point.
 zv_status_t zv_pack_peek_map (const void *data, size_t size,
                               zv_pack_peek_t *fields, size_t count);
 

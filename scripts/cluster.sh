@@ -190,7 +190,9 @@ cmd_start () {
     say "started ${started[*]} (logs in $STATE)"
     if ! s_wait_ready "$endpoint"; then
         say "start failed; stopping what this start began"
-        s_terminate $(s_reversed "${started[@]}")
+        local reversed
+        mapfile -t reversed < <(s_reversed "${started[@]}")
+        s_terminate "${reversed[@]}"
         return 1
     fi
     say "ready: api $endpoint, computes ${COMPUTES[*]} up"
@@ -207,7 +209,9 @@ cmd_stop () {
         say "not running (state $STATE)"
         return 0
     fi
-    s_terminate $(s_reversed "${PROCS[@]}")
+    local reversed
+    mapfile -t reversed < <(s_reversed "${PROCS[@]}")
+    s_terminate "${reversed[@]}"
 }
 
 cmd_status () {

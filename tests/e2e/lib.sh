@@ -16,7 +16,7 @@ ZOVA="$ZV_BUILD/zova"
 # dislike of czmq's signal handling.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ZV_ROOT/tests/lsan.supp}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ZV_ROOT/tests/lsan.supp:print_suppressions=0}
 
 T_NAME=$(basename "$0" .sh)
 T_DIR=$(mktemp -d "/tmp/zova-$T_NAME.XXXXXX")

@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
+#include <msgpack.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -819,13 +821,22 @@ test_msg_truncated_envelope (void **state)
     zmsg_t *zmsg = zv_msg_encode (msg);
     zframe_t *envelope = zmsg_last (zmsg);
     size_t size = zframe_size (envelope);
+    //  The same envelope with an empty body ends with "b" {} (a1 62 80):
+    //  a cut at or after that key leaves every envelope key before it whole,
+    //  so the reply can still name the request.
+    json_t *empty = json_object ();
+    zv_msg_set_body (msg, &empty);
+    zmsg_t *bare = zv_msg_encode (msg);
+    size_t body_key_at = zframe_size (zmsg_last (bare)) - 3;
+    zmsg_destroy (&bare);
     for (size_t len = 0; len < size; len++) {
         zv_msg_t *bad = s_decode_raw ("api.server_create", zframe_data (envelope), len);
         assert_int_equal (zv_msg_status (bad), ZV_EINVAL);
         assert_true (s_has (zv_msg_error_text (bad), "envelope: truncated"));
         assert_int_equal (json_object_size (zv_msg_body (bad)), 0);
         zv_msg_t *reply = zv_msg_error (bad, zv_msg_status (bad), "%s", zv_msg_error_text (bad));
-        assert_string_equal (zv_msg_re (reply), "");
+        assert_string_equal (zv_msg_re (reply), len >= body_key_at ? zv_msg_id (msg) : "");
+        assert_string_equal (zv_msg_rq (reply), len >= body_key_at ? zv_msg_rq (msg) : "");
         zv_msg_destroy (&reply);
         zv_msg_destroy (&bad);
     }
@@ -836,6 +847,8 @@ test_msg_truncated_envelope (void **state)
     zv_msg_t *bad = s_decode_raw ("api.server_create", longer, size + 1);
     assert_int_equal (zv_msg_status (bad), ZV_EINVAL);
     assert_true (s_has (zv_msg_error_text (bad), "trailing"));
+    assert_string_equal (zv_msg_id (bad), zv_msg_id (msg));
+    assert_int_equal (json_object_size (zv_msg_body (bad)), 0);
     zv_msg_destroy (&bad);
     free (longer);
     zmsg_destroy (&zmsg);
@@ -1426,6 +1439,705 @@ test_msg_mutations (void **state)
     }
 }
 
+//  zv_pack recovery walkers and zv_msg recovery of an envelope whose body
+//  fails to decode.  Inputs are packed by hand with msgpack-c, as a peer
+//  that does not use zova would send them.
+
+static void
+s_pk_str (msgpack_packer *pk, const char *text)
+{
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
+//  Bodies (values of b) that zv_pack_decode refuses.
+static void
+s_body_long_str (msgpack_packer *pk)
+{
+    size_t len = ZV_PACK_MAX_STR + 1;
+    char *text = malloc (len);
+    assert_non_null (text);
+    memset (text, 'x', len);
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "name");
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+    free (text);
+}
+
+static void
+s_body_bad_utf8 (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "name");
+    msgpack_pack_str (pk, 2);
+    msgpack_pack_str_body (pk, "\xff\xfe", 2);
+}
+
+static void
+s_body_int_key (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    msgpack_pack_int (pk, 1);
+    msgpack_pack_nil (pk);
+}
+
+static void
+s_body_many (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "list");
+    msgpack_pack_array (pk, ZV_PACK_MAX_ITEMS + 1);
+    for (int i = 0; i < ZV_PACK_MAX_ITEMS + 1; i++)
+        msgpack_pack_nil (pk);
+}
+
+static void
+s_body_deep (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "x");
+    for (int i = 0; i < ZV_PACK_MAX_DEPTH + 4; i++)
+        msgpack_pack_array (pk, 1);
+    msgpack_pack_nil (pk);
+}
+
+static void
+s_body_big_int (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "n");
+    msgpack_pack_uint64 (pk, (uint64_t) INT64_MAX + 1);
+}
+
+static void
+s_body_bin (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "x");
+    msgpack_pack_bin (pk, 3);
+    msgpack_pack_bin_body (pk, "abc", 3);
+}
+
+static void
+s_body_ext (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "x");
+    msgpack_pack_ext (pk, 5, 7);
+    msgpack_pack_ext_body (pk, "abcde", 5);
+}
+
+static void
+s_body_nan (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "x");
+    msgpack_pack_double (pk, NAN);
+}
+
+static void
+s_body_empty (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 0);
+}
+
+//  One envelope entry: kind 's' string, 'i' integer, 'b' the body, 'k' an
+//  integer key (with a nil value).
+typedef struct {
+    const char *key;
+    char kind;
+    const char *str;
+    int64_t num;
+} s_entry_t;
+
+#define S_ENTRIES_MAX 10
+
+static char *
+s_pack_entries (const s_entry_t *entries, void (*body_fn) (msgpack_packer *), size_t *size_p)
+{
+    size_t count = 0;
+    while (count < S_ENTRIES_MAX && entries [count].kind)
+        count++;
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, count);
+    for (size_t i = 0; i < count; i++) {
+        if (entries [i].kind == 'k') {
+            msgpack_pack_int64 (&pk, entries [i].num);
+            msgpack_pack_nil (&pk);
+            continue;
+        }
+        s_pk_str (&pk, entries [i].key);
+        if (entries [i].kind == 's')
+            s_pk_str (&pk, entries [i].str);
+        else
+        if (entries [i].kind == 'i')
+            msgpack_pack_int64 (&pk, entries [i].num);
+        else
+            body_fn (&pk);
+    }
+    *size_p = sbuf.size;
+    return msgpack_sbuffer_release (&sbuf);
+}
+
+#define S_V     { "v", 'i', NULL, 1 }
+#define S_ID    { "id", 's', "abc-1", 0 }
+#define S_RQ    { "rq", 's', "req-xyz", 0 }
+#define S_TS    { "ts", 'i', NULL, 1000 }
+#define S_SRC   { "src", 's', "cli", 0 }
+#define S_BODY  { "b", 'b', NULL, 0 }
+
+static const struct {
+    const char *name;
+    void (*body_fn) (msgpack_packer *);
+    zv_status_t status;
+    const char *reason;
+} s_bad_bodies [] = {
+    { "long string",   s_body_long_str, ZV_ETOOBIG, "string of 65537 bytes exceeds 65536" },
+    { "invalid UTF-8", s_body_bad_utf8, ZV_EINVAL,  "invalid UTF-8" },
+    { "integer key",   s_body_int_key,  ZV_EINVAL,  "is not a string" },
+    { "too many",      s_body_many,     ZV_ETOOBIG, "100001 entries exceed 100000" },
+    { "too deep",      s_body_deep,     ZV_EINVAL,  "nesting deeper than 16" },
+    { "big integer",   s_body_big_int,  ZV_EINVAL,  "beyond int64" },
+    { "bin",           s_body_bin,      ZV_EINVAL,  "bin value" },
+    { "ext",           s_body_ext,      ZV_EINVAL,  "ext value" },
+    { "nan",           s_body_nan,      ZV_EINVAL,  "non-finite float" },
+};
+#define S_BAD_BODIES (sizeof s_bad_bodies / sizeof s_bad_bodies [0])
+
+//  Envelopes whose own keys are sound, in several orders and shapes.
+static const struct {
+    const char *name;
+    s_entry_t entries [S_ENTRIES_MAX];
+    const char *re;                 //  a reply's re, or NULL
+    int64_t deadline;
+} s_sound_layouts [] = {
+    { "request",    { S_V, S_ID, S_RQ, S_TS, S_SRC, S_BODY }, NULL, 0 },
+    { "body first", { S_BODY, S_V, S_ID, S_RQ, S_TS, S_SRC }, NULL, 0 },
+    { "reply",      { S_V, S_ID, { "re", 's', "r-9", 0 }, S_RQ, S_TS, S_SRC, S_BODY }, "r-9", 0 },
+    { "deadline",   { S_V, S_ID, S_RQ, S_TS, S_SRC, { "dl", 'i', NULL, 5000 }, S_BODY }, NULL, 5000 },
+    { "unknown key", { S_V, S_ID, S_BODY, { "zz", 'b', NULL, 0 }, S_RQ, S_TS, S_SRC }, NULL, 0 },
+    { "duplicate",  { S_V, { "id", 's', "old-1", 0 }, S_ID, S_RQ, S_TS, S_SRC, S_BODY }, NULL, 0 },
+    { "integer key", { S_V, S_ID, S_RQ, S_TS, S_SRC, S_BODY, { NULL, 'k', NULL, 3 } }, NULL, 0 },
+};
+
+//  Envelopes whose own keys are broken: no recovery, as before.
+static const struct {
+    const char *name;
+    s_entry_t entries [S_ENTRIES_MAX];
+} s_broken_layouts [] = {
+    { "version 2",   { { "v", 'i', NULL, 2 }, S_ID, S_RQ, S_TS, S_SRC, S_BODY } },
+    { "no version",  { S_ID, S_RQ, S_TS, S_SRC, S_BODY } },
+    { "no id",       { S_V, S_RQ, S_TS, S_SRC, S_BODY } },
+    { "empty id",    { S_V, { "id", 's', "", 0 }, S_RQ, S_TS, S_SRC, S_BODY } },
+    { "integer id",  { S_V, { "id", 'i', NULL, 7 }, S_RQ, S_TS, S_SRC, S_BODY } },
+    { "long id",     { S_V, { "id", 's', "0123456789012345678901234567890123456789012345678901234567890123456789", 0 },
+                       S_RQ, S_TS, S_SRC, S_BODY } },
+    { "integer rq",  { S_V, S_ID, { "rq", 'i', NULL, 7 }, S_TS, S_SRC, S_BODY } },
+    { "integer re",  { S_V, S_ID, { "re", 'i', NULL, 7 }, S_RQ, S_TS, S_SRC, S_BODY } },
+    { "string ts",   { S_V, S_ID, S_RQ, { "ts", 's', "now", 0 }, S_SRC, S_BODY } },
+    { "no src",      { S_V, S_ID, S_RQ, S_TS, S_BODY } },
+    { "negative dl", { S_V, S_ID, S_RQ, S_TS, S_SRC, { "dl", 'i', NULL, -1 }, S_BODY } },
+    { "bad id last", { S_V, S_ID, S_RQ, S_TS, S_SRC, S_BODY, { "id", 'i', NULL, 7 } } },
+    { "bad id body", { S_V, S_ID, S_RQ, S_TS, S_SRC, { "id", 'b', NULL, 0 } } },
+};
+
+static void
+test_pack_skip (void **state)
+{
+    (void) state;
+    //  Every form, followed by a marker byte the skip must stop at.
+    const char *forms [] = {
+        "00", "7f", "e0", "ff", "c0", "c2", "c3", "ca00000000", "cb0000000000000000",
+        "cc01", "cd0001", "ce00000001", "cf0000000000000001",
+        "d001", "d10001", "d200000001", "d30000000000000001",
+        "a0", "a3616263", "d903616263", "da0003616263", "db00000003616263",
+        "c403616263", "c50003616263", "c600000003616263",
+        "d40101", "d5010102", "d60101020304", "d7010102030405060708",
+        "d801" "0102030405060708090a0b0c0d0e0f10",
+        "c702016162", "c80002016162", "c900000002016162",
+        "90", "9201a161", "dc000201c0", "dd0000000201c0",
+        "80", "81a16101", "de0001a16101", "df00000001a1618100c0",
+        "9191919191919191919191919191919191919191c0",      //  deeper than decode allows
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms [0]; i++) {
+        unsigned char bytes [64];
+        size_t size = s_unhex (forms [i], bytes);
+        bytes [size] = 0xc1;
+        size_t pos = 0;
+        assert_int_equal (zv_pack_skip (bytes, size + 1, &pos), ZV_OK);
+        assert_int_equal (pos, size);
+        //  Every truncation is refused and leaves pos alone.
+        for (size_t len = 0; len < size; len++) {
+            pos = 0;
+            assert_int_equal (zv_pack_skip (bytes, len, &pos), ZV_EINVAL);
+            assert_int_equal (pos, 0);
+        }
+    }
+    //  Hostile headers fail at once, without believing the claims.
+    const char *hostile [] = { "c1", "dfffffffff", "ddffffffff", "dbffffffff61",
+                               "c6ffffffff", "c9ffffffff01", "dfffffffff" "a161" "dfffffffff" };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile [0]; i++) {
+        unsigned char bytes [64];
+        size_t size = s_unhex (hostile [i], bytes);
+        size_t pos = 0;
+        assert_int_equal (zv_pack_skip (bytes, size, &pos), ZV_EINVAL);
+        assert_int_equal (pos, 0);
+    }
+    //  A long run of nesting is stepped over without recursion.
+    size_t deep = 1000000;
+    unsigned char *nest = malloc (deep + 1);
+    memset (nest, 0x91, deep);
+    nest [deep] = 0xc0;
+    size_t pos = 0;
+    assert_int_equal (zv_pack_skip (nest, deep + 1, &pos), ZV_OK);
+    assert_int_equal (pos, deep + 1);
+    pos = 0;
+    assert_int_equal (zv_pack_skip (nest, deep, &pos), ZV_EINVAL);
+    free (nest);
+    //  Position past the end, NULL data, and a walk from the middle.
+    unsigned char two [] = { 0x01, 0x02 };
+    pos = 3;
+    assert_int_equal (zv_pack_skip (two, 2, &pos), ZV_EINVAL);
+    pos = 0;
+    assert_int_equal (zv_pack_skip (NULL, 2, &pos), ZV_EINVAL);
+    pos = 1;
+    assert_int_equal (zv_pack_skip (two, 2, &pos), ZV_OK);
+    assert_int_equal (pos, 2);
+    pos = 2;
+    assert_int_equal (zv_pack_skip (two, 2, &pos), ZV_EINVAL);
+}
+
+static void
+test_pack_peek_map (void **state)
+{
+    (void) state;
+    enum { A, B, C, N, KEYS };
+    zv_pack_peek_t keys [KEYS] = {
+        [A] = { .key = "a", .kind = ZV_PACK_PEEK_STR, .max_len = 4 },
+        [B] = { .key = "b", .kind = ZV_PACK_PEEK_INT },
+        [C] = { .key = "c", .kind = ZV_PACK_PEEK_STR, .max_len = 4 },
+        [N] = { .key = "n", .kind = ZV_PACK_PEEK_INT },
+    };
+    //  {a: "xy", b: -2, zz: <bad body>, n: 2^63-1}: c absent.
+    unsigned char bytes [64];
+    size_t size = s_unhex ("84a161a27879a162fea27a7ac40100a16ecf7fffffffffffffff", bytes);
+    assert_int_equal (zv_pack_peek_map (bytes, size, keys, KEYS), ZV_OK);
+    assert_int_equal (keys [A].found, 1);
+    assert_int_equal (keys [A].len, 2);
+    assert_memory_equal (keys [A].str, "xy", 2);
+    assert_int_equal (keys [B].found, 1);
+    assert_int_equal (keys [B].integer, -2);
+    assert_int_equal (keys [C].found, 0);
+    assert_int_equal (keys [N].found, 1);
+    assert_true (keys [N].integer == INT64_MAX);
+
+    //  Integer forms, and what a key of each kind refuses.
+    struct { const char *hex; int found_a; int found_b; int64_t b; } cases [] = {
+        { "81a162d0fe",                 0, 1, -2 },
+        { "81a162d1ff00",               0, 1, -256 },
+        { "81a162d2ffff0000",           0, 1, -65536 },
+        { "81a162d3ffffffffffffffff",   0, 1, -1 },
+        { "81a162cc80",                 0, 1, 128 },
+        { "81a162cd0100",               0, 1, 256 },
+        { "81a162ce00010000",           0, 1, 65536 },
+        { "81a162cf8000000000000000",   0, -1, 0 },      //  beyond int64
+        { "81a162a131",                 0, -1, 0 },      //  a string
+        { "81a162ca3f800000",           0, -1, 0 },      //  a float
+        { "81a161a56162636465",         -1, 0, 0 },      //  longer than max_len
+        { "81a161a2fffe",               -1, 0, 0 },      //  invalid UTF-8
+        { "81a161a20061",               -1, 0, 0 },      //  NUL
+        { "81a16101",                   -1, 0, 0 },      //  an integer
+        { "81a161d9026162",             1, 0, 0 },       //  str 8
+        { "82a16101a161a0",             1, 0, 0 },       //  the last duplicate wins
+        { "82a161a0a16101",             -1, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        size = s_unhex (cases [i].hex, bytes);
+        assert_int_equal (zv_pack_peek_map (bytes, size, keys, KEYS), ZV_OK);
+        assert_int_equal (keys [A].found, cases [i].found_a);
+        assert_int_equal (keys [B].found, cases [i].found_b);
+        assert_true (keys [B].integer == cases [i].b);
+    }
+    //  Keys that are not strings are stepped over and match nothing.
+    size = s_unhex ("83" "01a161" "c4016101" "a162d0fe", bytes);
+    keys [A].found = 7;
+    assert_int_equal (zv_pack_peek_map (bytes, size, keys, KEYS), ZV_OK);
+    assert_int_equal (keys [A].found, 0);
+    assert_int_equal (keys [B].found, 1);
+    assert_int_equal (keys [B].integer, -2);
+
+    //  Not one whole map: refused, but what came before the break stands
+    //  (a value the data cuts short reads as present and unusable).
+    struct { const char *hex; int found_a; int found_b; } broken [] = {
+        { "",                           0, 0 },
+        { "c0",                         0, 0 },
+        { "91a161",                     0, 0 },
+        { "de",                         0, 0 },
+        { "de00",                       0, 0 },
+        { "dfffffffff",                 0, 0 },
+        { "80c0",                       0, 0 },         //  bytes after the map
+        { "81a161",                     -1, 0 },        //  value missing
+        { "81a161a37878",               -1, 0 },        //  value cut short
+        { "82a161a27879",               1, 0 },         //  second entry missing
+        { "83a161a27879a162",           1, -1 },
+        { "82a161a27879a162" "02" "c1", 1, 1 },         //  then a byte after the map
+        { "83a161a27879" "a17a" "dfffffffff" "a16201", 1, 0 },  //  a claim, then data ends
+        { "82a16201" "a161a2fffe" "00", -1, 1 },
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken [0]; i++) {
+        size = s_unhex (broken [i].hex, bytes);
+        keys [C].found = 7;
+        assert_int_equal (zv_pack_peek_map (bytes, size, keys, KEYS), ZV_EINVAL);
+        assert_int_equal (keys [A].found, broken [i].found_a);
+        assert_int_equal (keys [B].found, broken [i].found_b);
+        assert_int_equal (keys [C].found, 0);
+        assert_int_equal (keys [N].found, 0);
+        if (keys [A].found == 1)
+            assert_memory_equal (keys [A].str, "xy", 2);
+        if (keys [A].found != 1)
+            assert_null (keys [A].str);
+    }
+    assert_int_equal (zv_pack_peek_map (NULL, 4, keys, KEYS), ZV_EINVAL);
+    size = s_unhex ("80", bytes);
+    assert_int_equal (zv_pack_peek_map (bytes, size, NULL, 0), ZV_OK);
+    size = s_unhex ("de0000", bytes);
+    assert_int_equal (zv_pack_peek_map (bytes, size, keys, KEYS), ZV_OK);
+}
+
+//  Decode an envelope under api.ping, as read from a ROUTER.
+static zv_msg_t *
+s_decode_routed (const void *envelope, size_t size)
+{
+    zmsg_t *zmsg = zmsg_new ();
+    zmsg_addstr (zmsg, "client-7");
+    zmsg_addstr (zmsg, "api.ping");
+    zmsg_addmem (zmsg, envelope, size);
+    zv_msg_t *msg = zv_msg_decode (&zmsg, true);
+    assert_non_null (msg);
+    return msg;
+}
+
+static void
+test_msg_body_failure_keeps_envelope (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < S_BAD_BODIES; i++)
+        for (size_t l = 0; l < sizeof s_sound_layouts / sizeof s_sound_layouts [0]; l++) {
+            size_t size;
+            char *envelope = s_pack_entries (s_sound_layouts [l].entries,
+                                             s_bad_bodies [i].body_fn, &size);
+            //  The decoder itself refuses it, for the body's reason.
+            json_t *value = NULL;
+            char reason [256];
+            assert_int_equal (zv_pack_decode (envelope, size, &value, reason, sizeof reason),
+                              s_bad_bodies [i].status);
+            assert_null (value);
+
+            zv_msg_t *msg = s_decode_routed (envelope, size);
+            if (zv_msg_status (msg) != s_bad_bodies [i].status)
+                print_error ("%s / %s: %s\n", s_bad_bodies [i].name,
+                             s_sound_layouts [l].name, zv_msg_error_text (msg));
+            assert_int_equal (zv_msg_status (msg), s_bad_bodies [i].status);
+            assert_true (s_has (zv_msg_error_text (msg), s_bad_bodies [i].reason));
+            assert_string_equal (zv_msg_id (msg), "abc-1");
+            assert_string_equal (zv_msg_rq (msg), "req-xyz");
+            assert_string_equal (zv_msg_src (msg), "cli");
+            assert_int_equal (zv_msg_ts (msg), 1000);
+            assert_int_equal (zv_msg_deadline (msg), s_sound_layouts [l].deadline);
+            assert_int_equal (zv_msg_is_reply (msg), s_sound_layouts [l].re != NULL);
+            if (s_sound_layouts [l].re)
+                assert_string_equal (zv_msg_re (msg), s_sound_layouts [l].re);
+            else
+                assert_non_null (zv_msg_def (msg));
+            assert_int_equal (json_object_size (zv_msg_body (msg)), 0);
+
+            //  The error reply goes back to the same peer, matched to the request.
+            zv_msg_t *reply = zv_msg_error (msg, zv_msg_status (msg), "%s", zv_msg_error_text (msg));
+            assert_true (zframe_streq (zv_msg_routing_id (reply), "client-7"));
+            zv_msg_set_routing_id (reply, &(zframe_t *) { NULL });
+            zv_msg_t *back = s_wire (reply);
+            assert_true (zv_msg_is_reply (back));
+            assert_string_equal (zv_msg_re (back), "abc-1");
+            assert_string_equal (zv_msg_rq (back), "req-xyz");
+            assert_int_equal (zv_msg_status (back), s_bad_bodies [i].status);
+            assert_string_equal (zv_msg_error_text (back), zv_msg_error_text (msg));
+            zv_msg_destroy (&back);
+            zv_msg_destroy (&reply);
+            zv_msg_destroy (&msg);
+            free (envelope);
+        }
+
+    //  The same layouts with a good body (also under the unknown key) are
+    //  plain valid messages, but for the integer key, which the decoder
+    //  refuses and the recovery steps over.
+    for (size_t l = 0; l < sizeof s_sound_layouts / sizeof s_sound_layouts [0]; l++) {
+        size_t size;
+        char *envelope = s_pack_entries (s_sound_layouts [l].entries, s_body_empty, &size);
+        zv_msg_t *msg = s_decode_routed (envelope, size);
+        if (streq (s_sound_layouts [l].name, "integer key")) {
+            assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+            assert_true (s_has (zv_msg_error_text (msg), "is not a string"));
+        }
+        else
+            assert_int_equal (zv_msg_status (msg), ZV_OK);
+        assert_string_equal (zv_msg_id (msg), "abc-1");
+        assert_string_equal (zv_msg_rq (msg), "req-xyz");
+        zv_msg_destroy (&msg);
+        free (envelope);
+    }
+}
+
+static void
+test_msg_body_failure_broken_envelope (void **state)
+{
+    (void) state;
+    //  The envelope's own keys are broken too: nothing is recovered.
+    for (size_t l = 0; l < sizeof s_broken_layouts / sizeof s_broken_layouts [0]; l++) {
+        size_t size;
+        char *envelope = s_pack_entries (s_broken_layouts [l].entries, s_body_bad_utf8, &size);
+        zv_msg_t *msg = s_decode_routed (envelope, size);
+        if (zv_msg_id (msg) [0])
+            print_error ("%s: recovered id '%s'\n", s_broken_layouts [l].name, zv_msg_id (msg));
+        assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+        assert_string_equal (zv_msg_id (msg), "");
+        assert_string_equal (zv_msg_rq (msg), "");
+        assert_false (zv_msg_is_reply (msg));
+        assert_int_equal (json_object_size (zv_msg_body (msg)), 0);
+        zv_msg_t *reply = zv_msg_error (msg, zv_msg_status (msg), "%s", zv_msg_error_text (msg));
+        assert_string_equal (zv_msg_re (reply), "");
+        zv_msg_destroy (&reply);
+        zv_msg_destroy (&msg);
+        free (envelope);
+    }
+}
+
+//  Bodies whose headers claim more than follows, as a hostile peer sends
+//  them: the frame ends inside the body.
+static void
+s_body_claims_array (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "junk");
+    msgpack_pack_array (pk, UINT32_MAX);
+}
+
+static void
+s_body_claims_map (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "junk");
+    msgpack_pack_map (pk, UINT32_MAX);
+}
+
+static void
+s_body_claims_few (msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, 1);
+    s_pk_str (pk, "junk");
+    msgpack_pack_array (pk, 1000);
+}
+
+static void
+test_msg_cut_or_padded_envelope (void **state)
+{
+    (void) state;
+    //  A frame that ends inside the body still has whole envelope keys
+    //  before it: they are read, and the reply names the request.
+    struct { void (*body_fn) (msgpack_packer *); zv_status_t status; } cut [] = {
+        { s_body_claims_array, ZV_ETOOBIG },
+        { s_body_claims_map,   ZV_ETOOBIG },
+        { s_body_claims_few,   ZV_EINVAL },
+    };
+    const size_t layouts [] = { 0, 2 };     //  request and reply, b last
+    for (size_t i = 0; i < sizeof cut / sizeof cut [0]; i++)
+        for (size_t l = 0; l < sizeof layouts / sizeof layouts [0]; l++) {
+            size_t size;
+            char *envelope = s_pack_entries (s_sound_layouts [layouts [l]].entries,
+                                             cut [i].body_fn, &size);
+            zv_msg_t *msg = s_decode_routed (envelope, size);
+            assert_int_equal (zv_msg_status (msg), cut [i].status);
+            assert_string_equal (zv_msg_id (msg), "abc-1");
+            assert_string_equal (zv_msg_rq (msg), "req-xyz");
+            assert_int_equal (zv_msg_is_reply (msg), s_sound_layouts [layouts [l]].re != NULL);
+            zv_msg_t *reply = zv_msg_error (msg, zv_msg_status (msg), "%s", zv_msg_error_text (msg));
+            zv_msg_set_routing_id (reply, &(zframe_t *) { NULL });
+            zv_msg_t *back = s_wire (reply);
+            assert_string_equal (zv_msg_re (back), "abc-1");
+            assert_string_equal (zv_msg_rq (back), "req-xyz");
+            zv_msg_destroy (&back);
+            zv_msg_destroy (&reply);
+            zv_msg_destroy (&msg);
+            free (envelope);
+        }
+
+    //  Every cut of an envelope whose body is last: named once all the keys
+    //  before "b" are whole, anonymous before that.
+    size_t size, bare_size;
+    char *envelope = s_pack_entries (s_sound_layouts [0].entries, s_body_bad_utf8, &size);
+    char *bare = s_pack_entries (s_sound_layouts [0].entries, s_body_empty, &bare_size);
+    size_t body_key_at = bare_size - 3;     //  "b" (a1 62) and {} (80) end it
+    free (bare);
+    for (size_t len = 0; len < size; len++) {
+        zv_msg_t *msg = s_decode_routed (envelope, len);
+        assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+        assert_true (s_has (zv_msg_error_text (msg), "truncated"));
+        assert_int_equal (json_object_size (zv_msg_body (msg)), 0);
+        assert_string_equal (zv_msg_id (msg), len >= body_key_at ? "abc-1" : "");
+        assert_string_equal (zv_msg_rq (msg), len >= body_key_at ? "req-xyz" : "");
+        zv_msg_destroy (&msg);
+    }
+
+    //  Bytes after the map: the keys are all whole.
+    char *longer = malloc (size + 1);
+    memcpy (longer, envelope, size);
+    longer [size] = (char) 0xc0;
+    zv_msg_t *msg = s_decode_routed (longer, size + 1);
+    assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+    assert_true (s_has (zv_msg_error_text (msg), "UTF-8"));
+    assert_string_equal (zv_msg_id (msg), "abc-1");
+    zv_msg_destroy (&msg);
+    free (longer);
+    free (envelope);
+    envelope = s_pack_entries (s_sound_layouts [0].entries, s_body_empty, &size);
+    longer = malloc (size + 1);
+    memcpy (longer, envelope, size);
+    longer [size] = 0x01;
+    msg = s_decode_routed (longer, size + 1);
+    assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
+    assert_true (s_has (zv_msg_error_text (msg), "trailing"));
+    assert_string_equal (zv_msg_id (msg), "abc-1");
+    assert_string_equal (zv_msg_rq (msg), "req-xyz");
+    zv_msg_destroy (&msg);
+    free (longer);
+    free (envelope);
+}
+
+//  The walkers against one input: never crash, agree with the decoder (what
+//  it accepts, they accept, spanning all of it), and the peek keeps its
+//  pointers inside the input.
+static void
+s_walk_check (const unsigned char *bytes, size_t size)
+{
+    enum { ID, TS, KEYS };
+    zv_pack_peek_t keys [KEYS] = {
+        [ID] = { .key = "id", .kind = ZV_PACK_PEEK_STR, .max_len = 64 },
+        [TS] = { .key = "ts", .kind = ZV_PACK_PEEK_INT },
+    };
+    size_t pos = 0;
+    zv_status_t skipped = zv_pack_skip (bytes, size, &pos);
+    assert_true (skipped == ZV_OK ? pos <= size : pos == 0);
+    zv_status_t peeked = zv_pack_peek_map (bytes, size, keys, KEYS);
+    if (peeked == ZV_OK) {
+        assert_int_equal (skipped, ZV_OK);
+        assert_int_equal (pos, size);
+    }
+    if (keys [ID].found == 1) {
+        assert_true ((const unsigned char *) keys [ID].str >= bytes);
+        assert_true ((const unsigned char *) keys [ID].str + keys [ID].len <= bytes + size);
+        assert_true (keys [ID].len <= 64);
+    }
+    else
+        assert_null (keys [ID].str);
+    json_t *value = NULL;
+    if (zv_pack_decode (bytes, size, &value, NULL, 0) == ZV_OK) {
+        assert_int_equal (skipped, ZV_OK);
+        assert_int_equal (pos, size);
+        if (json_is_object (value))
+            assert_int_equal (peeked, ZV_OK);
+        json_decref (value);
+    }
+}
+
+static void
+test_msg_recovery_robust (void **state)
+{
+    (void) state;
+    const unsigned char values [] = { 0x00, 0x01, 0x7f, 0x80, 0x8f, 0x9f, 0xa0, 0xbf,
+                                      0xc0, 0xc1, 0xc4, 0xc7, 0xca, 0xcf, 0xd3, 0xd4,
+                                      0xd9, 0xdb, 0xdd, 0xdf, 0xe0, 0xff };
+    //  Truncations of every recoverable envelope: refused by the peek
+    //  (msgpack is prefix-free), and decoded with the envelope's own keys
+    //  or without any (never a part of them, never a body).  Each
+    //  walk is linear, so all truncations of a body of 100001 items (walked
+    //  item by item) would be quadratic: those get both ends and a stride.
+    for (size_t i = 0; i < S_BAD_BODIES; i++)
+        for (size_t l = 0; l < sizeof s_sound_layouts / sizeof s_sound_layouts [0]; l++) {
+            size_t size;
+            unsigned char *envelope = (unsigned char *) s_pack_entries (
+                s_sound_layouts [l].entries, s_bad_bodies [i].body_fn, &size);
+            for (size_t len = 0; len < size; len++) {
+                if (s_bad_bodies [i].body_fn == s_body_many
+                &&  len > 256 && size - len > 256 && len % 4099)
+                    continue;
+                enum { ID, KEYS };
+                zv_pack_peek_t keys [KEYS] = {
+                    [ID] = { .key = "id", .kind = ZV_PACK_PEEK_STR, .max_len = 64 } };
+                assert_int_equal (zv_pack_peek_map (envelope, len, keys, KEYS), ZV_EINVAL);
+                size_t pos = 0;
+                assert_int_equal (zv_pack_skip (envelope, len, &pos), ZV_EINVAL);
+                if (size < 4096) {
+                    s_walk_check (envelope, len);
+                    zv_msg_t *msg = s_decode_raw ("api.ping", envelope, len);
+                    assert_int_not_equal (zv_msg_status (msg), ZV_OK);
+                    assert_int_equal (json_object_size (zv_msg_body (msg)), 0);
+                    if (zv_msg_id (msg) [0]) {
+                        assert_string_equal (zv_msg_id (msg), "abc-1");
+                        assert_string_equal (zv_msg_rq (msg), "req-xyz");
+                        assert_string_equal (zv_msg_src (msg), "cli");
+                    }
+                    else
+                        assert_string_equal (zv_msg_rq (msg), "");
+                    zv_msg_destroy (&msg);
+                }
+            }
+            //  Every byte of the small ones replaced by hostile values.
+            if (size < 4096)
+                for (size_t at = 0; at < size; at++)
+                    for (size_t v = 0; v < sizeof values; v++) {
+                        unsigned char saved = envelope [at];
+                        envelope [at] = values [v];
+                        s_walk_check (envelope, size);
+                        zv_msg_t *msg = s_decode_raw ("api.ping", envelope, size);
+                        assert_true (zv_msg_status (msg) < ZV_STATUS_COUNT);
+                        zmsg_t *again = zv_msg_encode (msg);
+                        zmsg_destroy (&again);
+                        zv_msg_destroy (&msg);
+                        envelope [at] = saved;
+                    }
+            free (envelope);
+        }
+    //  The golden corpus: every truncation and every mutation.
+    zv_msg_t *(*builds []) (void) = {
+        s_golden_server_create, s_golden_error_reply, s_golden_image_upload };
+    for (size_t b = 0; b < sizeof builds / sizeof builds [0]; b++) {
+        zv_msg_t *msg = builds [b] ();
+        zmsg_t *zmsg = zv_msg_encode (msg);
+        zmsg_first (zmsg);                  //  the type frame
+        zframe_t *envelope = zmsg_next (zmsg);
+        size_t size = zframe_size (envelope);
+        unsigned char *copy = malloc (size);
+        memcpy (copy, zframe_data (envelope), size);
+        s_walk_check (copy, size);
+        for (size_t len = 0; len < size; len++)
+            s_walk_check (copy, len);
+        for (size_t at = 0; at < size; at++)
+            for (size_t v = 0; v < sizeof values; v++) {
+                unsigned char saved = copy [at];
+                copy [at] = values [v];
+                s_walk_check (copy, size);
+                copy [at] = saved;
+            }
+        free (copy);
+        zmsg_destroy (&zmsg);
+        zv_msg_destroy (&msg);
+    }
+}
+
 int
 main (void)
 {
@@ -1454,6 +2166,12 @@ main (void)
         cmocka_unit_test (test_msg_sockets),
         cmocka_unit_test (test_msg_golden),
         cmocka_unit_test (test_msg_mutations),
+        cmocka_unit_test (test_pack_skip),
+        cmocka_unit_test (test_pack_peek_map),
+        cmocka_unit_test (test_msg_body_failure_keeps_envelope),
+        cmocka_unit_test (test_msg_body_failure_broken_envelope),
+        cmocka_unit_test (test_msg_cut_or_padded_envelope),
+        cmocka_unit_test (test_msg_recovery_robust),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
