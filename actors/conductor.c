@@ -1232,8 +1232,12 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
         "disk_gb", json_object_get (flavor, "disk_gb"),
         "ephemeral_gb", json_object_get (flavor, "ephemeral_gb"),
         "swap_mb", json_object_get (flavor, "swap_mb"));
-    json_t *image_copy = json_pack ("{s:O, s:O}", "id", json_object_get (image, "id"),
-                                    "name", json_object_get (image, "name"));
+    //  The image's properties travel with the instance: they shape its
+    //  domain (hw_architecture, ...), as Glance image metadata does in Nova.
+    json_t *properties = json_object_get (image, "properties");
+    json_t *image_copy = json_pack ("{s:O, s:O, s:o}", "id", json_object_get (image, "id"),
+                                    "name", json_object_get (image, "name"), "properties",
+                                    json_is_object (properties) ? json_incref (properties) : json_object ());
     char reservation [20], now [32];
     unsigned char random [4];
     randombytes_buf (random, sizeof random);

@@ -69,7 +69,12 @@ zv_domain_xml (const json_t *instance, const char *domain_type)
     fputs ("'/>\n    </zova:instance>\n  </metadata>\n", out);
     fprintf (out, "  <memory unit='MiB'>%lld</memory>\n", (long long) ram_mb);
     fprintf (out, "  <vcpu>%lld</vcpu>\n", (long long) vcpus);
-    fputs ("  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n", out);
+    //  Nova's image property hw_architecture picks the guest architecture.
+    const char *arch = json_string_value (json_object_get (json_object_get (image, "properties"),
+                                                           "hw_architecture"));
+    fputs ("  <os>\n    <type arch='", out);
+    s_escaped (out, arch && *arch ? arch : "x86_64");
+    fputs ("'>hvm</type>\n  </os>\n", out);
     fputs ("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n"
            "  <on_crash>destroy</on_crash>\n", out);
     fputs ("</domain>\n", out);

@@ -67,6 +67,20 @@ t_check_fails "unknown flavor" "Flavor nope could not be found" t_zova server cr
 t_check_fails "unknown image" "Image nope could not be found" t_zova server create --flavor m1.tiny --image nope x
 t_check_fails "unknown server" "No server with a name or ID of 'ghost'" t_zova server show ghost
 
+# A libvirt failure: ERROR with libvirt's own message as the fault, the
+# claim released.  (The test driver refuses an unknown architecture.)
+t_check "image with an architecture no host has" t_zova image create --file "$T_DIR/disk.img" \
+    --property hw_architecture=bogus strange
+BEFORE=$(t_zova hypervisor show "$HOST" -f json | t_json '"%d %d %d" % (d["vcpus_used"], d["memory_mb_used"], d["local_gb_used"])')
+t_check_fails "create --wait of a server libvirt refuses exits non-zero" "is ERROR" \
+    t_zova server create --flavor m1.tiny --image strange --wait odd
+t_eq "odd is ERROR with libvirt's message" "ERROR True" \
+    "$(t_zova server show odd -f json | t_json '"%s %s" % (d["status"], "Unknown architecture bogus" in d["fault"])')"
+t_eq "its claim is released" "$BEFORE" \
+    "$(t_zova hypervisor show "$HOST" -f json | t_json '"%d %d %d" % (d["vcpus_used"], d["memory_mb_used"], d["local_gb_used"])')"
+t_eq "event list of odd: create Error" "create:Error" \
+    "$(t_zova server event list odd -f json | t_json '" ".join(e["action"]+":"+str(e["result"]) for e in d)')"
+
 # Action log.
 t_eq "event list: create Success" "create:Success" \
     "$(t_zova server event list web -f json | t_json '" ".join(e["action"]+":"+str(e["result"]) for e in d)')"
@@ -75,7 +89,7 @@ t_eq "event list of big: create Error" "create:Error" \
 
 # Delete: domain gone, resources released, record kept.
 WEB_ID=$(t_zova server show web -f json | t_json 'd["id"]')
-t_check "delete --wait" t_zova server delete --wait web app-1 app-2 app-3 big
+t_check "delete --wait" t_zova server delete --wait web app-1 app-2 app-3 big odd
 t_eq "no live servers left" "0" "$(t_zova server list -f json | t_json 'len(d)')"
 t_eq "--deleted shows them DELETED" "DELETED" \
     "$(t_zova server list --deleted -f json | t_json '" ".join(sorted(set(s["status"] for s in d)))')"
