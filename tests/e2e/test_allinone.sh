@@ -103,6 +103,20 @@ t_wait_for "running_vms back to 0" 10 bash -c \
     "\"$ZOVA\" hypervisor show $HOST -f json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d[\"running_vms\"]==0 else 1)'"
 t_check_fails "deleting a deleted server is refused" "Cannot 'delete'\|could not be found\|No server" t_zova server delete "$WEB_ID"
 
+# Delete while building: every delete wins, nothing is left behind.
+t_check "burst of 10" t_zova server create --flavor m1.tiny --image cirros --min 10 --max 10 racer
+for n in $(seq 10); do "$ZOVA" --timeout 10 server delete "racer-$n" >/dev/null 2>&1 & done
+wait_deleted () {
+    t_zova server list -f json | python3 -c 'import json,sys; sys.exit(0 if not [s for s in json.load(sys.stdin) if s["name"].startswith("racer")] else 1)'
+}
+t_wait_for "every racer deleted" 30 wait_deleted && T_CHECKS=$((T_CHECKS + 1))
+t_eq "racers: DELETED, delete actions Success" "True" \
+    "$(t_zova server list --deleted -f json | t_json 'all(s["status"]=="DELETED" for s in d if s["name"].startswith("racer"))')"
+t_eq "hypervisor usage back to zero after the race" "0 0 0" \
+    "$(t_zova hypervisor show "$HOST" -f json | t_json '"%d %d %d" % (d["vcpus_used"], d["memory_mb_used"], d["local_gb_used"])')"
+t_wait_for "no racer domain left" 10 bash -c \
+    "\"$ZOVA\" hypervisor show $HOST -f json | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d[\"running_vms\"]==0 else 1)'" && T_CHECKS=$((T_CHECKS + 1))
+
 # Image and flavor delete.
 t_check "flavor delete" t_zova flavor delete m1.small
 t_check "image delete" t_zova image delete cirros
