@@ -154,17 +154,6 @@ s_serve (void *actor, zv_msg_t *msg)
     zv_warning (self->name, zv_msg_rq (msg), "message type %s is not served by the api", zv_msg_type (msg));
 }
 
-static int
-s_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    (void) arg;
-    char *command = zstr_recv (pipe);
-    int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
-    zstr_free (&command);
-    return rc;
-}
-
 void
 zv_api_actor (zsock_t *pipe, void *args)
 {
@@ -185,13 +174,10 @@ zv_api_actor (zsock_t *pipe, void *args)
     if (ok)
         self->link = zv_link_new ("api", actor_args, self->loop, self, s_serve, NULL, NULL);
     if (!ok || !self->link) {
-        zsock_signal (pipe, 0);
-        zstr_send (pipe, "FAILED");
-        char *command = zstr_recv (pipe);
-        zstr_free (&command);
+        zv_actor_start_failed (pipe);
     }
     else {
-        zloop_reader (self->loop, pipe, s_pipe_readable, self);
+        zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
         zloop_reader (self->loop, self->router, s_router_readable, self);
         zv_link_heartbeat (self->link);
         zv_info (self->name, NULL, "serving clients on %s", self->cfg.api_endpoint);

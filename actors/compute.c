@@ -363,17 +363,6 @@ s_serve (void *actor, zv_msg_t *msg)
         zv_warning (self->name, zv_msg_rq (msg), "message type %s is not served by compute", type);
 }
 
-static int
-s_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    (void) arg;
-    char *command = zstr_recv (pipe);
-    int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
-    zstr_free (&command);
-    return rc;
-}
-
 void
 zv_compute_actor (zsock_t *pipe, void *args)
 {
@@ -390,13 +379,10 @@ zv_compute_actor (zsock_t *pipe, void *args)
         zv_warning (self->name, NULL, "starting without a hypervisor connection; retrying");
     self->link = zv_link_new ("compute", actor_args, self->loop, self, s_serve, s_on_epoch, s_node_report);
     if (!self->link) {
-        zsock_signal (pipe, 0);
-        zstr_send (pipe, "FAILED");
-        char *command = zstr_recv (pipe);
-        zstr_free (&command);
+        zv_actor_start_failed (pipe);
     }
     else {
-        zloop_reader (self->loop, pipe, s_pipe_readable, self);
+        zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
         zloop_timer (self->loop, (size_t) self->cfg.sync_power_state_interval_s * 1000, 0, s_sync_timer, self);
         zv_link_heartbeat (self->link);
         zv_info (self->name, NULL, "serving %s", self->cfg.connection_uri);

@@ -388,6 +388,7 @@ s_collect (self_t *self, zv_txn_t *txn, zv_table_t table,
 
 typedef struct {
     const zv_msg_t *msg;
+    const void *route_arg;          //  the route's argument (e.g. a resource row)
     json_t *reply;                  //  body of the reply, set by the handler
     zv_status_t error;              //  an error to answer although the handler's
     char errtext [512];             //  writes are kept (handler returned ZV_OK)
@@ -527,24 +528,37 @@ s_flavor_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
     return status;
 }
 
+//  Flavors and images are listed and shown alike: one handler each, the
+//  route's resource row says which table and what to call it.
+typedef struct {
+    zv_table_t table;
+    const char *singular;           //  "flavor": the reply key of a show
+    const char *plural;             //  "flavors": the reply key of a list
+} s_resource_t;
+
+static const s_resource_t s_flavors = { ZV_TABLE_FLAVORS, "flavor", "flavors" };
+static const s_resource_t s_images = { ZV_TABLE_IMAGES, "image", "images" };
+
 static zv_status_t
-s_flavor_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+s_resource_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
 {
     (void) errbuf;
     (void) errlen;
-    call->reply = json_pack ("{s:o}", "flavors", s_collect (self, txn, ZV_TABLE_FLAVORS, NULL, NULL));
+    const s_resource_t *resource = (const s_resource_t *) call->route_arg;
+    call->reply = json_pack ("{s:o}", resource->plural, s_collect (self, txn, resource->table, NULL, NULL));
     return ZV_OK;
 }
 
 static zv_status_t
-s_flavor_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+s_resource_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
 {
     (void) self;
-    json_t *flavor = NULL;
-    zv_status_t status = s_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (call->msg, "ref"),
-                                 NULL, &flavor, errbuf, errlen);
+    const s_resource_t *resource = (const s_resource_t *) call->route_arg;
+    json_t *rec = NULL;
+    zv_status_t status = s_find (txn, resource->table, resource->singular,
+                                 zv_msg_get_str (call->msg, "ref"), NULL, &rec, errbuf, errlen);
     if (status == ZV_OK)
-        call->reply = json_pack ("{s:o}", "flavor", s_strip (flavor));
+        call->reply = json_pack ("{s:o}", resource->singular, s_strip (rec));
     return status;
 }
 
@@ -748,27 +762,6 @@ s_image_upload (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
     if (status == ZV_OK)
         call->reply = json_pack ("{s:O}", "image", s_strip (image));
     json_decref (image);
-    return status;
-}
-
-static zv_status_t
-s_image_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
-{
-    (void) errbuf;
-    (void) errlen;
-    call->reply = json_pack ("{s:o}", "images", s_collect (self, txn, ZV_TABLE_IMAGES, NULL, NULL));
-    return ZV_OK;
-}
-
-static zv_status_t
-s_image_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
-{
-    (void) self;
-    json_t *image = NULL;
-    zv_status_t status = s_find (txn, ZV_TABLE_IMAGES, "image", zv_msg_get_str (call->msg, "ref"),
-                                 NULL, &image, errbuf, errlen);
-    if (status == ZV_OK)
-        call->reply = json_pack ("{s:o}", "image", s_strip (image));
     return status;
 }
 
@@ -1752,40 +1745,41 @@ s_hypervisor_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, si
 typedef struct {
     const char *type;
     s_handler_fn *handler;
+    const void *arg;
 } s_route_t;
 
 static const s_route_t s_routes [] = {
-    { "conductor.service_heartbeat",  s_service_heartbeat },
-    { "conductor.flavor_create",      s_flavor_create },
-    { "conductor.flavor_list",        s_flavor_list },
-    { "conductor.flavor_show",        s_flavor_show },
-    { "conductor.flavor_delete",      s_flavor_delete },
-    { "conductor.image_create",       s_image_create },
-    { "conductor.image_upload",       s_image_upload },
-    { "conductor.image_list",         s_image_list },
-    { "conductor.image_show",         s_image_show },
-    { "conductor.image_delete",       s_image_delete },
-    { "conductor.server_create",      s_server_create },
-    { "conductor.server_list",        s_server_list },
-    { "conductor.server_show",        s_server_show },
-    { "conductor.server_delete",      s_server_delete },
-    { "conductor.server_events",      s_server_events },
-    { "conductor.service_list",       s_service_list },
-    { "conductor.hypervisor_list",    s_hypervisor_list },
-    { "conductor.hypervisor_show",    s_hypervisor_show },
-    { "conductor.instance_update",    s_instance_update },
-    { "conductor.instance_destroyed", s_instance_destroyed },
-    { "conductor.compute_sync",       s_compute_sync },
-    { "conductor.host_states",        s_host_states },
-    { NULL, NULL }
+    { "conductor.service_heartbeat",  s_service_heartbeat, NULL },
+    { "conductor.flavor_create",      s_flavor_create, NULL },
+    { "conductor.flavor_list",        s_resource_list, &s_flavors },
+    { "conductor.flavor_show",        s_resource_show, &s_flavors },
+    { "conductor.flavor_delete",      s_flavor_delete, NULL },
+    { "conductor.image_create",       s_image_create, NULL },
+    { "conductor.image_upload",       s_image_upload, NULL },
+    { "conductor.image_list",         s_resource_list, &s_images },
+    { "conductor.image_show",         s_resource_show, &s_images },
+    { "conductor.image_delete",       s_image_delete, NULL },
+    { "conductor.server_create",      s_server_create, NULL },
+    { "conductor.server_list",        s_server_list, NULL },
+    { "conductor.server_show",        s_server_show, NULL },
+    { "conductor.server_delete",      s_server_delete, NULL },
+    { "conductor.server_events",      s_server_events, NULL },
+    { "conductor.service_list",       s_service_list, NULL },
+    { "conductor.hypervisor_list",    s_hypervisor_list, NULL },
+    { "conductor.hypervisor_show",    s_hypervisor_show, NULL },
+    { "conductor.instance_update",    s_instance_update, NULL },
+    { "conductor.instance_destroyed", s_instance_destroyed, NULL },
+    { "conductor.compute_sync",       s_compute_sync, NULL },
+    { "conductor.host_states",        s_host_states, NULL },
+    { NULL, NULL, NULL }
 };
 
-static s_handler_fn *
+static const s_route_t *
 s_route (const char *type)
 {
     for (const s_route_t *route = s_routes; route->type; route++)
         if (strcmp (route->type, type) == 0)
-            return route->handler;
+            return route;
     return NULL;
 }
 
@@ -1818,8 +1812,8 @@ s_serve (self_t *self, zv_msg_t *msg)
         s_out (self, &error);
         return;
     }
-    s_handler_fn *handler = s_route (zv_msg_type (msg));
-    if (!handler) {
+    const s_route_t *route = s_route (zv_msg_type (msg));
+    if (!route) {
         zv_warning (ACTOR, zv_msg_rq (msg), "message type %s is not served by the conductor", zv_msg_type (msg));
         zv_msg_t *error = zv_msg_error (msg, ZV_EINVAL, "message type '%s' is not served by the conductor",
                                         zv_msg_type (msg));
@@ -1827,8 +1821,8 @@ s_serve (self_t *self, zv_msg_t *msg)
         return;
     }
     char errbuf [1024] = "";
-    s_call_t call = { msg, NULL, ZV_OK, "" };
-    s_run_t run = { handler, &call };
+    s_call_t call = { msg, route->arg, NULL, ZV_OK, "" };
+    s_run_t run = { route->handler, &call };
     zv_status_t status = s_nested (self, s_run, &run, errbuf, sizeof errbuf);
     if (status == ZV_OK && call.error != ZV_OK) {
         status = call.error;
@@ -1986,7 +1980,7 @@ s_record_own_service (self_t *self)
     zv_msg_set_body (beat, &body);
     zv_msg_set_routing_str (beat, "conductor.self");
     char errbuf [256];
-    s_call_t call = { beat, NULL, ZV_OK, "" };
+    s_call_t call = { beat, NULL, NULL, ZV_OK, "" };
     s_run_t run = { s_service_heartbeat, &call };
     s_nested (self, s_run, &run, errbuf, sizeof errbuf);
     json_decref (call.reply);
@@ -2043,17 +2037,6 @@ s_router_readable (zloop_t *loop, zsock_t *router, void *arg)
         s_flush_waiting (self);
     s_batch_end (self);
     return 0;
-}
-
-static int
-s_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    (void) arg;
-    char *command = zstr_recv (pipe);
-    int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
-    zstr_free (&command);
-    return rc;
 }
 
 static void
@@ -2135,7 +2118,7 @@ zv_conductor_actor (zsock_t *pipe, void *args)
 
     self->loop = zloop_new ();
     zloop_set_nonstop (self->loop, true);
-    zloop_reader (self->loop, pipe, s_pipe_readable, self);
+    zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
     zloop_reader (self->loop, self->router, s_router_readable, self);
     zloop_timer (self->loop, 100, 0, s_expire, self);
     zloop_timer (self->loop, (size_t) self->cfg.housekeeping_interval_s * 1000, 0, s_housekeeping, self);
@@ -2145,12 +2128,6 @@ zv_conductor_actor (zsock_t *pipe, void *args)
     return;
 
 failed:
-    //  zactor_new ignores the handshake's status: say FAILED on the pipe,
-    //  which zovad watches.
-    zsock_signal (pipe, 0);
-    zstr_send (pipe, "FAILED");
     s_destroy (&self);
-    //  Wait for $TERM so zactor_destroy does not block on a dead pipe.
-    char *command = zstr_recv (pipe);
-    zstr_free (&command);
+    zv_actor_start_failed (pipe);
 }

@@ -92,17 +92,6 @@ s_serve (void *actor, zv_msg_t *msg)
     zv_msg_send (&reply, zv_link_socket (self->link));
 }
 
-static int
-s_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    (void) arg;
-    char *command = zstr_recv (pipe);
-    int rc = (!command || streq (command, "$TERM")) ? -1 : 0;
-    zstr_free (&command);
-    return rc;
-}
-
 void
 zv_scheduler_actor (zsock_t *pipe, void *args)
 {
@@ -120,13 +109,10 @@ zv_scheduler_actor (zsock_t *pipe, void *args)
     if (!self->sched || !self->link) {
         if (!self->sched)
             zv_error (self->name, NULL, "%s", errbuf);
-        zsock_signal (pipe, 0);
-        zstr_send (pipe, "FAILED");
-        char *command = zstr_recv (pipe);
-        zstr_free (&command);
+        zv_actor_start_failed (pipe);
     }
     else {
-        zloop_reader (self->loop, pipe, s_pipe_readable, self);
+        zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
         zloop_timer (self->loop, (size_t) self->cfg.host_refresh_interval_ms, 0, s_refresh_timer, self);
         zv_link_heartbeat (self->link);
         s_refresh (self);

@@ -23,6 +23,13 @@ typedef struct {
     char conductor_endpoint [256];  //  where to connect (or bind, for the conductor)
 } zv_actor_args_t;
 
+//  What every actor body shares.
+//  The pipe reader: ends the actor's loop on "$TERM" (or a dead pipe).
+int zv_actor_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg);
+//  An actor that cannot start: complete the handshake, say FAILED (zovad
+//  watches for it and exits non-zero), and wait for "$TERM".
+void zv_actor_start_failed (zsock_t *pipe);
+
 void zv_conductor_actor (zsock_t *pipe, void *args);
 void zv_scheduler_actor (zsock_t *pipe, void *args);
 void zv_compute_actor (zsock_t *pipe, void *args);
