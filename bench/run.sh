@@ -149,7 +149,7 @@ list_ms () {
     printf '%s\n' "${times[@]}" | sort -n | sed -n 3p | awk '{ printf "%.1f\n", $1 / 1000 }'
 }
 
-for bin in "$ZOVAD" "$ZOVA" "$BENCH/rpc" "$BENCH/store" "$BENCH/raw_libvirt" "$BENCH/boot_client" "$BENCH/seed_store"; do
+for bin in "$ZOVAD" "$ZOVA" "$BENCH/rpc" "$BENCH/store" "$BENCH/sched" "$BENCH/raw_libvirt" "$BENCH/boot_client" "$BENCH/seed_store"; do
     [ -x "$bin" ] || { echo "bench: $bin missing (run make bench)" >&2; exit 1; }
 done
 T0=$(ms_now)
@@ -163,6 +163,10 @@ note "rpc: zova proto layer vs raw ZeroMQ (tcp loopback, one in flight)"
 note "store: zova transitions (group commit) vs raw synced LMDB commits"
 "$BENCH/store" "$DIR/storebench" | progress "$DIR/store.out" || note "step failed"
 rm -rf "$DIR/storebench"
+
+# --- 2b. scheduling decisions ----------------------------------------
+note "scheduler: select_destinations over 100, 1,000 and 10,000 simulated hosts"
+"$BENCH/sched" | progress "$DIR/sched.out" || note "step failed"
 
 # --- 3. boot -----------------------------------------------------------
 note "raw libvirt: define+start $SERVERS domains, one thread"
@@ -275,6 +279,12 @@ for name in store_zova_transitions_per_s store_zova_transitions_per_s_batch1 sto
             store_ratio_vs_raw_lmdb store_ratio_batch1_vs_raw_lmdb; do
     show "$name" "$DIR/store.out"
 done
+for count in 100 1000 10000; do
+    for name in decisions_per_s p50_ms p99_ms ns_per_host; do
+        show "sched_${count}_$name" "$DIR/sched.out"
+    done
+done
+show sched_growth_10000_vs_100_per_host "$DIR/sched.out"
 figure list_1000_ms "${LIST_1000:-failed}"
 figure list_10000_ms "${LIST_10000:-failed}"
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
