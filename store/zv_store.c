@@ -55,6 +55,8 @@ static const char *s_table_names [ZV_TABLE_COUNT] = {
     [ZV_TABLE_NODES]       = "nodes",
     [ZV_TABLE_ALLOCATIONS] = "allocations",
     [ZV_TABLE_ACTIONS]     = "actions",
+    [ZV_TABLE_AGGREGATES]  = "aggregates",
+    [ZV_TABLE_SERVER_GROUPS] = "server_groups",
 };
 
 const char *
@@ -99,6 +101,21 @@ s_decode (zv_table_t table, const MDB_val *key, const MDB_val *data, json_t **re
         return ZV_OK;
     json_decref (*rec_p);
     *rec_p = NULL;
+    zv_error (S_ACTOR, NULL, "corrupt record %.*s in table %s: %s",
+              (int) key->mv_size, (const char *) key->mv_data,
+              s_table_names [table], *reason? reason: "not a map");
+    return ZV_EIO;
+}
+
+//  s_decode's checks without the tree: the same rules, the same log line.
+static zv_status_t
+s_check (zv_table_t table, const MDB_val *key, const MDB_val *data)
+{
+    char reason [128] = "";
+    const uint8_t *bytes = data->mv_data;
+    if (zv_pack_check (data->mv_data, data->mv_size, reason, sizeof reason) == ZV_OK
+    &&  ((bytes [0] >= 0x80 && bytes [0] <= 0x8f) || bytes [0] == 0xde || bytes [0] == 0xdf))
+        return ZV_OK;
     zv_error (S_ACTOR, NULL, "corrupt record %.*s in table %s: %s",
               (int) key->mv_size, (const char *) key->mv_data,
               s_table_names [table], *reason? reason: "not a map");
@@ -291,6 +308,45 @@ zv_store_scan (zv_txn_t *txn, zv_table_t table, const char *prefix,
             goto cleanup;
         bool more = visit (key, rec, arg);
         json_decref (rec);
+        if (!more)
+            goto cleanup;
+        rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        status = s_lmdb_fail (txn->store, rc, "scan", name);
+cleanup:
+    mdb_cursor_close (cursor);
+    return status;
+}
+
+zv_status_t
+zv_store_scan_raw (zv_txn_t *txn, zv_table_t table, const char *prefix,
+                   zv_store_visit_raw_fn *visit, void *arg)
+{
+    assert (txn && !txn->child && (unsigned) table < ZV_TABLE_COUNT && visit);
+    const char *name = s_table_names [table];
+    size_t plen = prefix? strlen (prefix): 0;
+    if (plen > S_KEY_MAX)
+        return ZV_EINVAL;
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn->txn, txn->store->dbi [table], &cursor);
+    if (rc)
+        return s_lmdb_fail (txn->store, rc, "cursor open", name);
+
+    zv_status_t status = ZV_OK;
+    MDB_val k = { plen, (void *) prefix }, v;
+    rc = mdb_cursor_get (cursor, &k, &v, plen? MDB_SET_RANGE: MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size < plen || memcmp (k.mv_data, prefix, plen))
+            break;
+        char key [S_KEY_MAX + 1];
+        assert (k.mv_size <= S_KEY_MAX);
+        memcpy (key, k.mv_data, k.mv_size);
+        key [k.mv_size] = 0;
+        status = s_check (table, &k, &v);
+        if (status)
+            goto cleanup;
+        bool more = visit (key, v.mv_data, v.mv_size, arg);
         if (!more)
             goto cleanup;
         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);

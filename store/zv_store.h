@@ -36,6 +36,8 @@ typedef enum {
     ZV_TABLE_NODES,         //  compute host -> hypervisor inventory and usage
     ZV_TABLE_ALLOCATIONS,   //  consumer (instance uuid) -> claim
     ZV_TABLE_ACTIONS,       //  "<uuid>/<start ms, 13 digits>/<request id>" -> action
+    ZV_TABLE_AGGREGATES,    //  aggregate id -> aggregate (hosts, metadata, zone)
+    ZV_TABLE_SERVER_GROUPS, //  group uuid -> server group (policy, rules, members)
     ZV_TABLE_COUNT
 } zv_table_t;
 
@@ -67,6 +69,13 @@ zv_status_t zv_store_del (zv_txn_t *txn, zv_table_t table, const char *key);
 typedef bool (zv_store_visit_fn) (const char *key, json_t *rec, void *arg);
 zv_status_t zv_store_scan (zv_txn_t *txn, zv_table_t table, const char *prefix,
                            zv_store_visit_fn *visit, void *arg);
+//  zv_store_scan without the trees: visit each record as its stored
+//  msgpack map, checked as zv_pack_decode would check it (a corrupt record
+//  stops the scan with ZV_EIO, logged, as zv_store_scan does).  data is
+//  borrowed until txn ends or next writes; return false to stop.
+typedef bool (zv_store_visit_raw_fn) (const char *key, const void *data, size_t size, void *arg);
+zv_status_t zv_store_scan_raw (zv_txn_t *txn, zv_table_t table, const char *prefix,
+                               zv_store_visit_raw_fn *visit, void *arg);
 //  Number of records in a table.
 size_t zv_store_count (zv_txn_t *txn, zv_table_t table);
 

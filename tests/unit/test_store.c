@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "../../store/zv_store.h"
+#include "../../proto/zv_pack.h"
 
 #define UUID  "4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31"
 #define UUID2 "9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
@@ -133,6 +134,18 @@ s_visit_one (const char *key, json_t *rec, void *arg)
     return false;
 }
 
+//  The raw visitor: each stored map, as zv_store_get would decode it.
+static bool
+s_visit_raw (const char *key, const void *data, size_t size, void *arg)
+{
+    (void) key;
+    json_t *rec = NULL;
+    assert_int_equal (zv_pack_decode (data, size, &rec, NULL, 0), ZV_OK);
+    assert_true (json_is_object (rec));
+    json_array_append_new ((json_t *) arg, rec);
+    return true;
+}
+
 static void
 test_records (void **state)
 {
@@ -184,6 +197,12 @@ test_records (void **state)
     assert_int_equal (zv_store_scan (txn, ZV_TABLE_SERVICES, "zzz", s_visit, &seen), ZV_OK);
     assert_int_equal (json_array_size (seen.keys), 0);
     json_decref (seen.keys);
+    json_t *raw = json_array ();
+    assert_int_equal (zv_store_scan_raw (txn, ZV_TABLE_SERVICES, "compute/", s_visit_raw, raw), ZV_OK);
+    assert_int_equal (json_array_size (raw), 2);
+    assert_string_equal (json_string_value (json_object_get (json_array_get (raw, 0), "name")), "m1.small");
+    assert_int_equal (json_integer_value (json_object_get (json_array_get (raw, 1), "_rv")), 1);
+    json_decref (raw);
 
     assert_int_equal (zv_store_del (txn, ZV_TABLE_SERVICES, "api/a"), ZV_OK);
     assert_int_equal (zv_store_del (txn, ZV_TABLE_SERVICES, "api/a"), ZV_ENOTFOUND);
