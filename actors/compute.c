@@ -20,7 +20,11 @@
 #include "zv_actors.h"
 #include "zv_link.h"
 #include "zv_virt.h"
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 
 #define ACTOR_PREFIX "compute"
 
@@ -171,6 +175,39 @@ s_build_report (self_t *self, s_build_t *build, zv_status_t status, const char *
     zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_build_final_done, build, s_build_free);
 }
 
+//  <instances_path>/<uuid>: where an instance's files live on this host.
+static const char *
+s_instance_dir (self_t *self, const char *uuid, char *buf, size_t len)
+{
+    if (*self->cfg.instances_path)
+        snprintf (buf, len, "%s/%s", self->cfg.instances_path, uuid);
+    else
+        snprintf (buf, len, "%s/instances/%s", self->cfg.state_path, uuid);
+    return buf;
+}
+
+//  Remove an instance's directory: the files zova put there, then the
+//  directory itself.  Flat by construction (no subdirectories).
+static void
+s_remove_instance_dir (self_t *self, const char *uuid)
+{
+    char dir [1400], path [1700];
+    s_instance_dir (self, uuid, dir, sizeof dir);
+    DIR *listing = opendir (dir);
+    if (!listing)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (listing)))
+        if (strcmp (entry->d_name, ".") != 0 && strcmp (entry->d_name, "..") != 0) {
+            snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+            if (unlink (path) != 0)
+                zv_warning (self->name, NULL, "cannot remove %s: %s", path, strerror (errno));
+        }
+    closedir (listing);
+    if (rmdir (dir) != 0)
+        zv_warning (self->name, NULL, "cannot remove %s: %s", dir, strerror (errno));
+}
+
 static void
 s_spawn (self_t *self, s_build_t *build)
 {
@@ -181,9 +218,16 @@ s_spawn (self_t *self, s_build_t *build)
         status = ZV_EUNAVAILABLE;
     }
     else
-        status = self->driver->spawn (self->virt, build->instance, errbuf, sizeof errbuf);
-    if (status != ZV_OK)
+    {
+        char dir [1400];
+        status = self->driver->spawn (self->virt, build->instance,
+                                      s_instance_dir (self, build->uuid, dir, sizeof dir), errbuf, sizeof errbuf);
+    }
+    if (status != ZV_OK) {
         zv_warning (self->name, build->rq, "instance %s: spawn failed: %s", build->uuid, errbuf);
+        //  What was made for this instance goes; shared things stay.
+        s_remove_instance_dir (self, build->uuid);
+    }
     s_build_report (self, build, status, errbuf);
 }
 
@@ -260,6 +304,8 @@ s_terminate (self_t *self, const char *uuid, const char *action_rq)
         snprintf (errbuf, sizeof errbuf, "hypervisor %s is not reachable", self->cfg.connection_uri);
     zv_msg_t *msg;
     json_t *body;
+    if (status == ZV_OK)
+        s_remove_instance_dir (self, uuid);
     if (status == ZV_OK) {
         msg = zv_msg_new ("conductor.instance_destroyed");
         body = json_pack ("{s:s, s:s, s:s}", "uuid", uuid, "host", self->cfg.host,

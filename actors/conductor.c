@@ -31,6 +31,7 @@
 #include "zv_actors.h"
 #include "zv_rpc.h"
 #include "../proto/zv_msg.h"
+#include "../proto/zv_pack.h"
 #include "../store/zv_store.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -1303,77 +1304,196 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
     return status;
 }
 
+//  server_list works on the stored bytes, not on trees.  A listing of
+//  thousands of servers used to decode every record (deleted ones too)
+//  into a json tree, derive its view, and encode the lot again, and the
+//  trees' allocations dominated the time.  Now each record is peeked for
+//  the few keys the filters and the order need, and a kept record is
+//  copied into the reply as msgpack, with the view's edits made on the way
+//  (status and id set, store-internal keys dropped): the same bytes the
+//  tree's encoding gave, key order included.  The records were checked by
+//  zv_store_scan_raw as a decode would check them.
 typedef struct {
-    const zv_msg_t *msg;
     const char *project;
     bool all_projects, deleted;
     const char *host, *status;
 } s_server_filter_t;
 
+//  The keys a listing reads from a record, in s_listed_t.peek.
+enum { S_LIST_DELETED, S_LIST_PROJECT, S_LIST_HOST, S_LIST_VM, S_LIST_TASK,
+       S_LIST_CREATED, S_LIST_UUID, S_LIST_NAME, S_LIST_KEYS };
+
+//  A record the filters kept, borrowed from the store until the handler
+//  returns (nothing is written meanwhile).
+typedef struct {
+    const uint8_t *rec;
+    size_t size;
+    const char *status;             //  derived, static
+    zv_pack_peek_t peek [S_LIST_KEYS];
+} s_listed_t;
+
+typedef struct {
+    s_server_filter_t *filter;
+    s_listed_t *items;
+    size_t count, alloc;
+    bool failed;                    //  out of memory
+} s_list_scan_t;
+
+//  A peeked string value is equal to text (NULL: absent or not a string).
 static bool
-s_server_keep (self_t *self, json_t *rec, void *arg)
+s_peek_is (const zv_pack_peek_t *peek, const char *text)
 {
-    (void) self;
-    s_server_filter_t *filter = (s_server_filter_t *) arg;
-    if (!filter->deleted && json_is_true (json_object_get (rec, "deleted")))
-        return false;
-    if (!filter->all_projects && filter->project && s_str (rec, "project_id")
-    &&  strcmp (filter->project, s_str (rec, "project_id")) != 0)
-        return false;
-    if (filter->host && (!s_str (rec, "host") || strcmp (filter->host, s_str (rec, "host")) != 0))
-        return false;
-    s_server_view (rec);
-    if (filter->status && strcasecmp (filter->status, s_str (rec, "status")) != 0)
-        return false;
+    return peek->found == 1 && strlen (text) == peek->len && memcmp (peek->str, text, peek->len) == 0;
+}
+
+//  The state names are short: one that is not is no state at all.
+static const char *
+s_peek_cstr (const zv_pack_peek_t *peek, char *buf, size_t len)
+{
+    if (peek->found != 1 || peek->len >= len)
+        return peek->found == 1 ? "" : NULL;
+    memcpy (buf, peek->str, peek->len);
+    buf [peek->len] = '\0';
+    return buf;
+}
+
+static bool
+s_server_keep (const char *key, const void *data, size_t size, void *arg)
+{
+    (void) key;
+    s_list_scan_t *scan = (s_list_scan_t *) arg;
+    s_server_filter_t *filter = scan->filter;
+    s_listed_t item = { data, size, NULL, {
+        [S_LIST_DELETED] = { .key = "deleted",    .kind = ZV_PACK_PEEK_BOOL },
+        [S_LIST_PROJECT] = { .key = "project_id", .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+        [S_LIST_HOST]    = { .key = "host",       .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+        [S_LIST_VM]      = { .key = "vm_state",   .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+        [S_LIST_TASK]    = { .key = "task_state", .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+        [S_LIST_CREATED] = { .key = "created",    .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+        [S_LIST_UUID]    = { .key = "uuid",       .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+        [S_LIST_NAME]    = { .key = "name",       .kind = ZV_PACK_PEEK_STR, .max_len = ZV_PACK_MAX_STR },
+    } };
+    zv_pack_peek_map (data, size, item.peek, S_LIST_KEYS);
+    zv_pack_peek_t *peek = item.peek;
+    if (!filter->deleted && peek [S_LIST_DELETED].found == 1 && peek [S_LIST_DELETED].integer)
+        return true;
+    if (!filter->all_projects && filter->project && peek [S_LIST_PROJECT].found == 1
+    &&  !s_peek_is (&peek [S_LIST_PROJECT], filter->project))
+        return true;
+    if (filter->host && !s_peek_is (&peek [S_LIST_HOST], filter->host))
+        return true;
+    char vm_name [64], task_name [64];
+    int vm = zv_vm_state_from_name (s_peek_cstr (&peek [S_LIST_VM], vm_name, sizeof vm_name));
+    int task = zv_task_state_from_name (s_peek_cstr (&peek [S_LIST_TASK], task_name, sizeof task_name));
+    item.status = (vm < 0 || task < 0) ? "UNKNOWN"
+                : zv_status_derive ((zv_vm_state_t) vm, (zv_task_state_t) task);
+    if (filter->status && strcasecmp (filter->status, item.status) != 0)
+        return true;
+    if (scan->count == scan->alloc) {
+        size_t alloc = scan->alloc ? scan->alloc * 2 : 256;
+        s_listed_t *items = (s_listed_t *) realloc (scan->items, alloc * sizeof *items);
+        if (!items) {
+            scan->failed = true;
+            return false;
+        }
+        scan->items = items;
+        scan->alloc = alloc;
+    }
+    scan->items [scan->count++] = item;
     return true;
+}
+
+//  Peeked strings as strcmp orders them (a missing one sorts as "").
+static int
+s_peek_cmp (const zv_pack_peek_t *a, const zv_pack_peek_t *b)
+{
+    size_t alen = a->found == 1 ? a->len : 0, blen = b->found == 1 ? b->len : 0;
+    int order = memcmp (alen ? a->str : "", blen ? b->str : "", alen < blen ? alen : blen);
+    return order ? order : (alen > blen) - (alen < blen);
 }
 
 //  Newest first, as Nova lists (created, then id, both descending).
 static int
 s_newest_first (const void *a, const void *b)
 {
-    const json_t *ra = *(json_t * const *) a, *rb = *(json_t * const *) b;
-    int order = strcmp (s_str (rb, "created"), s_str (ra, "created"));
-    return order ? order : strcmp (s_str (rb, "uuid"), s_str (ra, "uuid"));
+    const s_listed_t *ra = (const s_listed_t *) a, *rb = (const s_listed_t *) b;
+    int order = s_peek_cmp (&rb->peek [S_LIST_CREATED], &ra->peek [S_LIST_CREATED]);
+    return order ? order : s_peek_cmp (&rb->peek [S_LIST_UUID], &ra->peek [S_LIST_UUID]);
+}
+
+//  Append the view of a listed record (s_server_view's edits, made on the
+//  bytes), or for pollers only {id, name, status}: a fraction of the bytes.
+static zv_status_t
+s_server_put (zv_pack_buf_t *buf, const s_listed_t *item, bool names_only)
+{
+    zv_pack_buf_t status = { 0 };
+    zv_status_t rc = zv_pack_put_str (&status, item->status, strlen (item->status));
+    const zv_pack_peek_t *uuid = &item->peek [S_LIST_UUID], *name = &item->peek [S_LIST_NAME];
+    if (rc == ZV_OK && names_only)
+        rc = zv_pack_put_map (buf, 3)
+          || zv_pack_put_str (buf, "id", 2)
+          || zv_pack_put_bytes (buf, item->rec + uuid->at, uuid->size)
+          || zv_pack_put_str (buf, "name", 4)
+          || zv_pack_put_bytes (buf, item->rec + name->at, name->size)
+          || zv_pack_put_str (buf, "status", 6)
+          || zv_pack_put_bytes (buf, status.data, status.size) ? ZV_ENOMEM : ZV_OK;
+    else
+    if (rc == ZV_OK) {
+        static const char *const drop [] = { "_rv", "created_ms", "updated_ms" };
+        const zv_pack_set_t set [] = {
+            { "status", status.data, status.size },
+            //  A record without a uuid gets no id, as json_object_set_new
+            //  of a NULL value set none.
+            { "id", uuid->size ? item->rec + uuid->at : NULL, uuid->size },
+        };
+        rc = zv_pack_put_map_edit (buf, item->rec, item->size, drop, 3, set, 2);
+    }
+    zv_pack_buf_free (&status);
+    return rc;
 }
 
 static zv_status_t
 s_server_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
 {
-    (void) errbuf;
-    (void) errlen;
+    (void) self;
     const zv_msg_t *msg = call->msg;
     s_server_filter_t filter = {
-        msg, zv_msg_get_str (msg, "project_id"), zv_msg_get_bool (msg, "all_projects", false),
+        zv_msg_get_str (msg, "project_id"), zv_msg_get_bool (msg, "all_projects", false),
         zv_msg_get_bool (msg, "deleted", false), zv_msg_get_str (msg, "host"), zv_msg_get_str (msg, "status")
     };
-    json_t *list = s_collect (self, txn, ZV_TABLE_INSTANCES, s_server_keep, &filter);
-    //  Newest first, as Nova lists.
-    size_t count = json_array_size (list);
-    json_t **items = (json_t **) malloc ((count ? count : 1) * sizeof (json_t *));
-    for (size_t index = 0; index < count; index++)
-        items [index] = json_incref (json_array_get (list, index));
-    qsort (items, count, sizeof (json_t *), s_newest_first);
+    s_list_scan_t scan = { &filter, NULL, 0, 0, false };
+    //  A store error ends the listing where it stopped, as before.
+    zv_store_scan_raw (txn, ZV_TABLE_INSTANCES, "", s_server_keep, &scan);
+    if (scan.count)
+        qsort (scan.items, scan.count, sizeof (s_listed_t), s_newest_first);
     int64_t limit = zv_msg_get_int (msg, "limit", 0);
     bool names_only = zv_msg_get_bool (msg, "names_only", false);
-    json_t *sorted = json_array ();
-    for (size_t index = 0; index < count; index++) {
-        if (limit <= 0 || (int64_t) index < limit) {
-            if (names_only)
-                //  For pollers: what a status check needs, a fraction of the bytes.
-                json_array_append_new (sorted, json_pack ("{s:O, s:O, s:O}",
-                    "id", json_object_get (items [index], "id"),
-                    "name", json_object_get (items [index], "name"),
-                    "status", json_object_get (items [index], "status")));
-            else
-                json_array_append (sorted, items [index]);
-        }
-        json_decref (items [index]);
+    //  For names_only, a record without a uuid or name is left out, as
+    //  json_pack of a missing value left it out.
+    size_t count = 0;
+    for (size_t index = 0; index < scan.count && (limit <= 0 || (int64_t) count < limit); index++)
+        if (!names_only || (scan.items [index].peek [S_LIST_UUID].size
+                        &&  scan.items [index].peek [S_LIST_NAME].size))
+            count++;
+    zv_pack_buf_t buf = { 0 };
+    zv_status_t status = scan.failed ? ZV_ENOMEM : zv_pack_put_array (&buf, count);
+    for (size_t index = 0, put = 0; status == ZV_OK && put < count; index++) {
+        const s_listed_t *item = &scan.items [index];
+        if (names_only && !(item->peek [S_LIST_UUID].size && item->peek [S_LIST_NAME].size))
+            continue;
+        status = s_server_put (&buf, item, names_only);
+        put++;
     }
-    free (items);
-    json_decref (list);
-    call->reply = json_pack ("{s:o}", "servers", sorted);
-    return ZV_OK;
+    free (scan.items);
+    if (status == ZV_OK) {
+        call->reply = json_pack ("{s:o}", "servers", zv_pack_raw (buf.data, buf.size));
+        if (!call->reply)
+            status = ZV_ENOMEM;
+    }
+    zv_pack_buf_free (&buf);
+    if (status != ZV_OK)
+        snprintf (errbuf, errlen, "cannot list servers (%s)", zv_status_name (status));
+    return status;
 }
 
 //  An instance by uuid (deleted ones too) or by unique live name in project.
@@ -1681,6 +1801,16 @@ s_host_states (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t
     return ZV_OK;
 }
 
+//  A service as it is shown: up or down from its heartbeat, enabled or not.
+static json_t *
+s_service_view (self_t *self, json_t *rec)
+{
+    json_object_set_new (rec, "state", json_string (s_service_up (self, rec) ? "up" : "down"));
+    json_object_set_new (rec, "status", json_string (
+        json_is_true (json_object_get (rec, "disabled")) ? "disabled" : "enabled"));
+    return rec;
+}
+
 static bool
 s_service_keep (self_t *self, json_t *rec, void *arg)
 {
@@ -1691,9 +1821,7 @@ s_service_keep (self_t *self, json_t *rec, void *arg)
         return false;
     if (host && strcmp (host, s_str (rec, "host")) != 0)
         return false;
-    json_object_set_new (rec, "state", json_string (s_service_up (self, rec) ? "up" : "down"));
-    json_object_set_new (rec, "status", json_string (
-        json_is_true (json_object_get (rec, "disabled")) ? "disabled" : "enabled"));
+    s_service_view (self, rec);
     return true;
 }
 
@@ -1705,6 +1833,43 @@ s_service_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
     call->reply = json_pack ("{s:o}", "services",
                              s_collect (self, txn, ZV_TABLE_SERVICES, s_service_keep, (void *) call->msg));
     return ZV_OK;
+}
+
+//  conductor.service_set: an admin enables or disables a service (with a
+//  reason), as `openstack compute service set` does.  A disabled compute
+//  gets no new instances (ComputeFilter); what runs there keeps running.
+static zv_status_t
+s_service_set (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *host = zv_msg_get_str (msg, "host");
+    const char *binary = zv_msg_get_str (msg, "binary");
+    char key [400];
+    snprintf (key, sizeof key, "%s/%s", binary ? binary : "compute", host);
+    json_t *service = NULL;
+    if (zv_store_get (txn, ZV_TABLE_SERVICES, key, &service) != ZV_OK) {
+        snprintf (errbuf, errlen, "Service %s on host %s could not be found.", binary ? binary : "compute", host);
+        return ZV_ENOTFOUND;
+    }
+    json_t *disabled = json_object_get (zv_msg_body (msg), "disabled");
+    if (json_is_boolean (disabled)) {
+        json_object_set (service, "disabled", disabled);
+        const char *reason = zv_msg_get_str (msg, "disabled_reason");
+        json_object_set_new (service, "disabled_reason",
+                             json_is_true (disabled) && reason ? json_string (reason) : json_null ());
+    }
+    zv_status_t status = zv_store_put (txn, ZV_TABLE_SERVICES, key, service);
+    if (status == ZV_OK) {
+        zv_info (ACTOR, zv_msg_rq (msg), "service %s %s%s%s", key,
+                 json_is_true (json_object_get (service, "disabled")) ? "disabled" : "enabled",
+                 json_is_true (disabled) && zv_msg_get_str (msg, "disabled_reason") ? ": " : "",
+                 json_is_true (disabled) && zv_msg_get_str (msg, "disabled_reason")
+                     ? zv_msg_get_str (msg, "disabled_reason") : "");
+        s_service_view (self, service);
+        call->reply = json_pack ("{s:O}", "service", s_strip (service));
+    }
+    json_decref (service);
+    return status;
 }
 
 static zv_status_t
@@ -1765,6 +1930,7 @@ static const s_route_t s_routes [] = {
     { "conductor.server_delete",      s_server_delete, NULL },
     { "conductor.server_events",      s_server_events, NULL },
     { "conductor.service_list",       s_service_list, NULL },
+    { "conductor.service_set",        s_service_set, NULL },
     { "conductor.hypervisor_list",    s_hypervisor_list, NULL },
     { "conductor.hypervisor_show",    s_hypervisor_show, NULL },
     { "conductor.instance_update",    s_instance_update, NULL },

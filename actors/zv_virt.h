@@ -36,8 +36,11 @@ typedef struct {
     json_t *(*node_info) (zv_virt_t *self, char *errbuf, size_t errlen);
     //  Every zova domain on the host: [{uuid, power_state}] (caller owns).
     json_t *(*list) (zv_virt_t *self, char *errbuf, size_t errlen);
-    //  Define and start the domain of an instance record.
-    zv_status_t (*spawn) (zv_virt_t *self, const json_t *instance, char *errbuf, size_t errlen);
+    //  Define and start the domain of an instance record.  Its XML is
+    //  first written to <instance_dir>/libvirt.xml (the directory is made),
+    //  as Nova's libvirt driver keeps it, when instance_dir is not NULL.
+    zv_status_t (*spawn) (zv_virt_t *self, const json_t *instance, const char *instance_dir,
+                          char *errbuf, size_t errlen);
     //  Stop and undefine; a domain that does not exist is not an error.
     zv_status_t (*destroy) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
     //  Current power state of one domain (ZV_POWER_NOSTATE when absent).

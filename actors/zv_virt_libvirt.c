@@ -10,7 +10,9 @@
 #define VIR_ENUM_SENTINELS     //  name every case of libvirt enums (-Wswitch-enum)
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,13 +164,49 @@ s_list (zv_virt_t *self, char *errbuf, size_t errlen)
     return list;
 }
 
+//  Write xml to <dir>/libvirt.xml, making dir (and its parents).
 static zv_status_t
-s_spawn (zv_virt_t *self, const json_t *instance, char *errbuf, size_t errlen)
+s_write_xml (const char *dir, const char *xml, char *errbuf, size_t errlen)
+{
+    char path [2048];
+    snprintf (path, sizeof path, "%s", dir);
+    for (char *slash = path + 1; *slash; slash++) {
+        if (*slash != '/')
+            continue;
+        *slash = 0;
+        if (mkdir (path, 0755) != 0 && errno != EEXIST) {
+            snprintf (errbuf, errlen, "cannot create %s: %s", path, strerror (errno));
+            return ZV_EIO;
+        }
+        *slash = '/';
+    }
+    if (mkdir (path, 0755) != 0 && errno != EEXIST) {
+        snprintf (errbuf, errlen, "cannot create %s: %s", path, strerror (errno));
+        return ZV_EIO;
+    }
+    snprintf (path, sizeof path, "%s/libvirt.xml", dir);
+    FILE *file = fopen (path, "w");
+    if (!file || fputs (xml, file) < 0 || fclose (file) != 0) {
+        snprintf (errbuf, errlen, "cannot write %s: %s", path, strerror (errno));
+        return ZV_EIO;
+    }
+    return ZV_OK;
+}
+
+static zv_status_t
+s_spawn (zv_virt_t *self, const json_t *instance, const char *instance_dir, char *errbuf, size_t errlen)
 {
     char *xml = zv_domain_xml (instance, self->domain_type);
     if (!xml) {
         snprintf (errbuf, errlen, "cannot generate domain XML");
         return ZV_ENOMEM;
+    }
+    if (instance_dir) {
+        zv_status_t written = s_write_xml (instance_dir, xml, errbuf, errlen);
+        if (written != ZV_OK) {
+            free (xml);
+            return written;
+        }
     }
     virDomainPtr domain = virDomainDefineXML (self->conn, xml);
     free (xml);

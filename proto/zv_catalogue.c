@@ -78,6 +78,12 @@
     F_STR ("binary", false, 64), \
     F_STR ("host", false, 0)
 
+#define F_SERVICE_SET \
+    F_STR ("host", true, 0), \
+    F_STR ("binary", false, 64), \
+    F_BOOL ("disabled"), \
+    F_STR ("disabled_reason", false, 255)
+
 //  One api row and the conductor row it forwards to: the same fields, and
 //  the owner the api adds (first, so that an empty field list still expands).
 #define S_FORWARDED(verb, ...) \
@@ -101,6 +107,7 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("server_delete",   F_REF),
     S_FORWARDED ("server_events",   F_REF),
     S_FORWARDED ("service_list",    F_SERVICE_LIST),
+    S_FORWARDED ("service_set",     F_SERVICE_SET),
     S_FORWARDED ("hypervisor_list"),
     S_FORWARDED ("hypervisor_show", F_REF),
 
@@ -126,7 +133,8 @@ static const zv_msgdef_t s_catalogue [] = {
         F_STR ("action_request_id", false, 64) } },
     { .type = "conductor.compute_sync", .kind = ZV_MSG_REQUEST, .fields = {
         F_STR ("host", true, 0),
-        F_ARRAY ("domains", true, 100000) } },
+        F_ARRAY ("domains", true, 100000),
+        F_INT ("started_ms", false, 0, INT64_MAX) } },
     { .type = "conductor.host_states", .kind = ZV_MSG_REQUEST, .fields = {
         F_INT ("since", false, 0, INT64_MAX) } },
     { .type = "scheduler.select_destinations", .kind = ZV_MSG_REQUEST, .fields = {

@@ -15,6 +15,14 @@
     envelope's scalar keys out of the bytes.  Strings recovered from a bad message are made
     safe to send back (printable type, valid UTF-8 error text).
 
+    A body is checked in full when it arrives but built into a json tree
+    only when someone reads it (zv_msg_body and the getters): until then it
+    stays the bytes of the envelope frame, which the message keeps.  A
+    request's body is read at once (the catalogue validates the tree); a
+    reply's often never is: the api relays a listing of thousands of
+    servers by moving those bytes into its own reply (zv_msg_move_body),
+    and the encoder writes them as they came, without a tree either way.
+
     Message ids are "<8 hex, random per process>-<counter in hex>": unique per
     process without a syscall per message.  The prefix is chosen once, and
     chosen again in a forked child so parent and child never share ids.      */
@@ -48,7 +56,10 @@ struct _zv_msg_t {
     int64_t ts;
     int64_t deadline;               //  0: none
     const zv_msgdef_t *def;         //  requests and casts of a known type
-    json_t *body;                   //  always an object
+    json_t *body;                   //  an object, or NULL while the body is bytes
+    zframe_t *body_frame;           //  holds the bytes of a body not yet built
+    const uint8_t *body_bytes;      //  a msgpack map, checked (zv_pack_check)
+    size_t body_size;
     zv_status_t status;
     char *error_text;               //  NULL reads as ""
     zframe_t *payload;
@@ -227,6 +238,7 @@ zv_msg_destroy (zv_msg_t **self_p)
         return;
     zv_msg_t *self = *self_p;
     json_decref (self->body);
+    zframe_destroy (&self->body_frame);
     free (self->error_text);
     zframe_destroy (&self->payload);
     zframe_destroy (&self->routing_id);
@@ -245,9 +257,71 @@ const char *zv_msg_src (const zv_msg_t *self)  { assert (self); return self->src
 int64_t zv_msg_ts (const zv_msg_t *self)       { assert (self); return self->ts; }
 int64_t zv_msg_deadline (const zv_msg_t *self) { assert (self); return self->deadline; }
 const zv_msgdef_t *zv_msg_def (const zv_msg_t *self) { assert (self); return self->is_reply ? NULL : self->def; }
-json_t *zv_msg_body (const zv_msg_t *self)     { assert (self); return self->body; }
 zv_status_t zv_msg_status (const zv_msg_t *self) { assert (self); return self->status; }
 zframe_t *zv_msg_routing_id (const zv_msg_t *self) { assert (self); return self->routing_id; }
+
+//  Forget a body's bytes (they are built, moved or replaced).
+static void
+s_body_drop_bytes (zv_msg_t *self)
+{
+    zframe_destroy (&self->body_frame);
+    self->body_bytes = NULL;
+    self->body_size = 0;
+}
+
+//  Build the tree of a body that is still bytes.  They were checked when
+//  the message was decoded, so only memory can fail: the body then reads
+//  as empty, which every reader already handles.
+static json_t *
+s_body (zv_msg_t *self)
+{
+    if (!self->body) {
+        json_t *body = NULL;
+        char reason [256];
+        if (zv_pack_decode (self->body_bytes, self->body_size, &body, reason, sizeof reason) != ZV_OK
+        ||  !json_is_object (body)) {
+            zv_error ("proto", self->rq, "cannot build the body of %s: %s", self->type,
+                      body ? "not a map" : reason);
+            json_decref (body);
+            body = json_object ();
+        }
+        self->body = body;
+        s_body_drop_bytes (self);
+    }
+    return self->body;
+}
+
+json_t *
+zv_msg_body (const zv_msg_t *self)
+{
+    assert (self);
+    //  Building on first read changes only the body's form, not its value.
+    return s_body ((zv_msg_t *) self);
+}
+
+const void *
+zv_msg_body_bytes (const zv_msg_t *self, size_t *size_p)
+{
+    assert (self && size_p);
+    *size_p = self->body ? 0 : self->body_size;
+    return self->body ? NULL : self->body_bytes;
+}
+
+void
+zv_msg_move_body (zv_msg_t *self, zv_msg_t *source)
+{
+    assert (self && source && self != source);
+    json_decref (self->body);
+    s_body_drop_bytes (self);
+    self->body = source->body;
+    self->body_frame = source->body_frame;
+    self->body_bytes = source->body_bytes;
+    self->body_size = source->body_size;
+    source->body = json_object ();
+    source->body_frame = NULL;
+    source->body_bytes = NULL;
+    source->body_size = 0;
+}
 
 const char *
 zv_msg_error_text (const zv_msg_t *self)
@@ -298,6 +372,7 @@ zv_msg_set_body (zv_msg_t *self, json_t **body_p)
 {
     assert (self && body_p && json_is_object (*body_p));
     json_decref (self->body);
+    s_body_drop_bytes (self);
     self->body = *body_p;
     *body_p = NULL;
 }
@@ -306,14 +381,14 @@ const char *
 zv_msg_get_str (const zv_msg_t *self, const char *key)
 {
     assert (self);
-    return json_string_value (json_object_get (self->body, key));
+    return json_string_value (json_object_get (zv_msg_body (self), key));
 }
 
 int64_t
 zv_msg_get_int (const zv_msg_t *self, const char *key, int64_t dflt)
 {
     assert (self);
-    json_t *value = json_object_get (self->body, key);
+    json_t *value = json_object_get (zv_msg_body (self), key);
     return json_is_integer (value) ? (int64_t) json_integer_value (value) : dflt;
 }
 
@@ -321,7 +396,7 @@ bool
 zv_msg_get_bool (const zv_msg_t *self, const char *key, bool dflt)
 {
     assert (self);
-    json_t *value = json_object_get (self->body, key);
+    json_t *value = json_object_get (zv_msg_body (self), key);
     return json_is_boolean (value) ? json_is_true (value) : dflt;
 }
 
@@ -379,6 +454,14 @@ s_encode (zv_msg_t *self, bool steal)
     zmsg_t *zmsg = NULL;
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
+    //  A body that is still bytes has a known size: one allocation holds
+    //  the whole frame instead of a doubling series of them (freeing those
+    //  large blocks is what made malloc consolidate its free lists).
+    if (!error && !self->body) {
+        size_t guess = 1024 + self->body_size;
+        sbuf.data = malloc (guess);
+        sbuf.alloc = sbuf.data ? guess : 0;
+    }
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
 
@@ -404,7 +487,9 @@ s_encode (zv_msg_t *self, bool steal)
     }
     if (!error) {
         zv_status_t status = s_pack_str (&pk, "b") ? ZV_ENOMEM
-                           : zv_pack_append (self->body, &sbuf);
+                           : self->body ? zv_pack_append (self->body, &sbuf)
+                           : msgpack_sbuffer_write (&sbuf, (const char *) self->body_bytes,
+                                                    self->body_size) ? ZV_ENOMEM : ZV_OK;
         if (status != ZV_OK) {
             problem = status == ZV_ENOMEM ? "out of memory" : "body cannot be encoded";
             goto cleanup;
@@ -495,7 +580,8 @@ s_envelope_str (json_t *envelope, const char *key, char *dst, size_t max)
 //  Reads the envelope's keys into self.  On success of everything else, the
 //  caller applies the peer's error (e) as the message status.
 static void
-s_read_envelope (zv_msg_t *self, json_t *envelope, json_t **error_p)
+s_read_envelope (zv_msg_t *self, json_t *envelope, zframe_t **frame_p,
+                 size_t body_at, size_t body_size, json_t **error_p)
 {
     //  Recover the ids first, whatever else is wrong, to be able to answer.
     int has_id = s_envelope_str (envelope, "id", self->id, S_MAX_ID);
@@ -531,14 +617,19 @@ s_read_envelope (zv_msg_t *self, json_t *envelope, json_t **error_p)
             s_bad (self, ZV_EINVAL, "envelope: 'dl' must be a non-negative integer");
     }
 
-    json_t *body = json_object_get (envelope, "b");
+    //  The body was checked by zv_pack_decode_defer: keep its bytes.
+    const uint8_t *body = body_size ? (const uint8_t *) zframe_data (*frame_p) + body_at : NULL;
     json_t *error = json_object_get (envelope, "e");
     if (body && error)
         s_bad (self, ZV_EINVAL, "envelope: both 'b' and 'e'");
     if (body) {
-        if (json_is_object (body)) {
+        if ((body [0] >= 0x80 && body [0] <= 0x8f) || body [0] == 0xde || body [0] == 0xdf) {
             json_decref (self->body);
-            self->body = json_incref (body);
+            self->body = NULL;
+            self->body_frame = *frame_p;
+            *frame_p = NULL;
+            self->body_bytes = body;
+            self->body_size = body_size;
         }
         else
             s_bad (self, ZV_EINVAL, "body is not a map");
@@ -633,21 +724,24 @@ s_decode_frames (zv_msg_t *self, zmsg_t *zmsg)
     else {
         char reason [256];
         json_t *envelope = NULL;
-        zv_status_t status = zv_pack_decode (zframe_data (frame), zframe_size (frame),
-                                             &envelope, reason, sizeof reason);
+        size_t frame_size = zframe_size (frame);
+        size_t body_at, body_size;
+        zv_status_t status = zv_pack_decode_defer (zframe_data (frame), frame_size, "b",
+                                                   &envelope, &body_at, &body_size,
+                                                   reason, sizeof reason);
         if (status != ZV_OK) {
             s_bad (self, status, "envelope: %s", reason);
-            s_recover_envelope (self, zframe_data (frame), zframe_size (frame));
+            s_recover_envelope (self, zframe_data (frame), frame_size);
         }
         else
         if (!json_is_object (envelope))
             s_bad (self, ZV_EINVAL, "envelope is not a map");
         else
-            s_read_envelope (self, envelope, &error);
+            s_read_envelope (self, envelope, &frame, body_at, body_size, &error);
         json_decref (envelope);
-        if (self->status == ZV_OK && !self->is_reply && zframe_size (frame) > ZV_MSG_MAX_REQUEST)
+        if (self->status == ZV_OK && !self->is_reply && frame_size > ZV_MSG_MAX_REQUEST)
             s_bad (self, ZV_ETOOBIG, "request envelope of %zu bytes exceeds %d",
-                   zframe_size (frame), ZV_MSG_MAX_REQUEST);
+                   frame_size, ZV_MSG_MAX_REQUEST);
     }
     zframe_destroy (&frame);
 
@@ -666,14 +760,20 @@ s_decode_frames (zv_msg_t *self, zmsg_t *zmsg)
         else
         if (self->status == ZV_OK) {
             char reason [256];
-            zv_status_t status = zv_catalogue_validate (self->def, self->body,
+            zv_status_t status = zv_catalogue_validate (self->def, s_body (self),
                                                         reason, sizeof reason);
             if (status != ZV_OK)
                 s_bad (self, status, "%s: %s", self->type, reason);
         }
     }
-    if (self->status != ZV_OK)
-        json_object_clear (self->body);     //  nothing of a bad body reaches a handler
+    if (self->status != ZV_OK) {
+        //  Nothing of a bad body reaches a handler.
+        s_body_drop_bytes (self);
+        if (self->body)
+            json_object_clear (self->body);
+        else
+            self->body = json_object ();
+    }
     else
     if (error) {
         json_t *text = json_object_get (error, "m");

@@ -74,7 +74,17 @@ void zv_msg_set_ts (zv_msg_t *self, int64_t ts_ms);
 const zv_msgdef_t *zv_msg_def (const zv_msg_t *self);
 
 //  Body: always a json object; borrowed until the message is destroyed.
+//  A decoded body is built on this first read (it was checked on arrival).
 json_t *zv_msg_body (const zv_msg_t *self);
+//  The body of a decoded message that nobody has read yet, as the msgpack
+//  map that arrived (checked as zv_pack_decode would): borrowed until the
+//  message is destroyed or its body read, moved or replaced.  NULL (and
+//  *size_p 0) once the body is a tree.
+const void *zv_msg_body_bytes (const zv_msg_t *self, size_t *size_p);
+//  Move source's body, tree or bytes, into self (whose body is dropped);
+//  source is left with an empty body.  Relaying a reply this way never
+//  builds its tree, and encoding self writes the bytes unchanged.
+void zv_msg_move_body (zv_msg_t *self, zv_msg_t *source);
 //  Replace the body; takes ownership of *body_p (which must be an object).
 void zv_msg_set_body (zv_msg_t *self, json_t **body_p);
 //  Convenience readers of body fields: NULL / default when absent.

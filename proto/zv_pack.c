@@ -74,12 +74,48 @@ s_utf8_valid (const unsigned char *s, size_t len)
 
 //  Encoding
 
+//  A raw value is an object whose one key holds a NUL byte, which no decoded
+//  tree can carry (zv_pack_decode refuses such keys and so does jansson's
+//  parser): only zv_pack_raw makes one, so a peer cannot smuggle bytes in.
+#define S_RAW_KEY       "\0zv.raw"
+#define S_RAW_KEY_LEN   (sizeof S_RAW_KEY - 1)
+
+static const json_t *
+s_raw_bytes (const json_t *value)
+{
+    if (json_object_size (value) != 1)
+        return NULL;
+    void *iter = json_object_iter ((json_t *) value);
+    if (json_object_iter_key_len (iter) != S_RAW_KEY_LEN
+    ||  memcmp (json_object_iter_key (iter), S_RAW_KEY, S_RAW_KEY_LEN) != 0)
+        return NULL;
+    return json_object_iter_value (iter);
+}
+
+json_t *
+zv_pack_raw (const void *data, size_t size)
+{
+    assert (data || size == 0);
+    json_t *raw = json_object ();
+    json_t *bytes = json_stringn_nocheck (size ? data : "", size);
+    if (!raw || !bytes
+    ||  json_object_setn_new_nocheck (raw, S_RAW_KEY, S_RAW_KEY_LEN, bytes)) {
+        json_decref (raw);
+        return NULL;
+    }
+    return raw;
+}
+
 static zv_status_t
 s_encode (msgpack_packer *pk, const json_t *value, int depth)
 {
     int rc = 0;
     switch (json_typeof (value)) {
         case JSON_OBJECT: {
+            const json_t *raw = s_raw_bytes (value);
+            if (raw)
+                return msgpack_sbuffer_write (pk->data, json_string_value (raw),
+                                              json_string_length (raw)) ? ZV_ENOMEM : ZV_OK;
             if (depth >= ZV_PACK_MAX_DEPTH || json_object_size (value) > ZV_PACK_MAX_ITEMS)
                 return ZV_EINVAL;
             if (msgpack_pack_map (pk, json_object_size (value)))
@@ -177,7 +213,17 @@ typedef struct {
     zv_status_t status;
     char *errbuf;
     size_t errlen;
+    //  false: check every rule but build nothing (zv_pack_check, and a
+    //  deferred value); values then come back as S_CHECKED.
+    bool build;
+    const char *defer_key;          //  top-level key checked, not built
+    size_t defer_len;
+    size_t defer_at, defer_size;    //  its last value's span
 } s_reader_t;
+
+//  What a value decoded without building reads as: never dereferenced.
+static json_t s_checked;
+#define S_CHECKED (&s_checked)
 
 static json_t *
 s_fail (s_reader_t *r, zv_status_t status, const char *format, ...)
@@ -196,6 +242,19 @@ static json_t *
 s_made (s_reader_t *r, json_t *value)
 {
     return value ? value : s_fail (r, ZV_ENOMEM, "out of memory decoding msgpack");
+}
+
+//  The scalars, built only when the reader builds.
+static json_t *
+s_integer (s_reader_t *r, json_int_t value)
+{
+    return r->build ? s_made (r, json_integer (value)) : S_CHECKED;
+}
+
+static json_t *
+s_real (s_reader_t *r, double value)
+{
+    return r->build ? s_made (r, json_real (value)) : S_CHECKED;
 }
 
 static bool
@@ -229,7 +288,7 @@ s_decode_str (s_reader_t *r, size_t len)
     if (!s_utf8_valid ((const unsigned char *) text, len))
         return s_fail (r, ZV_EINVAL, "invalid UTF-8 in string at offset %zu", r->pos);
     r->pos += len;
-    return s_made (r, json_stringn_nocheck (text, len));
+    return r->build ? s_made (r, json_stringn_nocheck (text, len)) : S_CHECKED;
 }
 
 static json_t *s_decode_value (s_reader_t *r, int depth);
@@ -255,6 +314,12 @@ s_decode_array (s_reader_t *r, size_t count, int depth)
 {
     if (!s_container_ok (r, count, 1, depth))
         return NULL;
+    if (!r->build) {
+        for (size_t i = 0; i < count; i++)
+            if (!s_decode_value (r, depth + 1))
+                return NULL;
+        return S_CHECKED;
+    }
     json_t *array = s_made (r, json_array ());
     for (size_t i = 0; array && i < count; i++) {
         json_t *item = s_decode_value (r, depth + 1);
@@ -273,7 +338,7 @@ s_decode_map (s_reader_t *r, size_t count, int depth)
 {
     if (!s_container_ok (r, count, 2, depth))
         return NULL;
-    json_t *map = s_made (r, json_object ());
+    json_t *map = r->build ? s_made (r, json_object ()) : S_CHECKED;
     for (size_t i = 0; map && i < count; i++) {
         size_t key_pos = r->pos;
         if (!s_need (r, 1))
@@ -293,27 +358,50 @@ s_decode_map (s_reader_t *r, size_t count, int depth)
             s_fail (r, ZV_EINVAL, "map key at offset %zu is not a string", key_pos);
             goto failed;
         }
-        json_t *key = s_decode_str (r, key_len);
-        if (!key)
+        //  The key is checked as any string, then used in place: no copy.
+        if (key_len > ZV_PACK_MAX_STR) {
+            s_fail (r, ZV_ETOOBIG, "string of %zu bytes exceeds %d", key_len, ZV_PACK_MAX_STR);
             goto failed;
-        const char *key_text = json_string_value (key);
+        }
+        if (!s_need (r, key_len))
+            goto failed;
+        const char *key_text = (const char *) r->data + r->pos;
+        if (!s_utf8_valid ((const unsigned char *) key_text, key_len)) {
+            s_fail (r, ZV_EINVAL, "invalid UTF-8 in string at offset %zu", r->pos);
+            goto failed;
+        }
+        r->pos += key_len;
         if (memchr (key_text, '\0', key_len)) {
-            json_decref (key);
             s_fail (r, ZV_EINVAL, "map key at offset %zu contains NUL", key_pos);
             goto failed;
         }
+        if (depth == 0 && r->defer_key && r->build
+        &&  key_len == r->defer_len && memcmp (key_text, r->defer_key, key_len) == 0) {
+            //  Checked now, built later (or never) from its span.
+            size_t value_at = r->pos;
+            r->build = false;
+            json_t *checked = s_decode_value (r, depth + 1);
+            r->build = true;
+            if (!checked)
+                goto failed;
+            r->defer_at = value_at;
+            r->defer_size = r->pos - value_at;
+            continue;
+        }
         json_t *value = s_decode_value (r, depth + 1);
+        if (!value)
+            goto failed;
+        if (!r->build)
+            continue;
         //  Duplicate keys: the last one wins.
-        int rc = value ? json_object_setn_new_nocheck (map, key_text, key_len, value) : -1;
-        json_decref (key);
-        if (rc) {
-            if (value)
-                s_fail (r, ZV_ENOMEM, "out of memory decoding msgpack");
+        if (json_object_setn_new_nocheck (map, key_text, key_len, value)) {
+            s_fail (r, ZV_ENOMEM, "out of memory decoding msgpack");
             goto failed;
         }
         continue;
     failed:
-        json_decref (map);
+        if (map != S_CHECKED)
+            json_decref (map);
         map = NULL;
     }
     return map;
@@ -327,9 +415,9 @@ s_decode_value (s_reader_t *r, int depth)
     size_t at = r->pos;
     uint8_t tag = r->data [r->pos++];
     if (tag <= 0x7f)
-        return s_made (r, json_integer (tag));
+        return s_integer (r, tag);
     if (tag >= 0xe0)
-        return s_made (r, json_integer ((int8_t) tag));
+        return s_integer (r, (int8_t) tag);
     if (tag <= 0x8f)
         return s_decode_map (r, tag & 0x0f, depth);
     if (tag <= 0x9f)
@@ -351,9 +439,9 @@ s_decode_value (s_reader_t *r, int depth)
     uint64_t raw = bytes ? s_take (r, bytes) : 0;
 
     switch (tag) {
-        case 0xc0: return s_made (r, json_null ());
-        case 0xc2: return s_made (r, json_false ());
-        case 0xc3: return s_made (r, json_true ());
+        case 0xc0: return r->build ? s_made (r, json_null ()) : S_CHECKED;
+        case 0xc2: return r->build ? s_made (r, json_false ()) : S_CHECKED;
+        case 0xc3: return r->build ? s_made (r, json_true ()) : S_CHECKED;
         case 0xc4: case 0xc5: case 0xc6:
             return s_fail (r, ZV_EINVAL, "bin value at offset %zu not accepted", at);
         case 0xc7: case 0xc8: case 0xc9:
@@ -365,23 +453,23 @@ s_decode_value (s_reader_t *r, int depth)
             memcpy (&f, &bits, 4);
             if (!isfinite (f))
                 return s_fail (r, ZV_EINVAL, "non-finite float at offset %zu", at);
-            return s_made (r, json_real ((double) f));
+            return s_real (r, (double) f);
         }
         case 0xcb: {
             double d;
             memcpy (&d, &raw, 8);
             if (!isfinite (d))
                 return s_fail (r, ZV_EINVAL, "non-finite float at offset %zu", at);
-            return s_made (r, json_real (d));
+            return s_real (r, d);
         }
         case 0xcc: case 0xcd: case 0xce: case 0xcf:
             if (raw > INT64_MAX)
                 return s_fail (r, ZV_EINVAL, "integer at offset %zu beyond int64", at);
-            return s_made (r, json_integer ((json_int_t) raw));
-        case 0xd0: return s_made (r, json_integer ((int8_t) raw));
-        case 0xd1: return s_made (r, json_integer ((int16_t) raw));
-        case 0xd2: return s_made (r, json_integer ((int32_t) raw));
-        case 0xd3: return s_made (r, json_integer ((json_int_t) (int64_t) raw));
+            return s_integer (r, (json_int_t) raw);
+        case 0xd0: return s_integer (r, (int8_t) raw);
+        case 0xd1: return s_integer (r, (int16_t) raw);
+        case 0xd2: return s_integer (r, (int32_t) raw);
+        case 0xd3: return s_integer (r, (json_int_t) (int64_t) raw);
         case 0xd9: case 0xda: case 0xdb:
             return s_decode_str (r, (size_t) raw);
         case 0xdc: case 0xdd:
@@ -393,26 +481,53 @@ s_decode_value (s_reader_t *r, int depth)
     }
 }
 
+//  One object spanning all of r's bytes; NULL (r->status set) otherwise.
+static json_t *
+s_decode_all (s_reader_t *r)
+{
+    if (r->errbuf && r->errlen)
+        r->errbuf [0] = '\0';
+    json_t *value = s_decode_value (r, 0);
+    if (value && r->pos != r->size) {
+        if (value != S_CHECKED)
+            json_decref (value);
+        value = s_fail (r, ZV_EINVAL, "%zu trailing bytes after msgpack value", r->size - r->pos);
+    }
+    return value;
+}
+
 zv_status_t
 zv_pack_decode (const void *data, size_t size, json_t **value_p,
                 char *errbuf, size_t errlen)
 {
     assert (value_p);
-    *value_p = NULL;
-    s_reader_t r = { .data = data, .size = data ? size : 0,
-                     .status = ZV_OK, .errbuf = errbuf, .errlen = errlen };
-    if (errbuf && errlen)
-        errbuf [0] = '\0';
-    json_t *value = s_decode_value (&r, 0);
-    if (!value)
-        return r.status;
-    if (r.pos != r.size) {
-        json_decref (value);
-        s_fail (&r, ZV_EINVAL, "%zu trailing bytes after msgpack value", r.size - r.pos);
-        return r.status;
-    }
-    *value_p = value;
-    return ZV_OK;
+    s_reader_t r = { .data = data, .size = data ? size : 0, .status = ZV_OK,
+                     .errbuf = errbuf, .errlen = errlen, .build = true };
+    *value_p = s_decode_all (&r);
+    return *value_p ? ZV_OK : r.status;
+}
+
+zv_status_t
+zv_pack_check (const void *data, size_t size, char *errbuf, size_t errlen)
+{
+    s_reader_t r = { .data = data, .size = data ? size : 0, .status = ZV_OK,
+                     .errbuf = errbuf, .errlen = errlen, .build = false };
+    return s_decode_all (&r) ? ZV_OK : r.status;
+}
+
+zv_status_t
+zv_pack_decode_defer (const void *data, size_t size, const char *key,
+                      json_t **value_p, size_t *at_p, size_t *size_p,
+                      char *errbuf, size_t errlen)
+{
+    assert (value_p && key && at_p && size_p);
+    s_reader_t r = { .data = data, .size = data ? size : 0, .status = ZV_OK,
+                     .errbuf = errbuf, .errlen = errlen, .build = true,
+                     .defer_key = key, .defer_len = strlen (key) };
+    *value_p = s_decode_all (&r);
+    *at_p = *value_p ? r.defer_at : 0;
+    *size_p = *value_p ? r.defer_size : 0;
+    return *value_p ? ZV_OK : r.status;
 }
 
 //  Recovery: stepping over bytes without building anything
@@ -527,6 +642,8 @@ s_peek_broken (zv_pack_peek_t *field)
     field->str = NULL;
     field->len = 0;
     field->integer = 0;
+    field->at = 0;
+    field->size = 0;
 }
 
 static void
@@ -572,6 +689,11 @@ s_peek_value (zv_pack_peek_t *field, const uint8_t *bytes, size_t size)
                 return;
             break;
         }
+        case ZV_PACK_PEEK_BOOL:
+            if (tag != 0xc2 && tag != 0xc3)
+                return;
+            field->integer = tag == 0xc3;
+            break;
         case ZV_PACK_PEEK_KIND_COUNT:
             return;
     }
@@ -586,6 +708,8 @@ s_peek_reset (zv_pack_peek_t *fields, size_t count)
         fields [i].str = NULL;
         fields [i].len = 0;
         fields [i].integer = 0;
+        fields [i].at = 0;
+        fields [i].size = 0;
     }
 }
 
@@ -623,8 +747,11 @@ zv_pack_peek_map (const void *data, size_t size, zv_pack_peek_t *fields, size_t 
         bool whole = zv_pack_skip (bytes, size, &pos) == ZV_OK;
         for (size_t f = 0; key && f < count; f++)
             if (strlen (fields [f].key) == key_len && memcmp (fields [f].key, key, key_len) == 0) {
-                if (whole)
+                if (whole) {
                     s_peek_value (&fields [f], bytes + value_at, pos - value_at);
+                    fields [f].at = value_at;
+                    fields [f].size = pos - value_at;
+                }
                 else
                     s_peek_broken (&fields [f]);
             }
@@ -632,4 +759,172 @@ zv_pack_peek_map (const void *data, size_t size, zv_pack_peek_t *fields, size_t 
             return ZV_EINVAL;
     }
     return pos == size ? ZV_OK : ZV_EINVAL;
+}
+
+//  Writing by hand
+
+void
+zv_pack_buf_free (zv_pack_buf_t *buf)
+{
+    if (!buf)
+        return;
+    free (buf->data);
+    buf->data = NULL;
+    buf->size = buf->alloc = 0;
+}
+
+zv_status_t
+zv_pack_put_bytes (zv_pack_buf_t *buf, const void *data, size_t size)
+{
+    assert (buf);
+    if (size > buf->alloc - buf->size) {
+        size_t alloc = buf->alloc ? buf->alloc : 4096;
+        while (alloc - buf->size < size)
+            alloc *= 2;
+        uint8_t *grown = realloc (buf->data, alloc);
+        if (!grown)
+            return ZV_ENOMEM;
+        buf->data = grown;
+        buf->alloc = alloc;
+    }
+    if (size)
+        memcpy (buf->data + buf->size, data, size);
+    buf->size += size;
+    return ZV_OK;
+}
+
+//  A header: the one-byte form when count fits below small, else tag and
+//  a big-endian count of 2 or 4 bytes (wide16 / wide16 + 1).
+static zv_status_t
+s_put_header (zv_pack_buf_t *buf, uint8_t fix, size_t small, uint8_t wide16, size_t count)
+{
+    uint8_t head [5];
+    size_t len;
+    if (count < small) {
+        head [0] = (uint8_t) (fix | count);
+        len = 1;
+    }
+    else
+    if (count <= 0xffff) {
+        head [0] = wide16;
+        head [1] = (uint8_t) (count >> 8);
+        head [2] = (uint8_t) count;
+        len = 3;
+    }
+    else {
+        head [0] = (uint8_t) (wide16 + 1);
+        for (int i = 0; i < 4; i++)
+            head [1 + i] = (uint8_t) (count >> (24 - 8 * i));
+        len = 5;
+    }
+    return zv_pack_put_bytes (buf, head, len);
+}
+
+zv_status_t
+zv_pack_put_array (zv_pack_buf_t *buf, size_t count)
+{
+    return s_put_header (buf, 0x90, 16, 0xdc, count);
+}
+
+zv_status_t
+zv_pack_put_map (zv_pack_buf_t *buf, size_t count)
+{
+    return s_put_header (buf, 0x80, 16, 0xde, count);
+}
+
+zv_status_t
+zv_pack_put_str (zv_pack_buf_t *buf, const char *text, size_t len)
+{
+    size_t at = buf->size;
+    zv_status_t status;
+    if (len < 32) {
+        uint8_t head = (uint8_t) (0xa0 | len);
+        status = zv_pack_put_bytes (buf, &head, 1);
+    }
+    else
+    if (len <= 0xff) {
+        uint8_t head [2] = { 0xd9, (uint8_t) len };
+        status = zv_pack_put_bytes (buf, head, 2);
+    }
+    else                            //  str16 and str32 follow the array/map layout
+        status = s_put_header (buf, 0, 0, 0xda, len);
+    if (status == ZV_OK && (status = zv_pack_put_bytes (buf, text, len)) != ZV_OK)
+        buf->size = at;
+    return status;
+}
+
+static bool
+s_key_is (const uint8_t *key, size_t len, const char *name)
+{
+    return strlen (name) == len && memcmp (key, name, len) == 0;
+}
+
+zv_status_t
+zv_pack_put_map_edit (zv_pack_buf_t *buf, const void *map, size_t size,
+                      const char *const *drop, size_t ndrop,
+                      const zv_pack_set_t *set, size_t nset)
+{
+    assert (buf && map && (drop || !ndrop) && (set || !nset) && nset <= 32);
+    const uint8_t *bytes = map;
+    size_t end = 0;
+    if (!size || zv_pack_skip (map, size, &end) != ZV_OK || end != size)
+        return ZV_EINVAL;
+    size_t pos = 1;
+    uint64_t entries;
+    if (bytes [0] >= 0x80 && bytes [0] <= 0x8f)
+        entries = bytes [0] & 0x0f;
+    else
+    if (bytes [0] == 0xde || bytes [0] == 0xdf) {
+        size_t width = bytes [0] == 0xde ? 2 : 4;
+        entries = s_big_endian (bytes + 1, width);
+        pos += width;
+    }
+    else
+        return ZV_EINVAL;
+    //  Two walks: the first counts what stays (the header comes first),
+    //  the second copies.  zv_pack_skip checked the whole map above.
+    size_t first = pos;
+    bool present [32] = { false };
+    size_t count = 0;
+    for (int walk = 0; walk < 2; walk++) {
+        pos = first;
+        if (walk == 1) {
+            for (size_t s = 0; s < nset; s++)
+                count += set [s].value && !present [s];
+            if (zv_pack_put_map (buf, count) != ZV_OK)
+                return ZV_ENOMEM;
+        }
+        for (uint64_t i = 0; i < entries; i++) {
+            size_t key_at = pos;
+            (void) zv_pack_skip (bytes, size, &pos);
+            size_t value_at = pos;
+            (void) zv_pack_skip (bytes, size, &pos);
+            size_t key_len = 0;
+            const uint8_t *key = s_peek_str (bytes + key_at, value_at - key_at, &key_len);
+            bool dropped = false;
+            for (size_t d = 0; key && !dropped && d < ndrop; d++)
+                dropped = s_key_is (key, key_len, drop [d]);
+            const zv_pack_set_t *replace = NULL;
+            for (size_t s = 0; key && !dropped && !replace && s < nset; s++)
+                if (set [s].value && s_key_is (key, key_len, set [s].key)) {
+                    replace = &set [s];
+                    present [s] = true;
+                }
+            if (dropped)
+                continue;
+            if (walk == 0)
+                count++;
+            else
+            if (zv_pack_put_bytes (buf, bytes + key_at, value_at - key_at) != ZV_OK
+            ||  (replace ? zv_pack_put_bytes (buf, replace->value, replace->size)
+                         : zv_pack_put_bytes (buf, bytes + value_at, pos - value_at)) != ZV_OK)
+                return ZV_ENOMEM;
+        }
+    }
+    for (size_t s = 0; s < nset; s++)
+        if (set [s].value && !present [s]
+        &&  (zv_pack_put_str (buf, set [s].key, strlen (set [s].key)) != ZV_OK
+        ||   zv_pack_put_bytes (buf, set [s].value, set [s].size) != ZV_OK))
+            return ZV_ENOMEM;
+    return ZV_OK;
 }

@@ -39,6 +39,55 @@ zv_status_t zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf);
 zv_status_t zv_pack_decode (const void *data, size_t size, json_t **value_p,
                             char *errbuf, size_t errlen);
 
+//  Check data exactly as zv_pack_decode would (same limits, same reasons),
+//  building nothing: no allocation.  For bytes that are only passed on.
+zv_status_t zv_pack_check (const void *data, size_t size, char *errbuf, size_t errlen);
+
+//  zv_pack_decode, except that the value of the top-level map's key (the
+//  last one, if repeated) is checked but left out of *value_p: *at_p and
+//  *size_p give its span in data (size 0 when the key is absent), to be
+//  decoded later or passed on as bytes.  Used for a message's body.
+zv_status_t zv_pack_decode_defer (const void *data, size_t size, const char *key,
+                                  json_t **value_p, size_t *at_p, size_t *size_p,
+                                  char *errbuf, size_t errlen);
+
+//  A value that zv_pack_encode / zv_pack_append write as data[0..size)
+//  verbatim: bytes already in msgpack (a store record, a list built from
+//  records) join a tree without being decoded.  The caller vouches that
+//  they are one msgpack object zv_pack_decode accepts.  Only zova encodes
+//  it; to anything else it is an opaque object.  NULL when out of memory.
+json_t *zv_pack_raw (const void *data, size_t size);
+
+//  Writing msgpack by hand, for code that assembles a reply from bytes it
+//  already has (store records) instead of from a tree.  Each put appends
+//  the shortest form, as the encoder does; ZV_ENOMEM leaves buf as it was.
+typedef struct {
+    uint8_t *data;                  //  malloc'ed; zv_pack_buf_free frees it
+    size_t size, alloc;
+} zv_pack_buf_t;
+
+void zv_pack_buf_free (zv_pack_buf_t *buf);
+zv_status_t zv_pack_put_array (zv_pack_buf_t *buf, size_t count);
+zv_status_t zv_pack_put_map (zv_pack_buf_t *buf, size_t count);
+zv_status_t zv_pack_put_str (zv_pack_buf_t *buf, const char *text, size_t len);
+zv_status_t zv_pack_put_bytes (zv_pack_buf_t *buf, const void *data, size_t size);
+
+//  One key zv_pack_put_map_edit sets: its value as msgpack bytes.
+typedef struct {
+    const char *key;
+    const void *value;
+    size_t size;
+} zv_pack_set_t;
+
+//  Append a copy of the map at map[0..size) (one whole msgpack map, as
+//  zv_pack_skip steps over it) without the keys in drop[0..ndrop), and with
+//  each set[i] put in: in place of that key where the map has it, else
+//  added after the others in set order.  A set entry with a NULL value is
+//  skipped.  ZV_EINVAL when map is not a whole map.
+zv_status_t zv_pack_put_map_edit (zv_pack_buf_t *buf, const void *map, size_t size,
+                                  const char *const *drop, size_t ndrop,
+                                  const zv_pack_set_t *set, size_t nset);
+
 //  Recovery after a failed decode.  Both functions only read: no allocation,
 //  no recursion, time linear in size, and no length or count is believed
 //  beyond the bytes actually present.  They check structure (every header,
@@ -54,6 +103,7 @@ zv_status_t zv_pack_skip (const void *data, size_t size, size_t *pos_p);
 typedef enum {
     ZV_PACK_PEEK_STR,               //  string, valid UTF-8, no NUL
     ZV_PACK_PEEK_INT,               //  integer that fits int64
+    ZV_PACK_PEEK_BOOL,              //  true or false (in integer: 1 or 0)
     ZV_PACK_PEEK_KIND_COUNT
 } zv_pack_peek_kind_t;
 
@@ -65,6 +115,7 @@ typedef struct {
     const char *str;                //  out: borrowed from data, len bytes, not NUL-ended
     size_t len;                     //  out
     int64_t integer;                //  out
+    size_t at, size;                //  out: the value's span in data, whatever its kind
 } zv_pack_peek_t;
 
 //  Read the short scalar values of some keys of the map at data[0], stepping

@@ -9,8 +9,10 @@
 
 API="tcp://127.0.0.1:$(t_port)"
 export ZOVA_ENDPOINT=$API
+# Without ImagePropertiesFilter, so that an image no host can run reaches
+# libvirt, whose refusal is what the test checks.
 t_config "$T_DIR/zova.conf" "api.endpoint=$API" "scheduler.host_refresh_interval_ms=200" \
-    "conductor.housekeeping_interval=1"
+    "conductor.housekeeping_interval=1" "filter_scheduler.enabled_filters=ComputeFilter,PlacementFilter"
 t_start aio all "$T_DIR/zova.conf"
 t_wait_api 30 || { tail -20 "$T_DIR/aio.log"; exit 1; }
 HOST=$(hostname)
