@@ -1808,6 +1808,7 @@ s_service_view (self_t *self, json_t *rec)
     json_object_set_new (rec, "state", json_string (s_service_up (self, rec) ? "up" : "down"));
     json_object_set_new (rec, "status", json_string (
         json_is_true (json_object_get (rec, "disabled")) ? "disabled" : "enabled"));
+    json_object_del (rec, "updated_ms");
     return rec;
 }
 

@@ -551,6 +551,7 @@ static const column_t s_event_columns [] = {
 static const column_t s_service_columns [] = {
     { "ID", "id" }, { "Binary", "binary" }, { "Host", "host" }, { "Zone", "zone" },
     { "Status", "status" }, { "State", "state" }, { "Updated At", "updated_at" },
+    { "Disabled Reason", "disabled_reason" },
     { NULL, NULL }
 };
 static const column_t s_hypervisor_columns [] = {
@@ -1394,6 +1395,36 @@ s_cmd_flavor_create (cli_t *cli)
     return rc;
 }
 
+//  compute service set [--enable|--disable [--reason R]] HOST [BINARY]
+static int
+s_cmd_service_set (cli_t *cli)
+{
+    bool enable = s_opt_flag (cli, "enable");
+    bool disable = s_opt_flag (cli, "disable");
+    if (enable == disable) {
+        s_fail ("compute service set needs exactly one of --enable and --disable");
+        return ZOVA_EXIT_USAGE;
+    }
+    json_t *body = s_body_from_opts (cli);
+    //  --reason is the short form of the openstack client's --disable-reason.
+    const char *reason = json_string_value (s_opt (cli, "reason"));
+    if (reason && !json_object_get (body, "disabled_reason"))
+        json_object_set_new (body, "disabled_reason", json_string (reason));
+    if (enable)
+        json_object_del (body, "disabled_reason");
+    json_object_set_new (body, "host", json_string (cli->args [0]));
+    if (cli->nargs > 1)
+        json_object_set_new (body, "binary", json_string (cli->args [1]));
+    json_object_set_new (body, "disabled", json_boolean (disable));
+    json_t *reply = s_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *service = s_reply_member (reply, "service", false, cli->cmd->type);
+    int rc = service ? s_print_show (cli, &s_res_service, service) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
 //  Read up to len bytes, retrying short reads; the count read, or -1.
 static ssize_t
 s_read_full (int fd, void *buf, size_t len)
@@ -1696,6 +1727,14 @@ static const opt_spec_t s_service_list_opts [] = {
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
+static const opt_spec_t s_service_set_opts [] = {
+    { "enable",         OPT_FLAG, NULL,     NULL,              false, 0, NULL },
+    { "disable",        OPT_FLAG, NULL,     NULL,              false, 0, NULL },
+    { "disable-reason", OPT_STR,  "REASON", "disabled_reason", false, 0, NULL },
+    { "reason",         OPT_STR,  "REASON", NULL,              false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
 static const command_t s_commands [] = {
     { "flavor create", s_cmd_flavor_create, "api.flavor_create", &s_res_flavor,
       s_flavor_create_opts, "NAME", 1, 1, "create a flavor" },
@@ -1728,6 +1767,8 @@ static const command_t s_commands [] = {
 
     { "compute service list", s_cmd_list, "api.service_list", &s_res_service,
       s_service_list_opts, "", 0, 0, "list compute services" },
+    { "compute service set", s_cmd_service_set, "api.service_set", &s_res_service,
+      s_service_set_opts, "HOST [BINARY]", 1, 2, "enable or disable a service (default: compute)" },
     { "hypervisor list", s_cmd_list, "api.hypervisor_list", &s_res_hypervisor,
       NULL, "", 0, 0, "list hypervisors" },
     { "hypervisor show", s_cmd_show, "api.hypervisor_show", &s_res_hypervisor,

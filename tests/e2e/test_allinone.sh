@@ -83,6 +83,19 @@ t_eq "its claim is released" "$BEFORE" \
 t_eq "event list of odd: create Error" "create:Error" \
     "$(t_zova server event list odd -f json | t_json '" ".join(e["action"]+":"+str(e["result"]) for e in d)')"
 
+# A disabled compute gets no new instances; the reason is shown.
+t_check "disable the compute service" t_zova compute service set --disable --reason "disk swap" "$HOST"
+t_eq "service list shows disabled and why" "disabled disk swap" \
+    "$(t_zova compute service list --service compute -f json | t_json '"%s %s" % (d[0]["status"], d[0]["disabled_reason"])')"
+sleep 0.5   # one scheduler refresh (200 ms here)
+t_check_fails "a disabled host gets nothing" "No valid host was found" \
+    t_zova server create --flavor m1.tiny --image cirros --wait shunned
+t_check "enable it again" t_zova compute service set --enable "$HOST"
+sleep 0.5
+t_check "an enabled host builds again" t_zova server create --flavor m1.tiny --image cirros --wait welcome
+t_check_fails "--enable and --disable together refused" "exactly one" t_zova compute service set --enable --disable "$HOST"
+t_check_fails "unknown host refused" "could not be found" t_zova compute service set --disable nohost
+
 # Action log.
 t_eq "event list: create Success" "create:Success" \
     "$(t_zova server event list web -f json | t_json '" ".join(e["action"]+":"+str(e["result"]) for e in d)')"
@@ -91,7 +104,7 @@ t_eq "event list of big: create Error" "create:Error" \
 
 # Delete: domain gone, resources released, record kept.
 WEB_ID=$(t_zova server show web -f json | t_json 'd["id"]')
-t_check "delete --wait" t_zova server delete --wait web app-1 app-2 app-3 big odd
+t_check "delete --wait" t_zova server delete --wait web app-1 app-2 app-3 big odd shunned welcome
 t_eq "no live servers left" "0" "$(t_zova server list -f json | t_json 'len(d)')"
 t_eq "--deleted shows them DELETED" "DELETED" \
     "$(t_zova server list --deleted -f json | t_json '" ".join(sorted(set(s["status"] for s in d)))')"
