@@ -2,6 +2,10 @@
 # deps.sh: install every Debian package zova needs to build, test and run.
 # Idempotent: asks apt only for what dpkg says is missing, so `make` may call
 # it whenever a library is absent without touching a complete machine.
+#
+# --guest (opt-in) also installs what the real-guest tests need: a libvirtd
+# with its QEMU driver, QEMU for x86 (TCG), qemu-img, and the Debian packages
+# scripts/build-test-guest.sh builds the tiny test guest from.
 set -euo pipefail
 
 PACKAGES=(
@@ -12,6 +16,22 @@ PACKAGES=(
   libjansson-dev uuid-dev libinih-dev libcmocka-dev libsodium-dev
   valgrind procps psmisc
 )
+
+# libvirt-daemon-driver-qemu and ipxe-qemu come in as dependencies; named here
+# so that a missing one (the virtio NIC needs ipxe's option ROM) is reinstalled.
+GUEST_PACKAGES=(
+  libvirt-daemon-system libvirt-daemon-driver-qemu
+  qemu-system-x86 ipxe-qemu qemu-utils
+  linux-image-amd64 busybox-static qemu-guest-agent
+  e2fsprogs cpio xz-utils
+)
+
+for arg in "$@"; do
+  case "$arg" in
+    --guest) PACKAGES+=("${GUEST_PACKAGES[@]}") ;;
+    *) echo "usage: deps.sh [--guest]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
