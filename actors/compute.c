@@ -97,6 +97,17 @@ s_virt_ready (self_t *self)
     return true;
 }
 
+//  One class of inventory; a class the host has none of is left out.
+static void
+s_inventory (json_t *inventories, const char *name, json_int_t total, json_int_t reserved, double ratio)
+{
+    if (total <= 0)
+        return;
+    json_object_set_new (inventories, name, json_pack ("{s:I, s:I, s:i, s:I, s:i, s:f}",
+        "total", total, "reserved", reserved, "min_unit", 1, "max_unit", total,
+        "step_size", 1, "allocation_ratio", ratio));
+}
+
 //  Heartbeat payload: the host's inventory and how many zova domains run.
 static json_t *
 s_node_report (void *actor)
@@ -118,14 +129,21 @@ s_node_report (void *actor)
         if (statvfs (path, &fs) == 0 || statvfs (".", &fs) == 0)
             local_gb = (int64_t) ((double) fs.f_blocks * (double) fs.f_frsize / (1024.0 * 1024 * 1024));
     }
-    json_object_set_new (info, "local_gb", json_integer (local_gb));
     json_object_set_new (info, "running_vms", json_integer ((json_int_t) json_array_size (domains)));
-    json_object_set_new (info, "cpu_allocation_ratio", json_real (self->cfg.cpu_allocation_ratio));
-    json_object_set_new (info, "ram_allocation_ratio", json_real (self->cfg.ram_allocation_ratio));
-    json_object_set_new (info, "disk_allocation_ratio", json_real (self->cfg.disk_allocation_ratio));
-    json_object_set_new (info, "reserved_host_memory_mb", json_integer (self->cfg.reserved_host_memory_mb));
-    json_object_set_new (info, "reserved_host_disk_mb", json_integer (self->cfg.reserved_host_disk_mb));
     json_decref (domains);
+    //  The host as a resource provider: one inventory per class, with the
+    //  ratios and reservations of this host's config (placement's model).
+    json_int_t vcpus = json_integer_value (json_object_get (info, "vcpus"));
+    json_int_t memory_mb = json_integer_value (json_object_get (info, "memory_mb"));
+    json_t *inventories = json_object ();
+    s_inventory (inventories, "VCPU", vcpus, 0, self->cfg.cpu_allocation_ratio);
+    s_inventory (inventories, "MEMORY_MB", memory_mb, self->cfg.reserved_host_memory_mb,
+                 self->cfg.ram_allocation_ratio);
+    s_inventory (inventories, "DISK_GB", local_gb, (self->cfg.reserved_host_disk_mb + 1023) / 1024,
+                 self->cfg.disk_allocation_ratio);
+    json_object_set_new (info, "inventories", inventories);
+    json_object_del (info, "vcpus");
+    json_object_del (info, "memory_mb");
     return info;
 }
 
@@ -164,11 +182,12 @@ s_build_report (self_t *self, s_build_t *build, zv_status_t status, const char *
                              "created", zv_iso8601 (zv_now_ms (), now));
     zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
     zv_msg_set_rq (msg, build->rq);
-    json_t *body = json_pack ("{s:s, s:[s], s:o, s:s, s:s, s:b}", "uuid", build->uuid,
+    //  A failed build is the conductor's to reschedule (build_failed).
+    json_t *body = json_pack ("{s:s, s:[s], s:o, s:s, s:s, s:b, s:b}", "uuid", build->uuid,
                               "expected_task_state", "spawning", "changes", changes,
                               "action_request_id", build->rq,
                               "action_result", status == ZV_OK ? "Success" : "Error",
-                              "release_claim", status != ZV_OK);
+                              "release_claim", status != ZV_OK, "build_failed", status != ZV_OK);
     if (status != ZV_OK)
         json_object_set_new (body, "action_message", json_string (error));
     zv_msg_set_body (msg, &body);

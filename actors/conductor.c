@@ -33,6 +33,9 @@
 #include "../proto/zv_msg.h"
 #include "../proto/zv_pack.h"
 #include "../store/zv_store.h"
+#include "../store/zv_placement.h"
+#include "../store/zv_aggregate.h"
+#include "../store/zv_group.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -61,6 +64,8 @@ typedef struct {
     json_t *spec;                   //  request spec (resources, project, zone)
     json_t *ignore_hosts;           //  hosts excluded (failed attempts)
     int attempt;
+    int min_count;                  //  all or nothing up to this many
+    char last_failure [600];        //  why the previous attempt failed, if it did
     char rq [72];
     char scheduler [320];           //  who was asked
     int64_t queued_ms;
@@ -77,6 +82,7 @@ struct _self_t {
     int64_t started_ms;
     char images_dir [1100];
     zhashx_t *schedulers;           //  identity -> last heartbeat (mono ms, boxed)
+    zhashx_t *failed_builds;        //  host -> builds failed since its last success (boxed)
     zlistx_t *waiting;              //  s_job_t waiting for a live scheduler
     size_t next_scheduler;
     //  The current batch.
@@ -287,6 +293,7 @@ s_server_view (json_t *rec)
     json_object_del (rec, "_rv");
     json_object_del (rec, "created_ms");
     json_object_del (rec, "updated_ms");
+    json_object_del (rec, "request_spec");
     return rec;
 }
 
@@ -429,34 +436,33 @@ s_service_heartbeat (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, 
 
     json_t *report = json_object_get (zv_msg_body (msg), "node");
     if (strcmp (binary, "compute") == 0 && json_is_object (report)) {
-        json_t *node = NULL;
-        if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
-            char uuid [ZV_UUID_LEN + 1];
-            zv_uuid_new (uuid);
-            node = json_pack ("{s:s, s:s, s:s, s:i, s:i, s:i}", "id", uuid, "host", host,
-                              "hypervisor_hostname", host, "vcpus_used", 0,
-                              "memory_mb_used", 0, "local_gb_used", 0);
-        }
-        //  Totals and facts come from the host; usage is the store's own
-        //  (allocations), so a report never undoes a claim.
-        static const char *reported [] = {
-            "vcpus", "memory_mb", "local_gb", "running_vms", "hypervisor_type",
-            "hypervisor_version", "cpu_model", "uri", "cpu_allocation_ratio",
-            "ram_allocation_ratio", "disk_allocation_ratio", "reserved_host_memory_mb",
-            "reserved_host_disk_mb", NULL };
+        //  The inventories go through placement (usages and admin
+        //  overrides are the store's own, so a report never undoes a claim);
+        //  the host's facts are kept beside them.
+        char reason [512];
         bool changed = false;
-        for (int index = 0; reported [index]; index++) {
-            json_t *value = json_object_get (report, reported [index]);
-            if (value && !json_equal (value, json_object_get (node, reported [index]))) {
-                json_object_set (node, reported [index], value);
-                changed = true;
+        json_t *inventories = json_object_get (report, "inventories");
+        if (json_is_object (inventories)
+        &&  zv_placement_report (txn, host, inventories, &changed, reason, sizeof reason) != ZV_OK)
+            zv_warning (ACTOR, zv_msg_rq (msg), "compute %s reported a bad inventory: %s", host, reason);
+        json_t *node = NULL;
+        if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) == ZV_OK) {
+            static const char *facts [] = {
+                "running_vms", "hypervisor_type", "hypervisor_version", "cpu_model", "cpu_arch", "uri", NULL };
+            bool facts_changed = false;
+            for (int index = 0; facts [index]; index++) {
+                json_t *value = json_object_get (report, facts [index]);
+                if (value && !json_equal (value, json_object_get (node, facts [index]))) {
+                    json_object_set (node, facts [index], value);
+                    facts_changed = true;
+                }
             }
+            if (facts_changed)
+                status = zv_store_put (txn, ZV_TABLE_NODES, host, node);
+            json_decref (node);
         }
-        if (changed) {
-            json_object_set_new (node, "generation", json_integer (++self->generation));
-            status = zv_store_put (txn, ZV_TABLE_NODES, host, node);
-        }
-        json_decref (node);
+        if (changed || status != ZV_OK)
+            self->generation++;
         if (status != ZV_OK)
             return status;
     }
@@ -790,103 +796,51 @@ s_image_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
 }
 
 //  ---------------------------------------------------------------------
-//  Placement: claims against a host's node record, in the caller's txn.
+//  Claims: placement (store/zv_placement.c) plus the instance's CAS and the
+//  server group's late check, in one transaction.
 
-typedef struct {
-    json_int_t vcpus, ram_mb, disk_gb;
-} s_resources_t;
-
-static s_resources_t
-s_spec_resources (const json_t *spec)
-{
-    s_resources_t res = { s_int (spec, "vcpus"), s_int (spec, "ram_mb"), s_int (spec, "disk_gb") };
-    return res;
-}
-
-//  Capacity of one resource as Nova's placement computes it.
-static double
-s_capacity (const json_t *node, const char *total, const char *ratio, json_int_t reserved)
-{
-    double ratio_value = json_number_value (json_object_get (node, ratio));
-    if (ratio_value <= 0)
-        ratio_value = 1.0;
-    return ((double) s_int (node, total) - (double) reserved) * ratio_value;
-}
-
-static bool
-s_node_fits (const json_t *node, s_resources_t res)
-{
-    return s_int (node, "vcpus_used") + res.vcpus
-            <= s_capacity (node, "vcpus", "cpu_allocation_ratio", 0)
-        && s_int (node, "memory_mb_used") + res.ram_mb
-            <= s_capacity (node, "memory_mb", "ram_allocation_ratio", s_int (node, "reserved_host_memory_mb"))
-        && s_int (node, "local_gb_used") + res.disk_gb
-            <= s_capacity (node, "local_gb", "disk_allocation_ratio", s_int (node, "reserved_host_disk_mb") / 1024);
-}
-
-static zv_status_t
-s_node_add_usage (self_t *self, zv_txn_t *txn, const char *host, s_resources_t res, int sign)
-{
-    json_t *node = NULL;
-    zv_status_t status = zv_store_get (txn, ZV_TABLE_NODES, host, &node);
-    if (status != ZV_OK)
-        return status;
-    json_object_set_new (node, "vcpus_used", json_integer (s_int (node, "vcpus_used") + sign * res.vcpus));
-    json_object_set_new (node, "memory_mb_used", json_integer (s_int (node, "memory_mb_used") + sign * res.ram_mb));
-    json_object_set_new (node, "local_gb_used", json_integer (s_int (node, "local_gb_used") + sign * res.disk_gb));
-    json_object_set_new (node, "generation", json_integer (++self->generation));
-    status = zv_store_put (txn, ZV_TABLE_NODES, host, node);
-    json_decref (node);
-    return status;
-}
-
-//  Release the claim of consumer uuid, if any.  Never fails for "no claim".
 static zv_status_t
 s_release (self_t *self, zv_txn_t *txn, const char *uuid)
 {
-    json_t *allocation = NULL;
-    if (zv_store_get (txn, ZV_TABLE_ALLOCATIONS, uuid, &allocation) != ZV_OK)
-        return ZV_OK;
-    s_resources_t res = s_spec_resources (allocation);
-    zv_status_t status = s_node_add_usage (self, txn, s_str (allocation, "host"), res, -1);
-    if (status == ZV_OK || status == ZV_ENOTFOUND)
-        status = zv_store_del (txn, ZV_TABLE_ALLOCATIONS, uuid);
-    json_decref (allocation);
-    return status;
+    self->generation++;
+    return zv_placement_release (txn, uuid);
 }
 
-//  Claim res on host for instance uuid (still in scheduling): node usage,
-//  allocation record and instance host, all or nothing in txn.
+//  Claim resources on host for instance uuid (still in scheduling): its
+//  allocation, the provider's usage and the instance's host, all or
+//  nothing in txn.  A hard server-group policy is checked here too, where
+//  every member's committed host is visible (Nova's late check).
 static zv_status_t
-s_claim (self_t *self, zv_txn_t *txn, const char *uuid, const char *host, s_resources_t res,
+s_claim (self_t *self, zv_txn_t *txn, const char *uuid, const char *host, const json_t *spec,
          json_t **rec_p, char *errbuf, size_t errlen)
 {
-    json_t *node = NULL;
-    if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
-        snprintf (errbuf, errlen, "host %s is unknown", host);
-        return ZV_ENOTFOUND;
+    const char *group_id = s_str (spec, "group_id");
+    json_t *group = NULL;
+    //  A group deleted meanwhile binds nothing.
+    if (group_id && zv_group_find (txn, group_id, NULL, &group, errbuf, errlen) == ZV_OK) {
+        zv_status_t status = zv_group_check (txn, group, uuid, host, errbuf, errlen);
+        json_decref (group);
+        if (status != ZV_OK)
+            return status;
     }
-    bool fits = s_node_fits (node, res);
-    json_decref (node);
-    if (!fits) {
-        snprintf (errbuf, errlen, "host %s has no room", host);
-        return ZV_ECONFLICT;
+    zv_status_t status = zv_placement_claim (txn, uuid, s_str (spec, "project_id"), host,
+                                             json_object_get (spec, "resources"), errbuf, errlen);
+    if (status == ZV_EEXIST) {
+        //  A leftover claim of this consumer (a retried build): replace it.
+        status = zv_placement_release (txn, uuid);
+        if (status == ZV_OK)
+            status = zv_placement_claim (txn, uuid, s_str (spec, "project_id"), host,
+                                         json_object_get (spec, "resources"), errbuf, errlen);
     }
+    if (status != ZV_OK)
+        return status;
     json_t *expected = json_pack ("[s]", "scheduling");
     json_t *changes = json_pack ("{s:s, s:s}", "host", host, "node", host);
-    zv_status_t status = zv_store_instance_cas (txn, uuid, expected, changes, rec_p, errbuf, errlen);
+    status = zv_store_instance_cas (txn, uuid, expected, changes, rec_p, errbuf, errlen);
     json_decref (expected);
     json_decref (changes);
     if (status == ZV_OK)
-        status = s_node_add_usage (self, txn, host, res, +1);
-    if (status == ZV_OK) {
-        char now [32];
-        json_t *allocation = json_pack ("{s:s, s:s, s:I, s:I, s:I, s:s}", "consumer", uuid,
-                                        "host", host, "vcpus", res.vcpus, "ram_mb", res.ram_mb,
-                                        "disk_gb", res.disk_gb, "created_at", s_iso_now (now));
-        status = zv_store_put (txn, ZV_TABLE_ALLOCATIONS, uuid, allocation);
-        json_decref (allocation);
-    }
+        self->generation++;
     return status;
 }
 
@@ -929,6 +883,11 @@ s_finish_delete (self_t *self, zv_txn_t *txn, const char *uuid, const char *acti
         status = s_release (self, txn, uuid);
     if (status == ZV_OK && action_rq && *action_rq)
         zv_store_action_finish (txn, uuid, action_rq, "Success", NULL);
+    //  A deleted server leaves its group.
+    json_t *rec = NULL;
+    if (status == ZV_OK && zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) == ZV_OK && s_str (rec, "group_id"))
+        status = zv_group_remove_member (txn, s_str (rec, "group_id"), uuid);
+    json_decref (rec);
     return status;
 }
 
@@ -1079,55 +1038,100 @@ s_select_done (void *actor, void *ctx, zv_msg_t *reply)
     }
     if (zv_msg_status (reply) != ZV_OK) {
         zv_status_t status = zv_msg_status (reply);
-        char message [600];
+        char message [1200];
         if (status == ZV_ENOVALIDHOST)
-            snprintf (message, sizeof message, NO_VALID_HOST);
+            snprintf (message, sizeof message, NO_VALID_HOST "%s%s", *job->last_failure ? " " : "",
+                      job->last_failure);
         else
-            snprintf (message, sizeof message, NO_VALID_HOST " (scheduler: %s)", zv_msg_error_text (reply));
+            snprintf (message, sizeof message, NO_VALID_HOST " (scheduler: %s)%s%s", zv_msg_error_text (reply),
+                      *job->last_failure ? " " : "", job->last_failure);
         s_job_fail (self, job, ZV_ENOVALIDHOST, message);
         s_job_destroy (&job);
         return;
     }
+    //  Every claim of the job in one nested transaction: multi-create is
+    //  all or nothing up to min_count, so the claims commit only when at
+    //  least that many instances got a host.
     json_t *destinations = json_object_get (zv_msg_body (reply), "destinations");
-    s_resources_t res = s_spec_resources (job->spec);
-    json_t *expected = json_pack ("[s]", "scheduling");
+    zv_txn_t *job_txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+    if (!job_txn) {
+        s_job_fail (self, job, ZV_EIO, "cannot open a store transaction for the claims");
+        s_job_destroy (&job);
+        return;
+    }
+    json_t *placed = json_array ();         //  claimed instance records
+    json_t *unplaced = json_array ();       //  uuids with no host
+    size_t gone = 0;                        //  deleted meanwhile
     size_t index;
     json_t *uuid_value;
     json_array_foreach (job->uuids, index, uuid_value) {
         const char *uuid = json_string_value (uuid_value);
         json_t *hosts = json_array_get (destinations, index);
-        bool claimed = false;
-        for (size_t choice = 0; choice < json_array_size (hosts) && !claimed; choice++) {
+        bool claimed = false, deleted = false;
+        for (size_t choice = 0; choice < json_array_size (hosts) && !claimed && !deleted; choice++) {
             const char *host = json_string_value (json_array_get (hosts, choice));
             if (!host)
                 continue;
-            char errbuf [512];
+            char errbuf [512] = "";
             json_t *rec = NULL;
-            zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
-            if (!txn)
-                break;
-            zv_status_t status = s_claim (self, txn, uuid, host, res, &rec, errbuf, sizeof errbuf);
+            zv_txn_t *txn = zv_txn_begin (self->store, job_txn, true);
+            zv_status_t status = txn ? s_claim (self, txn, uuid, host, job->spec, &rec, errbuf, sizeof errbuf)
+                                     : ZV_EIO;
             if (status == ZV_OK && zv_txn_commit (&txn) == ZV_OK) {
                 claimed = true;
-                s_cast_build (self, rec, job);
+                json_array_append (placed, rec);
             }
             else {
                 zv_txn_abort (&txn);
                 zv_debug (ACTOR, job->rq, "claim of %s on %s: %s", uuid, host, errbuf);
-                if (status == ZV_ECONFLICT && strstr (errbuf, "Conflict updating"))
-                    break;          //  deleted meanwhile: nothing to build
+                deleted = status == ZV_ECONFLICT && strstr (errbuf, "Conflict updating");
             }
             json_decref (rec);
         }
-        if (!claimed) {
+        if (deleted)
+            gone++;
+        else
+        if (!claimed)
+            json_array_append (unplaced, uuid_value);
+    }
+    size_t live = json_array_size (job->uuids) - gone;
+    size_t need = (size_t) (job->min_count > 0 ? job->min_count : 1);
+    if (need > live)
+        need = live;
+    char message [800];
+    if (*job->last_failure)
+        snprintf (message, sizeof message, NO_VALID_HOST " %s", job->last_failure);
+    else
+        snprintf (message, sizeof message, NO_VALID_HOST);
+    if (json_array_size (placed) < need) {
+        zv_txn_abort (&job_txn);
+        if (json_array_size (placed))
+            zv_info (ACTOR, job->rq, "only %zu of the minimum %zu instances fit: none is built",
+                     json_array_size (placed), need);
+        s_job_fail (self, job, ZV_ENOVALIDHOST, message);
+    }
+    else
+    if (zv_txn_commit (&job_txn) != ZV_OK)
+        s_job_fail (self, job, ZV_EIO, "cannot commit the claims");
+    else {
+        json_t *rec;
+        json_array_foreach (placed, index, rec)
+            s_cast_build (self, rec, job);
+        //  Beyond the minimum, what found no host is in ERROR, as a
+        //  build with no valid host is.
+        json_t *expected = json_pack ("[s]", "scheduling");
+        json_array_foreach (unplaced, index, uuid_value) {
             zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
-            if (txn && s_fail_build (self, txn, uuid, expected, ZV_ENOVALIDHOST, NO_VALID_HOST) == ZV_OK)
+            if (txn && s_fail_build (self, txn, json_string_value (uuid_value), expected,
+                                     ZV_ENOVALIDHOST, message) == ZV_OK)
                 zv_txn_commit (&txn);
             else
                 zv_txn_abort (&txn);
         }
+        json_decref (expected);
     }
-    json_decref (expected);
+    json_decref (placed);
+    json_decref (unplaced);
     s_job_destroy (&job);
 }
 
@@ -1174,6 +1178,8 @@ s_build_unreachable (self_t *self, json_t *arg)
     job->ignore_hosts = json_copy (json_object_get (arg, "ignore_hosts"));
     json_array_append_new (job->ignore_hosts, json_string (host));
     job->attempt = attempt + 1;
+    job->min_count = 1;
+    snprintf (job->last_failure, sizeof job->last_failure, "(host %s was unreachable)", host);
     snprintf (job->rq, sizeof job->rq, "%s", rq ? rq : "");
     job->queued_ms = zv_mono_ms ();
     zv_info (ACTOR, rq, "rescheduling %s (attempt %d): %s is unreachable", uuid, job->attempt, host);
@@ -1182,6 +1188,133 @@ s_build_unreachable (self_t *self, json_t *arg)
 
 //  ---------------------------------------------------------------------
 //  Servers
+
+//  The zones that exist: the default one and every aggregate's.
+static bool
+s_zone_exists (self_t *self, zv_txn_t *txn, const char *zone)
+{
+    if (strcmp (zone, self->cfg.default_availability_zone) == 0)
+        return true;
+    json_t *all = zv_aggregate_list (txn);
+    size_t index;
+    json_t *aggregate;
+    bool found = false;
+    json_array_foreach (all, index, aggregate)
+        found |= s_str (aggregate, "availability_zone") && strcmp (s_str (aggregate, "availability_zone"), zone) == 0;
+    json_decref (all);
+    return found;
+}
+
+//  Resolve the instances a same_host / different_host hint names (one
+//  uuid or an array of them) to the hosts they are on.
+static zv_status_t
+s_hint_hosts (zv_txn_t *txn, const char *hint, json_t *value, json_t **hosts_p,
+              char *errbuf, size_t errlen)
+{
+    json_t *uuids = json_is_array (value) ? json_incref (value) : json_pack ("[O]", value);
+    json_t *hosts = json_array ();
+    zv_status_t status = ZV_OK;
+    size_t index;
+    json_t *uuid;
+    json_array_foreach (uuids, index, uuid) {
+        json_t *rec = NULL;
+        if (!json_is_string (uuid) || !zv_uuid_valid (json_string_value (uuid))) {
+            snprintf (errbuf, errlen, "Invalid scheduler hint %s: '%s' is not a server UUID.", hint,
+                      json_is_string (uuid) ? json_string_value (uuid) : "(not a string)");
+            status = ZV_EINVAL;
+            break;
+        }
+        if (zv_store_get (txn, ZV_TABLE_INSTANCES, json_string_value (uuid), &rec) != ZV_OK
+        ||  json_is_true (json_object_get (rec, "deleted"))) {
+            snprintf (errbuf, errlen, "Invalid scheduler hint %s: server %s could not be found.", hint,
+                      json_string_value (uuid));
+            json_decref (rec);
+            status = ZV_EINVAL;
+            break;
+        }
+        if (s_str (rec, "host"))
+            json_array_append (hosts, json_object_get (rec, "host"));
+        json_decref (rec);
+    }
+    json_decref (uuids);
+    if (status == ZV_OK)
+        *hosts_p = hosts;
+    else
+        json_decref (hosts);
+    return status;
+}
+
+//  Nova's request spec, from the request, flavor and image: resources
+//  (placement classes), zone (and a forced host for "AZ:HOST"), flavor
+//  extra specs, image properties, hints resolved to hosts, server group.
+static zv_status_t
+s_request_spec (self_t *self, zv_txn_t *txn, const zv_msg_t *msg, const json_t *flavor,
+                const json_t *image, json_t **spec_p, char *errbuf, size_t errlen)
+{
+    const char *project = zv_msg_get_str (msg, "project_id");
+    json_t *spec = json_pack ("{s:o, s:s, s:{s:O}, s:{s:O}}",
+        "resources", zv_placement_flavor_resources (flavor),
+        "project_id", project ? project : "",
+        "flavor", "extra_specs", json_object_get (flavor, "extra_specs") ? json_object_get (flavor, "extra_specs") : json_null (),
+        "image", "properties", json_object_get (image, "properties") ? json_object_get (image, "properties") : json_null ());
+    zv_status_t status = ZV_OK;
+    const char *requested = zv_msg_get_str (msg, "availability_zone");
+    if (requested && *requested) {
+        char zone [256], host [256] = "";
+        const char *colon = strchr (requested, ':');
+        snprintf (zone, sizeof zone, "%.*s", colon ? (int) (colon - requested) : (int) strlen (requested), requested);
+        if (colon)
+            snprintf (host, sizeof host, "%s", colon + 1);
+        if (*zone && !s_zone_exists (self, txn, zone)) {
+            snprintf (errbuf, errlen, "The requested availability zone is not available: %s", zone);
+            status = ZV_EINVAL;
+        }
+        json_t *node = NULL;
+        if (status == ZV_OK && *host && zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
+            snprintf (errbuf, errlen, "Compute host %s could not be found.", host);
+            status = ZV_EINVAL;
+        }
+        json_decref (node);
+        if (*zone)
+            json_object_set_new (spec, "availability_zone", json_string (zone));
+        if (*host)
+            json_object_set_new (spec, "force_host", json_string (host));
+    }
+    json_t *hints = json_object_get (zv_msg_body (msg), "hints");
+    static const char *host_hints [] = { "same_host", "different_host", NULL };
+    for (int index = 0; status == ZV_OK && host_hints [index]; index++) {
+        json_t *value = json_object_get (hints, host_hints [index]);
+        json_t *hosts = NULL;
+        if (value && (status = s_hint_hosts (txn, host_hints [index], value, &hosts, errbuf, errlen)) == ZV_OK)
+            json_object_set_new (spec, host_hints [index], hosts);
+    }
+    json_t *group_hint = json_object_get (hints, "group");
+    if (status == ZV_OK && group_hint) {
+        json_t *group = NULL;
+        if (!json_is_string (group_hint)) {
+            snprintf (errbuf, errlen, "Invalid scheduler hint group: a server group ID is expected.");
+            status = ZV_EINVAL;
+        }
+        else
+        if (zv_group_find (txn, json_string_value (group_hint), project, &group, errbuf, errlen) != ZV_OK) {
+            snprintf (errbuf, errlen, "Invalid scheduler hint group: server group %s could not be found.",
+                      json_string_value (group_hint));
+            status = ZV_EINVAL;
+        }
+        else {
+            json_object_set (spec, "group_id", json_object_get (group, "id"));
+            json_object_set_new (spec, "group", json_pack ("{s:O, s:O, s:o}",
+                "policy", json_object_get (group, "policy"), "rules", json_object_get (group, "rules"),
+                "hosts", zv_group_hosts (txn, group, NULL)));
+        }
+        json_decref (group);
+    }
+    if (status == ZV_OK)
+        *spec_p = spec;
+    else
+        json_decref (spec);
+    return status;
+}
 
 static zv_status_t
 s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
@@ -1212,20 +1345,24 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
                   (long long) min_count, (long long) max_count);
         status = ZV_EINVAL;
     }
+    json_t *spec = NULL;
+    if (status == ZV_OK)
+        status = s_request_spec (self, txn, msg, flavor, image, &spec, errbuf, errlen);
     if (status != ZV_OK) {
         json_decref (flavor);
         json_decref (image);
         return status;
     }
     const char *name = zv_msg_get_str (msg, "name");
-    const char *zone = zv_msg_get_str (msg, "availability_zone");
     json_t *metadata = json_object_get (zv_msg_body (msg), "metadata");
-    json_t *flavor_copy = json_pack ("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}",
+    json_t *flavor_copy = json_pack ("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:o}",
         "id", json_object_get (flavor, "id"), "name", json_object_get (flavor, "name"),
         "vcpus", json_object_get (flavor, "vcpus"), "ram_mb", json_object_get (flavor, "ram_mb"),
         "disk_gb", json_object_get (flavor, "disk_gb"),
         "ephemeral_gb", json_object_get (flavor, "ephemeral_gb"),
-        "swap_mb", json_object_get (flavor, "swap_mb"));
+        "swap_mb", json_object_get (flavor, "swap_mb"),
+        "extra_specs", json_is_object (json_object_get (flavor, "extra_specs"))
+                       ? json_deep_copy (json_object_get (flavor, "extra_specs")) : json_object ());
     //  The image's properties travel with the instance: they shape its
     //  domain (hw_architecture, ...), as Glance image metadata does in Nova.
     json_t *properties = json_object_get (image, "properties");
@@ -1258,12 +1395,19 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
             "created", now, "created_ms", (json_int_t) now_ms, "updated", now, "updated_ms", (json_int_t) now_ms,
             "launched_at", "deleted", 0, "deleted_at",
             "reservation_id", reservation, "launch_index", (json_int_t) (index - 1),
-            "availability_zone", zone ? zone : "nova",
+            "availability_zone", s_str (spec, "availability_zone") ? s_str (spec, "availability_zone")
+                                                                    : self->cfg.default_availability_zone,
             "metadata", json_is_object (metadata) ? json_incref (metadata) : json_object (),
             "request_id", rq ? rq : "");
+        //  What a reschedule needs to ask again, and the group to leave on delete.
+        json_object_set (rec, "request_spec", spec);
+        if (s_str (spec, "group_id"))
+            json_object_set (rec, "group_id", json_object_get (spec, "group_id"));
         status = zv_store_insert (txn, ZV_TABLE_INSTANCES, uuid, rec);
         if (status == ZV_OK)
             status = zv_store_action_start (txn, uuid, "create", rq);
+        if (status == ZV_OK && s_str (spec, "group_id"))
+            status = zv_group_add_member (txn, s_str (spec, "group_id"), uuid);
         if (status == ZV_OK) {
             json_array_append_new (uuids, json_string (uuid));
             json_array_append_new (servers, s_server_view (rec));
@@ -1277,19 +1421,10 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
         json_decref (uuids);
     }
     else {
-        //  Nova's request spec: root + ephemeral + swap (rounded up to GB).
-        json_int_t disk_gb = s_int (flavor, "disk_gb") + s_int (flavor, "ephemeral_gb")
-                           + (s_int (flavor, "swap_mb") + 1023) / 1024;
         s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
         job->uuids = uuids;
-        job->spec = json_pack ("{s:I, s:I, s:I, s:s, s:s, s:O, s:O}",
-                               "vcpus", s_int (flavor, "vcpus"), "ram_mb", s_int (flavor, "ram_mb"),
-                               "disk_gb", disk_gb, "project_id", project ? project : "",
-                               "availability_zone", zone ? zone : "",
-                               "image", image_copy, "flavor", flavor_copy);
-        json_t *hints = json_object_get (zv_msg_body (msg), "hints");
-        if (json_is_object (hints))
-            json_object_set (job->spec, "hints", hints);
+        job->spec = json_incref (spec);
+        job->min_count = (int) min_count;
         job->ignore_hosts = json_array ();
         job->attempt = 1;
         snprintf (job->rq, sizeof job->rq, "%s", rq ? rq : "");
@@ -1297,6 +1432,7 @@ s_server_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
         s_schedule (self, &job);
         call->reply = json_pack ("{s:o, s:s}", "servers", servers, "reservation_id", reservation);
     }
+    json_decref (spec);
     json_decref (flavor_copy);
     json_decref (image_copy);
     json_decref (flavor);
@@ -1605,10 +1741,99 @@ s_server_events (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
 //  ---------------------------------------------------------------------
 //  From compute hosts
 
+static void
+s_count_failure (self_t *self, const char *host, bool failed)
+{
+    int64_t *count = (int64_t *) zhashx_lookup (self->failed_builds, host);
+    if (!count) {
+        count = (int64_t *) zmalloc (sizeof (int64_t));
+        zhashx_insert (self->failed_builds, host, count);
+    }
+    *count = failed ? *count + 1 : 0;
+}
+
+//  A build failed on its host (compute says build_failed): as Nova does,
+//  give back the claim and schedule again without the hosts tried so far,
+//  up to max_attempts; then ERROR with the last failure as the fault.
+static zv_status_t
+s_build_failed (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *uuid = zv_msg_get_str (msg, "uuid");
+    json_t *rec = NULL;
+    if (zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) != ZV_OK) {
+        snprintf (errbuf, errlen, "Instance %s could not be found.", uuid);
+        return ZV_ENOTFOUND;
+    }
+    const char *host = s_str (rec, "host") ? s_str (rec, "host") : "?";
+    const char *why = zv_msg_get_str (msg, "action_message") ? zv_msg_get_str (msg, "action_message") : "build failed";
+    s_count_failure (self, host, true);
+    json_t *tried = json_copy (json_object_get (rec, "build_hosts"));
+    if (!json_is_array (tried)) {
+        json_decref (tried);
+        tried = json_array ();
+    }
+    json_array_append_new (tried, json_string (host));
+    json_t *spec = json_incref (json_object_get (rec, "request_spec"));
+    char failure [600];
+    snprintf (failure, sizeof failure, "Build failed on %s: %s", host, why);
+    zv_status_t status;
+    if ((int) json_array_size (tried) >= self->cfg.max_attempts || !json_is_object (spec)) {
+        //  Out of attempts: the compute's ERROR changes stand, with a fault
+        //  that says so when there was more than one attempt.
+        json_t *changes = json_deep_copy (json_object_get (zv_msg_body (msg), "changes"));
+        if (json_array_size (tried) > 1) {
+            char message [900];
+            snprintf (message, sizeof message, "Exceeded maximum number of retries. Exhausted all hosts "
+                      "available for retrying build failures for instance %s. %s", uuid, failure);
+            json_object_set_new (changes, "fault", s_fault (ZV_EIO, message));
+        }
+        json_object_set (changes, "build_hosts", tried);
+        status = zv_store_instance_cas (txn, uuid, json_object_get (zv_msg_body (msg), "expected_task_state"),
+                                        changes, NULL, errbuf, errlen);
+        json_decref (changes);
+        if (status == ZV_OK)
+            status = s_release (self, txn, uuid);
+        if (status == ZV_OK && zv_msg_get_str (msg, "action_request_id"))
+            zv_store_action_finish (txn, uuid, zv_msg_get_str (msg, "action_request_id"), "Error", failure);
+    }
+    else {
+        json_t *changes = json_pack ("{s:s, s:n, s:n, s:O}", "task_state", "scheduling", "host", "node",
+                                     "build_hosts", tried);
+        status = zv_store_instance_cas (txn, uuid, json_object_get (zv_msg_body (msg), "expected_task_state"),
+                                        changes, NULL, errbuf, errlen);
+        json_decref (changes);
+        if (status == ZV_OK)
+            status = s_release (self, txn, uuid);
+        if (status == ZV_OK) {
+            s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+            job->uuids = json_pack ("[s]", uuid);
+            job->spec = json_incref (spec);
+            job->ignore_hosts = json_incref (tried);
+            job->attempt = (int) json_array_size (tried) + 1;
+            job->min_count = 1;
+            snprintf (job->last_failure, sizeof job->last_failure, "%s", failure);
+            snprintf (job->rq, sizeof job->rq, "%s", zv_msg_get_str (msg, "action_request_id")
+                                                     ? zv_msg_get_str (msg, "action_request_id") : "");
+            job->queued_ms = zv_mono_ms ();
+            zv_info (ACTOR, job->rq, "rescheduling %s (attempt %d): %s", uuid, job->attempt, failure);
+            s_schedule (self, &job);
+        }
+    }
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:b}", "rescheduled", (int) json_array_size (tried) < self->cfg.max_attempts);
+    json_decref (spec);
+    json_decref (tried);
+    json_decref (rec);
+    return status;
+}
+
 static zv_status_t
 s_instance_update (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
 {
     const zv_msg_t *msg = call->msg;
+    if (zv_msg_get_bool (msg, "build_failed", false))
+        return s_build_failed (self, txn, call, errbuf, errlen);
     const char *uuid = zv_msg_get_str (msg, "uuid");
     json_t *body = zv_msg_body (msg);
     json_t *rec = NULL;
@@ -1620,6 +1845,9 @@ s_instance_update (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, si
     const char *result = zv_msg_get_str (msg, "action_result");
     if (status == ZV_OK && action_rq && result)
         zv_store_action_finish (txn, uuid, action_rq, result, zv_msg_get_str (msg, "action_message"));
+    const char *vm_state = s_str (json_object_get (body, "changes"), "vm_state");
+    if (status == ZV_OK && vm_state && strcmp (vm_state, "active") == 0 && s_str (rec, "host"))
+        s_count_failure (self, s_str (rec, "host"), false);    //  a success clears the host's record
     if (status == ZV_OK)
         call->reply = json_pack ("{s:o}", "instance", s_server_view (rec));
     else
@@ -1763,6 +1991,18 @@ s_compute_sync (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
 //  ---------------------------------------------------------------------
 //  Hosts, services, hypervisors
 
+//  Count allocations per provider: {host: n}.
+static bool
+s_count_visit (const char *key, json_t *rec, void *arg)
+{
+    (void) key;
+    const char *host;
+    json_t *against;
+    json_object_foreach (json_object_get (rec, "allocations"), host, against)
+        json_object_set_new ((json_t *) arg, host, json_integer (s_int ((json_t *) arg, host) + 1));
+    return true;
+}
+
 static json_t *
 s_compute_service (self_t *self, zv_txn_t *txn, const char *host)
 {
@@ -1778,29 +2018,51 @@ s_compute_service (self_t *self, zv_txn_t *txn, const char *host)
 static json_t *
 s_hypervisor_view (self_t *self, zv_txn_t *txn, json_t *node)
 {
+    zv_placement_view (node);
     json_t *service = s_compute_service (self, txn, s_str (node, "host"));
     json_object_set_new (node, "state", json_string (s_service_up (self, service) ? "up" : "down"));
     json_object_set_new (node, "status", json_string (
         json_is_true (json_object_get (service, "disabled")) ? "disabled" : "enabled"));
+    json_object_set (node, "disabled_reason", json_object_get (service, "disabled_reason")
+                                              ? json_object_get (service, "disabled_reason") : json_null ());
     json_decref (service);
-    json_object_del (node, "_rv");
     return node;
 }
-
 static zv_status_t
 s_host_states (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
 {
     (void) errbuf;
     (void) errlen;
+    //  What the scheduler filters and weighs on, one pass over each table:
+    //  inventories and usages, service state, zone and aggregates, how many
+    //  instances (claims) each host holds, and its recent build failures.
     json_t *hosts = s_collect (self, txn, ZV_TABLE_NODES, NULL, NULL);
+    json_t *aggregates = zv_aggregate_by_host (txn);
+    json_t *counts = json_object ();
+    zv_store_scan (txn, ZV_TABLE_ALLOCATIONS, "", s_count_visit, counts);
     size_t index;
     json_t *node;
-    json_array_foreach (hosts, index, node)
+    json_array_foreach (hosts, index, node) {
         s_hypervisor_view (self, txn, node);
+        const char *host = s_str (node, "host");
+        json_t *mine = json_object_get (aggregates, host);
+        const char *zone = self->cfg.default_availability_zone;
+        size_t at;
+        json_t *aggregate;
+        json_array_foreach (mine, at, aggregate)
+            if (s_str (aggregate, "availability_zone"))
+                zone = s_str (aggregate, "availability_zone");
+        json_object_set_new (node, "availability_zone", json_string (zone));
+        json_object_set_new (node, "aggregates", mine ? json_incref (mine) : json_array ());
+        json_object_set_new (node, "num_instances", json_integer (s_int (counts, host)));
+        int64_t *failed = (int64_t *) zhashx_lookup (self->failed_builds, host);
+        json_object_set_new (node, "failed_builds", json_integer (failed ? *failed : 0));
+    }
+    json_decref (aggregates);
+    json_decref (counts);
     call->reply = json_pack ("{s:I, s:o}", "generation", (json_int_t) self->generation, "hosts", hosts);
     return ZV_OK;
 }
-
 //  A service as it is shown: up or down from its heartbeat, enabled or not.
 static json_t *
 s_service_view (self_t *self, json_t *rec)
@@ -2217,6 +2479,7 @@ s_destroy (self_t **self_p)
     zsock_destroy (&self->router);
     zv_store_destroy (&self->store);
     zhashx_destroy (&self->schedulers);
+    zhashx_destroy (&self->failed_builds);
     s_job_t *job;
     while (self->waiting && (job = (s_job_t *) zlistx_detach (self->waiting, NULL)))
         s_job_destroy (&job);
@@ -2243,6 +2506,8 @@ zv_conductor_actor (zsock_t *pipe, void *args)
     self->rpc = zv_rpc_new ();
     self->schedulers = zhashx_new ();
     zhashx_set_destructor (self->schedulers, s_free_int64);
+    self->failed_builds = zhashx_new ();
+    zhashx_set_destructor (self->failed_builds, s_free_int64);
     self->waiting = zlistx_new ();
     self->outbox = zlistx_new ();
     zv_uuid_new (self->epoch);

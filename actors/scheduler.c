@@ -1,6 +1,8 @@
 /*  scheduler.c: the scheduler actor: answers select_destinations from a
     view of the hosts that it refreshes from the conductor.
 
+    Its filters, weighers and host_subset_size come from [filter_scheduler];
+    an unknown filter name fails the start with the names that are known.
     One thread, one zloop, one link.  Every host_refresh_interval_ms it asks
     the conductor for host states (inventory, usage from claims, service up
     and enabled) and replaces its view; between refreshes its own choices
@@ -99,16 +101,28 @@ zv_scheduler_actor (zsock_t *pipe, void *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->cfg = actor_args->config;
     snprintf (self->name, sizeof self->name, "scheduler.%s", self->cfg.host);
-    char errbuf [512];
-    self->sched = zv_sched_new (self->cfg.enabled_filters, self->cfg.ram_weight_multiplier,
-                                self->cfg.max_attempts, errbuf, sizeof errbuf);
+    //  zv_config_load has applied the deprecated [scheduler] aliases.
+    zv_sched_options_t options = {
+        .enabled_filters = self->cfg.filter_enabled_filters,
+        .host_subset_size = self->cfg.host_subset_size,
+        .max_attempts = self->cfg.max_attempts,
+        .max_instances_per_host = self->cfg.max_instances_per_host,
+        .ram_weight_multiplier = self->cfg.filter_ram_weight_multiplier,
+        .cpu_weight_multiplier = self->cfg.cpu_weight_multiplier,
+        .disk_weight_multiplier = self->cfg.disk_weight_multiplier,
+        .build_failure_weight_multiplier = self->cfg.build_failure_weight_multiplier,
+        .soft_affinity_weight_multiplier = self->cfg.soft_affinity_weight_multiplier,
+        .soft_anti_affinity_weight_multiplier = self->cfg.soft_anti_affinity_weight_multiplier,
+    };
+    char errbuf [1200];
+    self->sched = zv_sched_new (&options, errbuf, sizeof errbuf);
     self->loop = zloop_new ();
     zloop_set_nonstop (self->loop, true);
     if (self->sched)
         self->link = zv_link_new ("scheduler", actor_args, self->loop, self, s_serve, s_on_epoch, NULL);
     if (!self->sched || !self->link) {
         if (!self->sched)
-            zv_error (self->name, NULL, "%s", errbuf);
+            zv_error (self->name, NULL, "[filter_scheduler] %s", errbuf);
         zv_actor_start_failed (pipe);
     }
     else {
@@ -116,7 +130,9 @@ zv_scheduler_actor (zsock_t *pipe, void *args)
         zloop_timer (self->loop, (size_t) self->cfg.host_refresh_interval_ms, 0, s_refresh_timer, self);
         zv_link_heartbeat (self->link);
         s_refresh (self);
-        zv_info (self->name, NULL, "serving (filters: %s)", self->cfg.enabled_filters);
+        zv_info (self->name, NULL, "serving (filters: %s; weighers: %s; host_subset_size: %d)",
+                 *options.enabled_filters ? options.enabled_filters : "none",
+                 zv_sched_describe_weighers (self->sched), options.host_subset_size);
         zsock_signal (pipe, 0);
         zloop_start (self->loop);
     }

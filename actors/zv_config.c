@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { S_STR, S_INT, S_DOUBLE, S_KIND_COUNT } s_kind_t;
+//  S_LIST: a comma-separated string that may go on over indented lines
+//  (the INI parser hands each continuation line over as the same key).
+typedef enum { S_STR, S_LIST, S_INT, S_DOUBLE, S_KIND_COUNT } s_kind_t;
 
 typedef struct {
     const char *section;
@@ -30,6 +32,8 @@ typedef struct {
 
 #define STR(sec, key, field, d) \
     { sec, key, S_STR, offsetof (zv_config_t, field), sizeof (((zv_config_t *) 0)->field), d, 0, 0 }
+#define LIST(sec, key, field, d) \
+    { sec, key, S_LIST, offsetof (zv_config_t, field), sizeof (((zv_config_t *) 0)->field), d, 0, 0 }
 #define INT(sec, key, field, d, lo, hi) \
     { sec, key, S_INT, offsetof (zv_config_t, field), sizeof (int), d, lo, hi }
 #define DBL(sec, key, field, d, lo, hi) \
@@ -41,6 +45,7 @@ static const s_key_t s_keys [] = {
     STR ("DEFAULT", "log_level", log_level, "info"),
     INT ("DEFAULT", "report_interval", report_interval_s, "10", 1, 3600),
     INT ("DEFAULT", "service_down_time", service_down_time_s, "60", 1, 86400),
+    STR ("DEFAULT", "default_availability_zone", default_availability_zone, "nova"),
     STR ("api", "endpoint", api_endpoint, ZV_DEFAULT_API_ENDPOINT),
     INT ("api", "request_timeout", api_request_timeout_s, "30", 1, 3600),
     STR ("api", "default_project", default_project, "admin"),
@@ -52,8 +57,21 @@ static const s_key_t s_keys [] = {
     INT ("conductor", "rpc_timeout", rpc_timeout_s, "30", 1, 3600),
     INT ("scheduler", "host_refresh_interval_ms", host_refresh_interval_ms, "1000", 10, 3600000),
     INT ("scheduler", "max_attempts", max_attempts, "3", 1, 100),
-    STR ("scheduler", "enabled_filters", enabled_filters, "ComputeFilter,CoreFilter,RamFilter,DiskFilter"),
+    LIST ("scheduler", "enabled_filters", enabled_filters, "ComputeFilter,CoreFilter,RamFilter,DiskFilter"),
     DBL ("scheduler", "ram_weight_multiplier", ram_weight_multiplier, "1.0", -1000, 1000),
+    LIST ("filter_scheduler", "enabled_filters", filter_enabled_filters,
+          "ComputeFilter,AvailabilityZoneFilter,PlacementFilter,ImagePropertiesFilter,"
+          "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,DifferentHostFilter"),
+    INT ("filter_scheduler", "host_subset_size", host_subset_size, "1", 1, 1000),
+    INT ("filter_scheduler", "max_instances_per_host", max_instances_per_host, "50", 1, INT_MAX),
+    DBL ("filter_scheduler", "ram_weight_multiplier", filter_ram_weight_multiplier, "1.0", -1000, 1000),
+    DBL ("filter_scheduler", "cpu_weight_multiplier", cpu_weight_multiplier, "1.0", -1000, 1000),
+    DBL ("filter_scheduler", "disk_weight_multiplier", disk_weight_multiplier, "1.0", -1000, 1000),
+    DBL ("filter_scheduler", "build_failure_weight_multiplier", build_failure_weight_multiplier,
+         "1000000.0", 0, 1e9),
+    DBL ("filter_scheduler", "soft_affinity_weight_multiplier", soft_affinity_weight_multiplier, "1.0", 0, 1000),
+    DBL ("filter_scheduler", "soft_anti_affinity_weight_multiplier", soft_anti_affinity_weight_multiplier,
+         "1.0", 0, 1000),
     DBL ("compute", "cpu_allocation_ratio", cpu_allocation_ratio, "4.0", 0.0001, 1000),
     DBL ("compute", "ram_allocation_ratio", ram_allocation_ratio, "1.0", 0.0001, 1000),
     DBL ("compute", "disk_allocation_ratio", disk_allocation_ratio, "1.0", 0.0001, 1000),
@@ -66,6 +84,27 @@ static const s_key_t s_keys [] = {
     STR ("libvirt", "virt_type", virt_type, "auto"),
 };
 #define S_KEY_COUNT (sizeof (s_keys) / sizeof (s_keys [0]))
+_Static_assert (S_KEY_COUNT <= 64, "zv_config_t.keys_set has one bit per key");
+
+//  Deprecated keys that still work: the old key's value applies when a
+//  file sets it and never sets the new key (Nova's deprecated_name).
+static const struct {
+    const char *section, *name;
+    const char *new_section, *new_name;
+} s_aliases [] = {
+    { "scheduler", "enabled_filters",       "filter_scheduler", "enabled_filters" },
+    { "scheduler", "ram_weight_multiplier", "filter_scheduler", "ram_weight_multiplier" },
+};
+#define S_ALIAS_COUNT (sizeof (s_aliases) / sizeof (s_aliases [0]))
+
+static size_t
+s_key_row (const char *section, const char *name)
+{
+    for (size_t index = 0; index < S_KEY_COUNT; index++)
+        if (strcmp (s_keys [index].section, section) == 0 && strcmp (s_keys [index].name, name) == 0)
+            return index;
+    return S_KEY_COUNT;
+}
 
 typedef struct {
     zv_config_t *config;
@@ -73,6 +112,8 @@ typedef struct {
     char *errbuf;
     size_t errlen;
     bool failed;
+    const s_key_t *last;            //  the key of the previous line
+    uint64_t keys_set;              //  by this file
 } s_load_t;
 
 static zv_status_t
@@ -82,6 +123,7 @@ s_set (zv_config_t *config, const s_key_t *key, const char *value, char *errbuf,
     char *end = NULL;
     switch (key->kind) {
         case S_STR:
+        case S_LIST:
             if (strlen (value) >= key->size) {
                 snprintf (errbuf, errlen, "[%s] %s: value longer than %zu bytes",
                           key->section, key->name, key->size - 1);
@@ -142,14 +184,26 @@ s_handler (void *arg, const char *section, const char *name, const char *value)
         const s_key_t *key = &s_keys [index];
         if (strcmp (key->section, section) == 0 && strcmp (key->name, name) == 0) {
             char reason [512];
+            char joined [1024];
+            if (key->kind == S_LIST && load->last == key) {
+                const char *field = (const char *) load->config + key->offset;
+                size_t length = strlen (field);
+                bool comma = length && field [length - 1] != ',' && *value && *value != ',';
+                snprintf (joined, sizeof joined, "%s%s%s", field, comma ? "," : "", value);
+                value = joined;
+            }
             if (s_set (load->config, key, value, reason, sizeof reason) != ZV_OK) {
                 snprintf (load->errbuf, load->errlen, "%s", reason);
                 load->failed = true;
                 return 0;
             }
+            load->last = key;
+            load->keys_set |= (uint64_t) 1 << index;
+            load->config->keys_set |= (uint64_t) 1 << index;
             return 1;
         }
     }
+    load->last = NULL;
     zv_warning ("config", NULL, "%s: unknown key [%s] %s (ignored)", load->path, section, name);
     return 1;
 }
@@ -184,7 +238,7 @@ zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errl
     free (line);
     rewind (file);
     char reason [512] = "";
-    s_load_t load = { config, path, reason, sizeof reason, false };
+    s_load_t load = { config, path, reason, sizeof reason, false, NULL, 0 };
     int at = ini_parse_file (file, s_handler, &load);
     fclose (file);
     //  A handler that refuses a value makes the parser report its line.
@@ -195,6 +249,26 @@ zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errl
     if (at != 0) {
         snprintf (errbuf, errlen, "%s:%d: syntax error", path, at);
         return ZV_EINVAL;
+    }
+    for (size_t index = 0; index < S_ALIAS_COUNT; index++) {
+        size_t old_row = s_key_row (s_aliases [index].section, s_aliases [index].name);
+        size_t new_row = s_key_row (s_aliases [index].new_section, s_aliases [index].new_name);
+        assert (old_row < S_KEY_COUNT && new_row < S_KEY_COUNT);
+        assert (s_keys [old_row].kind == s_keys [new_row].kind && s_keys [old_row].size == s_keys [new_row].size);
+        //  Only what this file sets: an earlier file's alias was applied then.
+        if (!(load.keys_set & ((uint64_t) 1 << old_row)))
+            continue;
+        if (config->keys_set & ((uint64_t) 1 << new_row))
+            zv_warning ("config", NULL, "%s: [%s] %s is deprecated and overridden by [%s] %s", path,
+                        s_aliases [index].section, s_aliases [index].name,
+                        s_aliases [index].new_section, s_aliases [index].new_name);
+        else {
+            zv_warning ("config", NULL, "%s: [%s] %s is deprecated, use [%s] %s", path,
+                        s_aliases [index].section, s_aliases [index].name,
+                        s_aliases [index].new_section, s_aliases [index].new_name);
+            memcpy ((char *) config + s_keys [new_row].offset, (char *) config + s_keys [old_row].offset,
+                    s_keys [old_row].size);
+        }
     }
     return ZV_OK;
 }

@@ -23,6 +23,7 @@ typedef struct {
     char log_level [16];
     int report_interval_s;          //  heartbeat period of every service
     int service_down_time_s;        //  heartbeat age after which a service is down
+    char default_availability_zone [256];   //  the zone of hosts in no zoned aggregate
     //  [api]
     char api_endpoint [256];        //  bound by the api; the CLI connects here
     int api_request_timeout_s;      //  how long the api waits for the conductor
@@ -37,8 +38,19 @@ typedef struct {
     //  [scheduler]
     int host_refresh_interval_ms;   //  how often the scheduler refreshes host states
     int max_attempts;               //  hosts tried for one build (first + alternates)
-    char enabled_filters [512];
-    double ram_weight_multiplier;
+    char enabled_filters [512];     //  deprecated alias of [filter_scheduler] enabled_filters
+    double ram_weight_multiplier;   //  deprecated alias of [filter_scheduler] ram_weight_multiplier
+    //  [filter_scheduler] (after zv_config_load: the values in effect, the
+    //  deprecated [scheduler] aliases applied when only they were set)
+    char filter_enabled_filters [512];  //  filters, in order (Nova's names)
+    int host_subset_size;           //  the choice is drawn among the best N hosts
+    int max_instances_per_host;     //  NumInstancesFilter
+    double filter_ram_weight_multiplier;
+    double cpu_weight_multiplier;
+    double disk_weight_multiplier;
+    double build_failure_weight_multiplier;
+    double soft_affinity_weight_multiplier;
+    double soft_anti_affinity_weight_multiplier;
     //  [compute]
     double cpu_allocation_ratio;
     double ram_allocation_ratio;
@@ -51,12 +63,17 @@ typedef struct {
     //  [libvirt]
     char connection_uri [1024];
     char virt_type [16];            //  kvm|qemu|auto
+    //  Which keys a file set (bit = row of the key table), so that a
+    //  deprecated alias gives way to its new key whatever their order.
+    uint64_t keys_set;
 } zv_config_t;
 
 //  Fill config with the built-in defaults (host = this machine's name).
 void zv_config_defaults (zv_config_t *config);
 //  Load path over the defaults.  ZV_OK, or ZV_ENOTFOUND / ZV_EINVAL with a
-//  message naming the file, line and key.
+//  message naming the file, line and key.  A deprecated key the file sets
+//  (e.g. [scheduler] enabled_filters) is copied to its new key unless that
+//  was set too, with a warning.
 zv_status_t zv_config_load (zv_config_t *config, const char *path,
                             char *errbuf, size_t errlen);
 

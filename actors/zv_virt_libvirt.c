@@ -113,12 +113,22 @@ s_node_info (zv_virt_t *self, char *errbuf, size_t errlen)
     unsigned long version = 0;
     virConnectGetVersion (self->conn, &version);
     const char *type = virConnectGetType (self->conn);
-    return json_pack ("{s:i, s:I, s:s, s:I, s:s, s:s}",
+    //  The host's architecture, from its capabilities (<host><cpu><arch>),
+    //  for ImagePropertiesFilter's hw_architecture.
+    char arch [32] = "unknown";
+    char *caps = virConnectGetCapabilities (self->conn);
+    const char *host = caps ? strstr (caps, "<host>") : NULL;
+    const char *tag = host ? strstr (host, "<arch>") : NULL;
+    if (tag)
+        sscanf (tag + 6, "%31[^<]", arch);
+    free (caps);
+    return json_pack ("{s:i, s:I, s:s, s:I, s:s, s:s, s:s}",
                       "vcpus", (int) info.cpus,
                       "memory_mb", (json_int_t) (info.memory / 1024),
                       "hypervisor_type", type ? type : "unknown",
                       "hypervisor_version", (json_int_t) version,
                       "cpu_model", info.model,
+                      "cpu_arch", arch,
                       "uri", self->uri);
 }
 

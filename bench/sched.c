@@ -47,8 +47,9 @@ main (void)
     double per_host_ns [3] = { 0 };
     for (size_t at = 0; at < sizeof counts / sizeof counts [0]; at++) {
         char errbuf [256];
-        zv_sched_t *sched = zv_sched_new ("ComputeFilter,CoreFilter,RamFilter,DiskFilter", 1.0, 3,
-                                          errbuf, sizeof errbuf);
+        zv_sched_t *sched = zv_sched_new (&(zv_sched_options_t) {
+            .enabled_filters = "ComputeFilter,CoreFilter,RamFilter,DiskFilter", .host_subset_size = 1,
+            .max_attempts = 3, .ram_weight_multiplier = 1.0 }, errbuf, sizeof errbuf);
         json_t *snapshot = s_hosts (counts [at], 42);
         json_t *view = json_deep_copy (snapshot);
         zv_sched_set_hosts (sched, &view);

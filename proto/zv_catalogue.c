@@ -126,7 +126,8 @@ static const zv_msgdef_t s_catalogue [] = {
         F_STR ("action_request_id", false, 64),
         F_STR ("action_result", false, 16),
         F_STR ("action_message", false, 4096),
-        F_BOOL ("release_claim") } },
+        F_BOOL ("release_claim"),
+        F_BOOL ("build_failed") } },
     { .type = "conductor.instance_destroyed", .kind = ZV_MSG_REQUEST, .fields = {
         F_UUID ("uuid", true),
         F_STR ("host", true, 0),

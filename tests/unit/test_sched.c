@@ -1,11 +1,14 @@
 /*  test_sched.c: the scheduler's filters and weighers (zv_sched).
 
     Decisions are data-driven: each tests/data/sched/<case>.json holds the
-    scheduler's settings, the host states as the conductor's host_states
-    returns them, the request spec, the instance count and the hosts to
-    ignore; <case>.out holds the expected destinations, one line per instance
-    (a compact json array: the choice, then its alternates), or the single
-    line "no_valid_host".  Every *.json in the folder is a case, so a new
+    scheduler's settings (filters and max_attempts; optionally any weigher
+    multiplier, host_subset_size, max_instances_per_host and the random
+    seed, else Nova's defaults), the host states as the conductor's
+    host_states returns them, the request spec, the instance count and the
+    hosts to ignore; <case>.out holds the expected destinations, one line
+    per instance (a compact json array: the choice, then its alternates), or
+    the single line "no_valid_host".  Every *.json in the folder is a case
+    (the .conf files beside them are config cases), so a new
     decision to pin is two files.  ZV_REGEN_GOLDEN=1 rewrites the .out files
     from what the scheduler decides; review the diff.  Run from the
     repository root.                                                         */
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../actors/zv_config.h"
 #include "../../actors/zv_sched.h"
 
 #define S_GOLDEN_DIR "tests/data/sched"
@@ -90,13 +94,32 @@ s_host (const char *name, int memory_mb)
 }
 
 static zv_sched_t *
+s_sched_with (const zv_sched_options_t *options)
+{
+    char err [1200] = "";
+    zv_sched_t *sched = zv_sched_new (options, err, sizeof err);
+    if (!sched)
+        fail_msg ("zv_sched_new (%s): %s", options->enabled_filters, err);
+    return sched;
+}
+
+//  Nova's defaults but for the filters, the RAM multiplier and the attempts.
+static zv_sched_t *
 s_sched (const char *filters, double multiplier, int max_attempts)
 {
-    char err [512] = "";
-    zv_sched_t *sched = zv_sched_new (filters, multiplier, max_attempts, err, sizeof err);
-    if (!sched)
-        fail_msg ("zv_sched_new (%s): %s", filters, err);
-    return sched;
+    zv_sched_options_t options;
+    zv_sched_options_defaults (&options);
+    options.enabled_filters = filters;
+    options.ram_weight_multiplier = multiplier;
+    options.max_attempts = max_attempts;
+    return s_sched_with (&options);
+}
+
+static double
+s_opt_num (const json_t *doc, const char *key, double dflt)
+{
+    json_t *value = json_object_get (doc, key);
+    return json_is_number (value) ? json_number_value (value) : dflt;
 }
 
 //  Run one golden case; true when it matched (or was regenerated).
@@ -108,18 +131,33 @@ s_run_case (const char *json_path, bool regen)
     if (!doc)
         fail_msg ("%s:%d: %s", json_path, jerr.line, jerr.text);
     const char *filters = json_string_value (json_object_get (doc, "filters"));
-    json_t *multiplier = json_object_get (doc, "ram_weight_multiplier");
     json_t *attempts = json_object_get (doc, "max_attempts");
     json_t *spec = json_object_get (doc, "spec");
     json_t *count = json_object_get (doc, "num_instances");
-    if (!filters || !json_is_number (multiplier) || !json_is_integer (attempts)
+    if (!filters || !json_is_integer (attempts)
     ||  !json_is_object (spec) || !json_is_integer (count)
     ||  !json_is_array (json_object_get (doc, "hosts")))
-        fail_msg ("%s: needs filters, ram_weight_multiplier, max_attempts, hosts, spec, "
-                  "num_instances", json_path);
+        fail_msg ("%s: needs filters, max_attempts, hosts, spec, num_instances", json_path);
 
-    zv_sched_t *sched = s_sched (filters, json_number_value (multiplier),
-                                 (int) json_integer_value (attempts));
+    //  Every other setting is optional, Nova's default when absent.
+    zv_sched_options_t options;
+    zv_sched_options_defaults (&options);
+    options.enabled_filters = filters;
+    options.max_attempts = (int) json_integer_value (attempts);
+    options.host_subset_size = (int) s_opt_num (doc, "host_subset_size", options.host_subset_size);
+    options.max_instances_per_host = (int) s_opt_num (doc, "max_instances_per_host",
+                                                      options.max_instances_per_host);
+    options.ram_weight_multiplier = s_opt_num (doc, "ram_weight_multiplier", options.ram_weight_multiplier);
+    options.cpu_weight_multiplier = s_opt_num (doc, "cpu_weight_multiplier", options.cpu_weight_multiplier);
+    options.disk_weight_multiplier = s_opt_num (doc, "disk_weight_multiplier", options.disk_weight_multiplier);
+    options.build_failure_weight_multiplier = s_opt_num (doc, "build_failure_weight_multiplier",
+                                                         options.build_failure_weight_multiplier);
+    options.soft_affinity_weight_multiplier = s_opt_num (doc, "soft_affinity_weight_multiplier",
+                                                         options.soft_affinity_weight_multiplier);
+    options.soft_anti_affinity_weight_multiplier = s_opt_num (doc, "soft_anti_affinity_weight_multiplier",
+                                                              options.soft_anti_affinity_weight_multiplier);
+    zv_sched_t *sched = s_sched_with (&options);
+    zv_sched_set_seed (sched, (uint64_t) s_opt_num (doc, "seed", 1));
     json_t *hosts = json_incref (json_object_get (doc, "hosts"));
     size_t host_count = json_array_size (hosts);
     zv_sched_set_hosts (sched, &hosts);
@@ -204,40 +242,85 @@ test_sched_new_destroy (void **state)
     zv_sched_destroy (&sched);
 }
 
+#define S_KNOWN "ComputeFilter, PlacementFilter, CoreFilter, RamFilter, DiskFilter, " \
+    "AvailabilityZoneFilter, AggregateInstanceExtraSpecsFilter, AggregateMultiTenancyIsolation, " \
+    "ImagePropertiesFilter, ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter, " \
+    "SameHostFilter, DifferentHostFilter, NumInstancesFilter"
+
 static void
 test_sched_known_filters (void **state)
 {
     (void) state;
     const char *known = zv_sched_known_filters ();
-    assert_string_equal (known, "ComputeFilter, CoreFilter, RamFilter, DiskFilter");
+    assert_string_equal (known, S_KNOWN);
     //  Stable across calls (a static buffer, built once).
     assert_ptr_equal (zv_sched_known_filters (), known);
-    assert_string_equal (zv_sched_known_filters (), "ComputeFilter, CoreFilter, RamFilter, DiskFilter");
+    assert_string_equal (zv_sched_known_filters (), S_KNOWN);
+    //  Every known name is accepted, all at once too.
+    zv_sched_t *sched = s_sched (S_KNOWN, 1.0, 3);
+    zv_sched_destroy (&sched);
 }
 
 static void
 test_sched_unknown_filter (void **state)
 {
     (void) state;
-    char err [512] = "";
-    zv_sched_t *sched = zv_sched_new ("ComputeFilter,AvailabilityZoneFilter,RamFilter",
-                                      1.0, 3, err, sizeof err);
+    char err [1200] = "";
+    zv_sched_options_t options;
+    zv_sched_options_defaults (&options);
+    options.enabled_filters = "ComputeFilter,AvailabilityZoneFilter,JsonFilter,RamFilter";
+    zv_sched_t *sched = zv_sched_new (&options, err, sizeof err);
     assert_null (sched);
-    assert_non_null (strstr (err, "unknown filter 'AvailabilityZoneFilter'"));
-    assert_non_null (strstr (err, "ComputeFilter, CoreFilter, RamFilter, DiskFilter"));
+    assert_non_null (strstr (err, "unknown filter 'JsonFilter' in enabled_filters"));
+    //  The message lists every name that would be accepted.
+    assert_non_null (strstr (err, "(known: " S_KNOWN ")"));
 
     //  Names are case-sensitive, as in Nova.
     err [0] = '\0';
-    sched = zv_sched_new ("computefilter", 1.0, 3, err, sizeof err);
+    options.enabled_filters = "computefilter";
+    sched = zv_sched_new (&options, err, sizeof err);
     assert_null (sched);
     assert_non_null (strstr (err, "unknown filter 'computefilter'"));
+
+    //  Nova's weigher names are not filters.
+    options.enabled_filters = "RAMWeigher";
+    assert_null (zv_sched_new (&options, err, sizeof err));
 
     //  A short buffer is truncated, never overrun.
     char tiny [8];
     memset (tiny, 'x', sizeof tiny);
-    sched = zv_sched_new ("Bogus", 1.0, 3, tiny, sizeof tiny);
+    options.enabled_filters = "Bogus";
+    sched = zv_sched_new (&options, tiny, sizeof tiny);
     assert_null (sched);
     assert_int_equal (strlen (tiny), sizeof tiny - 1);
+}
+
+//  The defaults are Nova's and zova.conf.sample's.
+static void
+test_sched_options_defaults (void **state)
+{
+    (void) state;
+    zv_sched_options_t options;
+    memset (&options, 0x5a, sizeof options);
+    zv_sched_options_defaults (&options);
+    assert_string_equal (options.enabled_filters,
+                         "ComputeFilter,AvailabilityZoneFilter,PlacementFilter,ImagePropertiesFilter,"
+                         "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,"
+                         "DifferentHostFilter");
+    assert_int_equal (options.host_subset_size, 1);
+    assert_int_equal (options.max_attempts, 3);
+    assert_int_equal (options.max_instances_per_host, 50);
+    assert_true (options.ram_weight_multiplier == 1.0);
+    assert_true (options.cpu_weight_multiplier == 1.0);
+    assert_true (options.disk_weight_multiplier == 1.0);
+    assert_true (options.build_failure_weight_multiplier == 1000000.0);
+    assert_true (options.soft_affinity_weight_multiplier == 1.0);
+    assert_true (options.soft_anti_affinity_weight_multiplier == 1.0);
+    zv_sched_t *sched = s_sched_with (&options);
+    assert_string_equal (zv_sched_describe_weighers (sched),
+                         "RAMWeigher=1, CPUWeigher=1, DiskWeigher=1, BuildFailureWeigher=1e+06, "
+                         "ServerGroupSoftAffinityWeigher=1, ServerGroupSoftAntiAffinityWeigher=1");
+    zv_sched_destroy (&sched);
 }
 
 //  Hosts and selection through the API (no golden file needed)
@@ -376,6 +459,198 @@ test_sched_ten_thousand_hosts (void **state)
     zv_sched_destroy (&sched);
 }
 
+//  host_subset_size: the choice is drawn among the best N and only among
+//  them, every one of them is drawn in time, a seed replays a draw, and the
+//  alternates are the best of the rest.
+static json_t *
+s_ranked_hosts (void)
+{
+    json_t *hosts = json_array ();
+    for (int index = 1; index <= 6; index++) {
+        char name [16];
+        snprintf (name, sizeof name, "node%d", index);
+        json_array_append_new (hosts, s_host (name, 1024 * (10 - index)));
+    }
+    return hosts;
+}
+
+static void
+test_sched_host_subset_size (void **state)
+{
+    (void) state;
+    zv_sched_options_t options;
+    zv_sched_options_defaults (&options);
+    options.enabled_filters = "ComputeFilter,PlacementFilter";
+    options.host_subset_size = 3;
+    options.cpu_weight_multiplier = 0;
+    options.disk_weight_multiplier = 0;
+    zv_sched_t *sched = s_sched_with (&options);
+    json_t *spec = json_pack ("{s:i, s:i, s:i}", "vcpus", 1, "ram_mb", 64, "disk_gb", 1);
+    int drawn [7] = { 0 };
+    for (uint64_t seed = 0; seed < 300; seed++) {
+        json_t *hosts = s_ranked_hosts ();
+        zv_sched_set_hosts (sched, &hosts);
+        zv_sched_set_seed (sched, seed);
+        zv_status_t status;
+        json_t *destinations = zv_sched_select (sched, spec, 1, NULL, &status);
+        assert_int_equal (status, ZV_OK);
+        json_t *choice = json_array_get (destinations, 0);
+        assert_int_equal (json_array_size (choice), 3);
+        const char *chosen = json_string_value (json_array_get (choice, 0));
+        int rank = chosen [4] - '0';
+        assert_true (rank >= 1 && rank <= 3);
+        drawn [rank]++;
+        //  Alternates: the best two of the others, in order.
+        const char *first = json_string_value (json_array_get (choice, 1));
+        const char *second = json_string_value (json_array_get (choice, 2));
+        assert_string_equal (first, rank == 1 ? "node2" : "node1");
+        assert_string_equal (second, rank == 3 ? "node2" : "node3");
+
+        //  The same seed on the same view draws the same host.
+        hosts = s_ranked_hosts ();
+        zv_sched_set_hosts (sched, &hosts);
+        zv_sched_set_seed (sched, seed);
+        json_t *again = zv_sched_select (sched, spec, 1, NULL, &status);
+        assert_true (json_equal (again, destinations));
+        json_decref (again);
+        json_decref (destinations);
+    }
+    for (int rank = 1; rank <= 3; rank++)
+        if (drawn [rank] < 50)
+            fail_msg ("node%d drawn %d times of 300 among the best 3", rank, drawn [rank]);
+    json_decref (spec);
+    zv_sched_destroy (&sched);
+}
+
+//  A repeated host name: whatever names it (ignore_hosts here) reaches
+//  every host of that name.
+static void
+test_sched_duplicate_host_names (void **state)
+{
+    (void) state;
+    zv_sched_t *sched = s_sched ("ComputeFilter", 1.0, 3);
+    json_t *hosts = json_pack ("[o, o, o]", s_host ("twin", 8192), s_host ("other", 1024), s_host ("twin", 4096));
+    zv_sched_set_hosts (sched, &hosts);
+    json_t *spec = json_pack ("{s:i, s:i, s:i}", "vcpus", 1, "ram_mb", 64, "disk_gb", 1);
+    json_t *ignore = json_pack ("[s]", "twin");
+    zv_status_t status;
+    json_t *destinations = zv_sched_select (sched, spec, 1, ignore, &status);
+    assert_int_equal (status, ZV_OK);
+    char *text = json_dumps (destinations, JSON_COMPACT);
+    assert_string_equal (text, "[[\"other\"]]");
+    free (text);
+    json_decref (destinations);
+    json_decref (ignore);
+    json_decref (spec);
+    zv_sched_destroy (&sched);
+}
+
+//  Placement semantics through the API: a class no host has, and usage of
+//  a custom class consumed in the view by each choice.
+static void
+test_sched_custom_class_consumed (void **state)
+{
+    (void) state;
+    zv_sched_t *sched = s_sched ("PlacementFilter", 1.0, 3);
+    json_t *hosts = json_pack ("[{s:s, s:s, s:{s:{s:i}, s:{s:i}}, s:{s:i}}]",
+                               "host", "gpu", "state", "up",
+                               "inventories", "MEMORY_MB", "total", 4096, "CUSTOM_GPU", "total", 2,
+                               "usages", "CUSTOM_GPU", 1);
+    zv_sched_set_hosts (sched, &hosts);
+    json_t *spec = json_pack ("{s:{s:i, s:i}}", "resources", "MEMORY_MB", 64, "CUSTOM_GPU", 1);
+    zv_status_t status;
+    json_t *destinations = zv_sched_select (sched, spec, 2, NULL, &status);
+    assert_int_equal (status, ZV_OK);
+    char *text = json_dumps (destinations, JSON_COMPACT);
+    assert_string_equal (text, "[[\"gpu\"],[]]");
+    free (text);
+    json_decref (destinations);
+    json_decref (spec);
+    spec = json_pack ("{s:{s:i}}", "resources", "CUSTOM_FPGA", 1);
+    assert_null (zv_sched_select (sched, spec, 1, NULL, &status));
+    assert_int_equal (status, ZV_ENOVALIDHOST);
+    json_decref (spec);
+    zv_sched_destroy (&sched);
+}
+
+//  Config: [filter_scheduler] keys, their defaults (the same as the
+//  scheduler's own), and the deprecated [scheduler] names.
+static void
+test_sched_config_keys (void **state)
+{
+    (void) state;
+    int saved_level = zv_log_level;
+    zv_log_level = -1;
+    zv_config_t config;
+    zv_config_defaults (&config);
+    zv_sched_options_t options;
+    zv_sched_options_defaults (&options);
+    assert_string_equal (config.filter_enabled_filters, options.enabled_filters);
+    assert_int_equal (config.host_subset_size, options.host_subset_size);
+    assert_int_equal (config.max_attempts, options.max_attempts);
+    assert_int_equal (config.max_instances_per_host, options.max_instances_per_host);
+    assert_true (config.filter_ram_weight_multiplier == options.ram_weight_multiplier);
+    assert_true (config.cpu_weight_multiplier == options.cpu_weight_multiplier);
+    assert_true (config.disk_weight_multiplier == options.disk_weight_multiplier);
+    assert_true (config.build_failure_weight_multiplier == options.build_failure_weight_multiplier);
+    assert_true (config.soft_affinity_weight_multiplier == options.soft_affinity_weight_multiplier);
+    assert_true (config.soft_anti_affinity_weight_multiplier == options.soft_anti_affinity_weight_multiplier);
+
+    //  The sample documents exactly these defaults.
+    char err [512] = "";
+    zv_config_t sample;
+    zv_config_defaults (&sample);
+    assert_int_equal (zv_config_load (&sample, "config/zova.conf.sample", err, sizeof err), ZV_OK);
+    assert_string_equal (sample.filter_enabled_filters, config.filter_enabled_filters);
+    assert_int_equal (sample.host_subset_size, 1);
+    assert_true (sample.build_failure_weight_multiplier == 1000000.0);
+
+    zv_config_defaults (&config);
+    assert_int_equal (zv_config_load (&config, S_GOLDEN_DIR "/filter_scheduler.conf", err, sizeof err), ZV_OK);
+    assert_string_equal (config.filter_enabled_filters, "ComputeFilter,PlacementFilter,"
+                         "AggregateInstanceExtraSpecsFilter,AggregateMultiTenancyIsolation,NumInstancesFilter");
+    assert_int_equal (config.host_subset_size, 4);
+    assert_int_equal (config.max_instances_per_host, 20);
+    assert_true (config.filter_ram_weight_multiplier == -1.5);
+    assert_true (config.cpu_weight_multiplier == 2.0);
+    assert_true (config.disk_weight_multiplier == 0.5);
+    assert_true (config.build_failure_weight_multiplier == 10.0);
+    assert_true (config.soft_affinity_weight_multiplier == 3.0);
+    assert_true (config.soft_anti_affinity_weight_multiplier == 4.0);
+    //  The deprecated names are untouched by the new ones.
+    assert_string_equal (config.enabled_filters, "ComputeFilter,CoreFilter,RamFilter,DiskFilter");
+    assert_true (config.ram_weight_multiplier == 1.0);
+    //  What the file gives builds a scheduler.
+    options.enabled_filters = config.filter_enabled_filters;
+    zv_sched_t *sched = s_sched_with (&options);
+    zv_sched_destroy (&sched);
+
+    //  Only the old names set: they apply.
+    zv_config_defaults (&config);
+    assert_int_equal (zv_config_load (&config, S_GOLDEN_DIR "/deprecated_alias.conf", err, sizeof err), ZV_OK);
+    assert_string_equal (config.filter_enabled_filters, "ComputeFilter,CoreFilter,RamFilter");
+    assert_true (config.filter_ram_weight_multiplier == -1.0);
+    //  ...until a later file sets the new ones.
+    assert_int_equal (zv_config_load (&config, S_GOLDEN_DIR "/filter_scheduler.conf", err, sizeof err), ZV_OK);
+    assert_true (config.filter_ram_weight_multiplier == -1.5);
+
+    //  Both set: the new names win, wherever they are in the file.
+    zv_config_defaults (&config);
+    assert_int_equal (zv_config_load (&config, S_GOLDEN_DIR "/deprecated_overridden.conf", err, sizeof err),
+                      ZV_OK);
+    assert_string_equal (config.filter_enabled_filters, "ComputeFilter,PlacementFilter");
+    assert_true (config.filter_ram_weight_multiplier == 2.0);
+    //  A later file with only the old names does not undo them.
+    assert_int_equal (zv_config_load (&config, S_GOLDEN_DIR "/deprecated_alias.conf", err, sizeof err), ZV_OK);
+    assert_string_equal (config.filter_enabled_filters, "ComputeFilter,PlacementFilter");
+
+    //  Bounds are Nova's: the soft multipliers are not negative.
+    zv_config_defaults (&config);
+    assert_int_equal (zv_config_load (&config, S_GOLDEN_DIR "/bad_multiplier.conf", err, sizeof err), ZV_EINVAL);
+    assert_non_null (strstr (err, "[filter_scheduler] soft_anti_affinity_weight_multiplier"));
+    zv_log_level = saved_level;
+}
+
 int
 main (void)
 {
@@ -385,10 +660,15 @@ main (void)
         cmocka_unit_test (test_sched_new_destroy),
         cmocka_unit_test (test_sched_known_filters),
         cmocka_unit_test (test_sched_unknown_filter),
+        cmocka_unit_test (test_sched_options_defaults),
         cmocka_unit_test (test_sched_set_hosts_replaces),
         cmocka_unit_test (test_sched_select_consumes_until_refresh),
         cmocka_unit_test (test_sched_duplicate_filter_names),
         cmocka_unit_test (test_sched_ten_thousand_hosts),
+        cmocka_unit_test (test_sched_host_subset_size),
+        cmocka_unit_test (test_sched_duplicate_host_names),
+        cmocka_unit_test (test_sched_custom_class_consumed),
+        cmocka_unit_test (test_sched_config_keys),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
