@@ -2093,8 +2093,25 @@ s_service_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
 {
     (void) errbuf;
     (void) errlen;
-    call->reply = json_pack ("{s:o}", "services",
-                             s_collect (self, txn, ZV_TABLE_SERVICES, s_service_keep, (void *) call->msg));
+    json_t *services = s_collect (self, txn, ZV_TABLE_SERVICES, s_service_keep, (void *) call->msg);
+    //  A compute service is in its host's zone; the others in the internal one.
+    json_t *by_host = zv_aggregate_by_host (txn);
+    size_t index;
+    json_t *service;
+    json_array_foreach (services, index, service) {
+        const char *zone = "internal";
+        if (streq (s_str (service, "binary"), "compute")) {
+            zone = self->cfg.default_availability_zone;
+            size_t at;
+            json_t *aggregate;
+            json_array_foreach (json_object_get (by_host, s_str (service, "host")), at, aggregate)
+                if (s_str (aggregate, "availability_zone"))
+                    zone = s_str (aggregate, "availability_zone");
+        }
+        json_object_set_new (service, "zone", json_string (zone));
+    }
+    json_decref (by_host);
+    call->reply = json_pack ("{s:o}", "services", services);
     return ZV_OK;
 }
 
@@ -2168,6 +2185,352 @@ s_hypervisor_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, si
 }
 
 //  ---------------------------------------------------------------------
+//  Flavor properties, aggregates and zones, server groups, resource
+//  providers: thin handlers over the store modules that hold their rules.
+
+//  Properties as Nova's extra specs and aggregate metadata take them:
+//  string values, or null to unset.
+static zv_status_t
+s_check_properties (const json_t *properties, char *errbuf, size_t errlen)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) properties, key, value) {
+        if (!*key || strlen (key) > 255 || (!json_is_string (value) && !json_is_null (value))
+        ||  (json_is_string (value) && strlen (json_string_value (value)) > 255)) {
+            snprintf (errbuf, errlen, "Invalid property '%s': keys and values are strings of 1 to 255 "
+                      "bytes (null unsets).", key);
+            return ZV_EINVAL;
+        }
+    }
+    return ZV_OK;
+}
+
+static zv_status_t
+s_flavor_set (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    json_t *properties = json_object_get (zv_msg_body (call->msg), "properties");
+    zv_status_t status = s_check_properties (properties, errbuf, errlen);
+    json_t *flavor = NULL;
+    if (status == ZV_OK)
+        status = s_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (call->msg, "ref"), NULL,
+                         &flavor, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    json_t *specs = json_object_get (flavor, "extra_specs");
+    if (!json_is_object (specs)) {
+        specs = json_object ();
+        json_object_set_new (flavor, "extra_specs", specs);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach (properties, key, value) {
+        if (json_is_null (value))
+            json_object_del (specs, key);
+        else
+            json_object_set (specs, key, value);
+    }
+    status = zv_store_put (txn, ZV_TABLE_FLAVORS, s_str (flavor, "id"), flavor);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:O}", "flavor", s_strip (flavor));
+    json_decref (flavor);
+    return status;
+}
+
+static zv_status_t
+s_aggregate_reply (s_call_t *call, zv_status_t status, json_t *aggregate)
+{
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "aggregate", aggregate);
+    else
+        json_decref (aggregate);
+    return status;
+}
+
+static zv_status_t
+s_aggregate_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const char *name = zv_msg_get_str (call->msg, "name");
+    const char *zone = zv_msg_get_str (call->msg, "availability_zone");
+    if (!s_valid_name ("aggregate", name, errbuf, errlen) || (zone && *zone && !s_valid_name ("zone", zone, errbuf, errlen)))
+        return ZV_EINVAL;
+    json_t *aggregate = NULL;
+    zv_status_t status = zv_aggregate_create (txn, name, zone, &aggregate, errbuf, errlen);
+    self->generation++;
+    return s_aggregate_reply (call, status, aggregate);
+}
+
+static zv_status_t
+s_aggregate_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    (void) errbuf;
+    (void) errlen;
+    call->reply = json_pack ("{s:o}", "aggregates", zv_aggregate_list (txn));
+    return ZV_OK;
+}
+
+static zv_status_t
+s_aggregate_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    json_t *aggregate = NULL;
+    zv_status_t status = zv_aggregate_find (txn, zv_msg_get_str (call->msg, "ref"), &aggregate, errbuf, errlen);
+    if (aggregate)
+        json_object_del (aggregate, "_rv");
+    return s_aggregate_reply (call, status, aggregate);
+}
+
+static zv_status_t
+s_aggregate_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    zv_status_t status = zv_aggregate_delete (txn, zv_msg_get_str (call->msg, "ref"), errbuf, errlen);
+    if (status == ZV_OK) {
+        self->generation++;
+        call->reply = json_object ();
+    }
+    return status;
+}
+
+static zv_status_t
+s_aggregate_host (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const char *host = zv_msg_get_str (call->msg, "host");
+    bool add = streq (zv_msg_type (call->msg), "conductor.aggregate_add_host");
+    json_t *node = NULL;
+    //  As Nova: only a known compute host joins an aggregate.
+    if (add && zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
+        snprintf (errbuf, errlen, "Compute host %s could not be found.", host);
+        return ZV_ENOTFOUND;
+    }
+    json_decref (node);
+    json_t *aggregate = NULL;
+    zv_status_t status = add
+        ? zv_aggregate_add_host (txn, zv_msg_get_str (call->msg, "ref"), host, &aggregate, errbuf, errlen)
+        : zv_aggregate_remove_host (txn, zv_msg_get_str (call->msg, "ref"), host, &aggregate, errbuf, errlen);
+    self->generation++;
+    return s_aggregate_reply (call, status, aggregate);
+}
+
+static zv_status_t
+s_aggregate_set (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *properties = json_object_get (zv_msg_body (call->msg), "properties");
+    zv_status_t status = s_check_properties (properties, errbuf, errlen);
+    const char *zone = zv_msg_get_str (call->msg, "availability_zone");
+    if (status == ZV_OK && zone && *zone && !s_valid_name ("zone", zone, errbuf, errlen))
+        status = ZV_EINVAL;
+    json_t *aggregate = NULL;
+    if (status == ZV_OK)
+        status = zv_aggregate_set (txn, zv_msg_get_str (call->msg, "ref"), properties, zone,
+                                   &aggregate, errbuf, errlen);
+    self->generation++;
+    return s_aggregate_reply (call, status, aggregate);
+}
+
+//  Zones: the default one (hosts in no zoned aggregate) and each
+//  aggregate's, with their hosts and those hosts' services when long.
+static zv_status_t
+s_zone_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    bool long_form = zv_msg_get_bool (call->msg, "long", false);
+    json_t *by_host = zv_aggregate_by_host (txn);
+    json_t *zones = json_object ();             //  name -> [hosts]
+    json_object_set_new (zones, self->cfg.default_availability_zone, json_array ());
+    json_t *all = zv_aggregate_list (txn);
+    size_t index;
+    json_t *aggregate;
+    json_array_foreach (all, index, aggregate)
+        if (s_str (aggregate, "availability_zone") && !json_object_get (zones, s_str (aggregate, "availability_zone")))
+            json_object_set_new (zones, s_str (aggregate, "availability_zone"), json_array ());
+    json_decref (all);
+    json_t *services = s_collect (self, txn, ZV_TABLE_SERVICES, NULL, NULL);
+    json_t *service;
+    json_array_foreach (services, index, service) {
+        if (!streq (s_str (service, "binary"), "compute"))
+            continue;
+        const char *zone = self->cfg.default_availability_zone;
+        size_t at;
+        json_array_foreach (json_object_get (by_host, s_str (service, "host")), at, aggregate)
+            if (s_str (aggregate, "availability_zone"))
+                zone = s_str (aggregate, "availability_zone");
+        s_service_view (self, service);
+        json_array_append_new (json_object_get (zones, zone), json_pack ("{s:O, s:[{s:O, s:O, s:O, s:O}]}",
+            "host", json_object_get (service, "host"), "services",
+            "binary", json_object_get (service, "binary"), "state", json_object_get (service, "state"),
+            "status", json_object_get (service, "status"), "updated_at", json_object_get (service, "updated_at")));
+    }
+    json_decref (services);
+    json_t *list = json_array ();
+    const char *name;
+    json_t *hosts;
+    json_object_foreach (zones, name, hosts) {
+        json_t *zone = json_pack ("{s:s, s:s}", "name", name, "state", "available");
+        if (long_form)
+            json_object_set (zone, "hosts", hosts);
+        json_array_append_new (list, zone);
+    }
+    json_decref (zones);
+    json_decref (by_host);
+    call->reply = json_pack ("{s:o}", "availability_zones", list);
+    return ZV_OK;
+}
+
+static zv_status_t
+s_group_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    const char *name = zv_msg_get_str (call->msg, "name");
+    if (!s_valid_name ("server group", name, errbuf, errlen))
+        return ZV_EINVAL;
+    json_t *group = NULL;
+    zv_status_t status = zv_group_create (txn, name, zv_msg_get_str (call->msg, "policy"),
+                                          json_object_get (zv_msg_body (call->msg), "rules"),
+                                          zv_msg_get_str (call->msg, "project_id"), &group, errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "server_group", s_strip (group));
+    return status;
+}
+
+static zv_status_t
+s_group_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    (void) errbuf;
+    (void) errlen;
+    bool all = zv_msg_get_bool (call->msg, "all_projects", false);
+    call->reply = json_pack ("{s:o}", "server_groups",
+                             zv_group_list (txn, all ? NULL : zv_msg_get_str (call->msg, "project_id")));
+    return ZV_OK;
+}
+
+static zv_status_t
+s_group_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    json_t *group = NULL;
+    zv_status_t status = zv_group_find (txn, zv_msg_get_str (call->msg, "ref"),
+                                        zv_msg_get_str (call->msg, "project_id"), &group, errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:o}", "server_group", s_strip (group));
+    return status;
+}
+
+static zv_status_t
+s_group_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) self;
+    zv_status_t status = zv_group_delete (txn, zv_msg_get_str (call->msg, "ref"),
+                                          zv_msg_get_str (call->msg, "project_id"), errbuf, errlen);
+    if (status == ZV_OK)
+        call->reply = json_object ();
+    return status;
+}
+
+//  A provider as placement shows it: effective inventories with used and
+//  capacity per class, usages, generation.
+static json_t *
+s_provider_view (json_t *node)
+{
+    zv_placement_view (node);
+    json_t *view = json_pack ("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get (node, "id"),
+                              "name", json_object_get (node, "host"), "host", json_object_get (node, "host"),
+                              "generation", json_object_get (node, "generation"),
+                              "inventories", json_object_get (node, "inventories"),
+                              "usages", json_object_get (node, "usages") ? json_object_get (node, "usages") : json_null ());
+    json_decref (node);
+    return view;
+}
+
+static bool
+s_provider_keep (self_t *self, json_t *rec, void *arg)
+{
+    (void) self;
+    (void) arg;
+    return json_object_get (rec, "inventories") != NULL;
+}
+
+static zv_status_t
+s_provider_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    (void) errbuf;
+    (void) errlen;
+    json_t *nodes = s_collect (self, txn, ZV_TABLE_NODES, s_provider_keep, NULL);
+    json_t *list = json_array ();
+    size_t index;
+    json_t *node;
+    json_array_foreach (nodes, index, node)
+        json_array_append_new (list, s_provider_view (json_incref (node)));
+    json_decref (nodes);
+    call->reply = json_pack ("{s:o}", "resource_providers", list);
+    return ZV_OK;
+}
+
+//  By host name or provider uuid.
+static zv_status_t
+s_find_provider (self_t *self, zv_txn_t *txn, const char *ref, json_t **node_p, char *errbuf, size_t errlen)
+{
+    if (zv_store_get (txn, ZV_TABLE_NODES, ref, node_p) == ZV_OK)
+        return ZV_OK;
+    json_t *nodes = s_collect (self, txn, ZV_TABLE_NODES, NULL, NULL);
+    size_t index;
+    json_t *node;
+    *node_p = NULL;
+    json_array_foreach (nodes, index, node)
+        if (s_str (node, "id") && streq (s_str (node, "id"), ref))
+            *node_p = json_incref (node);
+    json_decref (nodes);
+    if (*node_p)
+        return ZV_OK;
+    snprintf (errbuf, errlen, "Resource provider %s could not be found.", ref);
+    return ZV_ENOTFOUND;
+}
+
+static zv_status_t
+s_provider_show (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *node = NULL;
+    zv_status_t status = s_find_provider (self, txn, zv_msg_get_str (call->msg, "ref"), &node, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    json_t *allocations = zv_placement_allocations_of (txn, s_str (node, "host"));
+    json_t *view = s_provider_view (node);
+    json_object_set_new (view, "allocations", allocations);
+    call->reply = json_pack ("{s:o}", "resource_provider", view);
+    return ZV_OK;
+}
+
+static zv_status_t
+s_provider_set (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    json_t *node = NULL;
+    zv_status_t status = s_find_provider (self, txn, zv_msg_get_str (call->msg, "ref"), &node, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    json_t *body = zv_msg_body (call->msg);
+    json_t *change = json_object ();
+    if (json_object_get (body, "allocation_ratio"))
+        json_object_set (change, "allocation_ratio", json_object_get (body, "allocation_ratio"));
+    if (json_object_get (body, "reserved"))
+        json_object_set (change, "reserved", json_object_get (body, "reserved"));
+    char host [256];
+    snprintf (host, sizeof host, "%s", s_str (node, "host"));
+    json_decref (node);
+    status = zv_placement_override (txn, host, zv_msg_get_str (call->msg, "resource_class"), change, errbuf, errlen);
+    json_decref (change);
+    if (status == ZV_OK && zv_store_get (txn, ZV_TABLE_NODES, host, &node) == ZV_OK) {
+        self->generation++;
+        zv_info (ACTOR, zv_msg_rq (call->msg), "resource provider %s: %s inventory changed", host,
+                 zv_msg_get_str (call->msg, "resource_class"));
+        call->reply = json_pack ("{s:o}", "resource_provider", s_provider_view (node));
+    }
+    return status;
+}
+
+//  ---------------------------------------------------------------------
 //  The dispatch table: every type the conductor serves, and its handler.
 
 typedef struct {
@@ -2194,6 +2557,22 @@ static const s_route_t s_routes [] = {
     { "conductor.server_events",      s_server_events, NULL },
     { "conductor.service_list",       s_service_list, NULL },
     { "conductor.service_set",        s_service_set, NULL },
+    { "conductor.flavor_set",         s_flavor_set, NULL },
+    { "conductor.aggregate_create",   s_aggregate_create, NULL },
+    { "conductor.aggregate_list",     s_aggregate_list, NULL },
+    { "conductor.aggregate_show",     s_aggregate_show, NULL },
+    { "conductor.aggregate_delete",   s_aggregate_delete, NULL },
+    { "conductor.aggregate_add_host", s_aggregate_host, NULL },
+    { "conductor.aggregate_remove_host", s_aggregate_host, NULL },
+    { "conductor.aggregate_set",      s_aggregate_set, NULL },
+    { "conductor.zone_list",          s_zone_list, NULL },
+    { "conductor.group_create",       s_group_create, NULL },
+    { "conductor.group_list",         s_group_list, NULL },
+    { "conductor.group_show",         s_group_show, NULL },
+    { "conductor.group_delete",       s_group_delete, NULL },
+    { "conductor.provider_list",      s_provider_list, NULL },
+    { "conductor.provider_show",      s_provider_show, NULL },
+    { "conductor.provider_set",       s_provider_set, NULL },
     { "conductor.hypervisor_list",    s_hypervisor_list, NULL },
     { "conductor.hypervisor_show",    s_hypervisor_show, NULL },
     { "conductor.instance_update",    s_instance_update, NULL },

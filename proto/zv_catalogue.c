@@ -22,6 +22,7 @@
 #define F_UUID(n, req)          { .name = n, .kind = ZV_FIELD_UUID, .required = req }
 #define F_INT(n, req, lo, hi)   { .name = n, .kind = ZV_FIELD_INT, .required = req, .min = lo, .max = hi }
 #define F_BOOL(n)               { .name = n, .kind = ZV_FIELD_BOOL }
+#define F_NUMBER(n)             { .name = n, .kind = ZV_FIELD_NUMBER }
 #define F_MAP(n, req)           { .name = n, .kind = ZV_FIELD_MAP, .required = req }
 #define F_ARRAY(n, req, mx)     { .name = n, .kind = ZV_FIELD_ARRAY, .required = req, .max = mx }
 #define F_STR_ARRAY(n, req, mx) { .name = n, .kind = ZV_FIELD_STR_ARRAY, .required = req, .max = mx }
@@ -78,6 +79,34 @@
     F_STR ("binary", false, 64), \
     F_STR ("host", false, 0)
 
+#define F_AGGREGATE_CREATE \
+    F_STR ("name", true, 255), \
+    F_STR ("availability_zone", false, 255)
+
+#define F_AGGREGATE_HOST \
+    F_REF, \
+    F_STR ("host", true, 0)
+
+#define F_AGGREGATE_SET \
+    F_REF, \
+    F_STR ("availability_zone", false, 255), \
+    F_MAP ("properties", false)
+
+#define F_GROUP_CREATE \
+    F_STR ("name", true, 255), \
+    F_STR ("policy", true, 32), \
+    F_MAP ("rules", false)
+
+#define F_PROVIDER_SET \
+    F_REF, \
+    F_STR ("resource_class", true, 255), \
+    F_NUMBER ("allocation_ratio"), \
+    F_INT ("reserved", false, 0, INT64_MAX)
+
+#define F_PROPERTIES_SET \
+    F_REF, \
+    F_MAP ("properties", true)
+
 #define F_SERVICE_SET \
     F_STR ("host", true, 0), \
     F_STR ("binary", false, 64), \
@@ -108,6 +137,22 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("server_events",   F_REF),
     S_FORWARDED ("service_list",    F_SERVICE_LIST),
     S_FORWARDED ("service_set",     F_SERVICE_SET),
+    S_FORWARDED ("flavor_set",      F_PROPERTIES_SET),
+    S_FORWARDED ("aggregate_create", F_AGGREGATE_CREATE),
+    S_FORWARDED ("aggregate_list"),
+    S_FORWARDED ("aggregate_show",  F_REF),
+    S_FORWARDED ("aggregate_delete", F_REF),
+    S_FORWARDED ("aggregate_add_host", F_AGGREGATE_HOST),
+    S_FORWARDED ("aggregate_remove_host", F_AGGREGATE_HOST),
+    S_FORWARDED ("aggregate_set",   F_AGGREGATE_SET),
+    S_FORWARDED ("zone_list",       F_BOOL ("long")),
+    S_FORWARDED ("group_create",    F_GROUP_CREATE),
+    S_FORWARDED ("group_list",      F_BOOL ("all_projects")),
+    S_FORWARDED ("group_show",      F_REF),
+    S_FORWARDED ("group_delete",    F_REF),
+    S_FORWARDED ("provider_list"),
+    S_FORWARDED ("provider_show",   F_REF),
+    S_FORWARDED ("provider_set",    F_PROVIDER_SET),
     S_FORWARDED ("hypervisor_list"),
     S_FORWARDED ("hypervisor_show", F_REF),
 
@@ -267,6 +312,11 @@ s_check_field (const zv_field_t *field, const json_t *value, char *errbuf, size_
                                  name, number, field->min, field->max);
             return ZV_OK;
         }
+        case ZV_FIELD_NUMBER:
+            //  The decoder already refuses NaN and infinities.
+            if (!json_is_number (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected number", name);
+            return ZV_OK;
         case ZV_FIELD_BOOL:
             if (!json_is_boolean (value))
                 return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected boolean", name);

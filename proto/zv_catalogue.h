@@ -21,6 +21,7 @@ typedef enum {
     ZV_FIELD_STR,       //  UTF-8 string, max_len bytes (0: ZV_FIELD_DEFAULT_MAX)
     ZV_FIELD_UUID,      //  canonical UUID string
     ZV_FIELD_INT,       //  integer in [min, max]
+    ZV_FIELD_NUMBER,    //  integer or real, finite (ratios); bounds are the handler's
     ZV_FIELD_BOOL,
     ZV_FIELD_MAP,       //  nested map, not validated further (sub-records)
     ZV_FIELD_ARRAY,     //  array of at most max_len items, any kind
