@@ -37,6 +37,7 @@ typedef struct {
     const zv_virt_driver_t *driver;
     zv_virt_t *virt;
     json_t *node;                   //  cached host facts
+    json_t *custom;                 //  custom resource classes: {CUSTOM_X: total}
     int64_t started_ms;
     int64_t reconnect_at;           //  mono ms of the next reconnect try
     int reconnect_delay_ms;
@@ -108,6 +109,27 @@ s_inventory (json_t *inventories, const char *name, json_int_t total, json_int_t
         "step_size", 1, "allocation_ratio", ratio));
 }
 
+//  [compute] custom_resources ("CUSTOM_GPU=2, CUSTOM_FPGA=1"), parsed once.
+static json_t *
+s_custom_resources (self_t *self)
+{
+    json_t *custom = json_object ();
+    char text [sizeof self->cfg.custom_resources];
+    snprintf (text, sizeof text, "%s", self->cfg.custom_resources);
+    char *saveptr = NULL;
+    for (char *pair = strtok_r (text, ", \t", &saveptr); pair; pair = strtok_r (NULL, ", \t", &saveptr)) {
+        char *equals = strchr (pair, '=');
+        long long total = equals ? strtoll (equals + 1, NULL, 10) : 0;
+        if (!equals || total <= 0 || strncmp (pair, "CUSTOM_", 7) != 0) {
+            zv_warning (self->name, NULL, "[compute] custom_resources: '%s' is not CUSTOM_NAME=TOTAL (ignored)", pair);
+            continue;
+        }
+        *equals = 0;
+        json_object_set_new (custom, pair, json_integer (total));
+    }
+    return custom;
+}
+
 //  Heartbeat payload: the host's inventory and how many zova domains run.
 static json_t *
 s_node_report (void *actor)
@@ -141,6 +163,10 @@ s_node_report (void *actor)
                  self->cfg.ram_allocation_ratio);
     s_inventory (inventories, "DISK_GB", local_gb, (self->cfg.reserved_host_disk_mb + 1023) / 1024,
                  self->cfg.disk_allocation_ratio);
+    const char *name;
+    json_t *custom;
+    json_object_foreach (self->custom, name, custom)
+        s_inventory (inventories, name, json_integer_value (custom), 0, 1.0);
     json_object_set_new (info, "inventories", inventories);
     json_object_del (info, "vcpus");
     json_object_del (info, "memory_mb");
@@ -438,6 +464,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
     self->driver = &zv_virt_libvirt;
     self->started_ms = zv_now_ms ();
     snprintf (self->name, sizeof self->name, ACTOR_PREFIX ".%s", self->cfg.host);
+    self->custom = s_custom_resources (self);
     self->loop = zloop_new ();
     zloop_set_nonstop (self->loop, true);
     if (!s_virt_ready (self))
@@ -458,5 +485,6 @@ zv_compute_actor (zsock_t *pipe, void *args)
     zloop_destroy (&self->loop);
     self->driver->close (&self->virt);
     json_decref (self->node);
+    json_decref (self->custom);
     free (self);
 }

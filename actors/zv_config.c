@@ -79,6 +79,7 @@ static const s_key_t s_keys [] = {
     INT ("compute", "reserved_host_disk_mb", reserved_host_disk_mb, "0", 0, INT_MAX),
     INT ("compute", "local_gb", local_gb, "0", 0, 1048576),
     STR ("compute", "instances_path", instances_path, ""),
+    STR ("compute", "custom_resources", custom_resources, ""),
     INT ("compute", "sync_power_state_interval", sync_power_state_interval_s, "600", 1, 86400),
     STR ("libvirt", "connection_uri", connection_uri, "test:///default"),
     STR ("libvirt", "virt_type", virt_type, "auto"),

@@ -59,6 +59,7 @@ typedef struct {
     int reserved_host_disk_mb;
     int local_gb;                   //  0: measured from the instances path
     char instances_path [1024];     //  empty: <state_path>/instances
+    char custom_resources [512];    //  "CUSTOM_GPU=2,CUSTOM_FPGA=1": extra inventories
     int sync_power_state_interval_s;
     //  [libvirt]
     char connection_uri [1024];
