@@ -279,6 +279,11 @@ s_fault (zv_status_t status, const char *message)
                       "code", zv_status_http (status), "created", s_iso_now (now));
 }
 
+//  Keys of an instance record that stay in the store: the record version,
+//  ms timestamps (sorting, housekeeping) and the request spec (reschedules).
+static const char *const s_internal_keys [] = { "_rv", "created_ms", "updated_ms", "request_spec" };
+#define S_INTERNAL_KEYS (sizeof (s_internal_keys) / sizeof (s_internal_keys [0]))
+
 //  The view of an instance that leaves the conductor: its record plus the
 //  derived status, without store-internal keys.  Takes rec, returns it.
 static json_t *
@@ -290,10 +295,8 @@ s_server_view (json_t *rec)
                        : zv_status_derive ((zv_vm_state_t) vm, (zv_task_state_t) task);
     json_object_set_new (rec, "status", json_string (status));
     json_object_set_new (rec, "id", json_incref (json_object_get (rec, "uuid")));
-    json_object_del (rec, "_rv");
-    json_object_del (rec, "created_ms");
-    json_object_del (rec, "updated_ms");
-    json_object_del (rec, "request_spec");
+    for (size_t index = 0; index < S_INTERNAL_KEYS; index++)
+        json_object_del (rec, s_internal_keys [index]);
     return rec;
 }
 
@@ -1575,14 +1578,13 @@ s_server_put (zv_pack_buf_t *buf, const s_listed_t *item, bool names_only)
           || zv_pack_put_bytes (buf, status.data, status.size) ? ZV_ENOMEM : ZV_OK;
     else
     if (rc == ZV_OK) {
-        static const char *const drop [] = { "_rv", "created_ms", "updated_ms" };
         const zv_pack_set_t set [] = {
             { "status", status.data, status.size },
             //  A record without a uuid gets no id, as json_object_set_new
             //  of a NULL value set none.
             { "id", uuid->size ? item->rec + uuid->at : NULL, uuid->size },
         };
-        rc = zv_pack_put_map_edit (buf, item->rec, item->size, drop, 3, set, 2);
+        rc = zv_pack_put_map_edit (buf, item->rec, item->size, s_internal_keys, S_INTERNAL_KEYS, set, 2);
     }
     zv_pack_buf_free (&status);
     return rc;
