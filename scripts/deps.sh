@@ -15,6 +15,7 @@ PACKAGES=(
   libmsgpack-dev liblmdb-dev lmdb-utils
   libjansson-dev uuid-dev libinih-dev libcmocka-dev libsodium-dev
   valgrind procps psmisc
+  python3 hostname coreutils
 )
 
 # libvirt-daemon-driver-qemu and ipxe-qemu come in as dependencies; named here
