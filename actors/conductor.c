@@ -2804,9 +2804,21 @@ s_housekeeping (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     self_t *self = (self_t *) arg;
     s_batch_begin (self);
-    s_record_own_service (self);
     s_sweep (self, false);
     s_flush_waiting (self);
+    s_batch_end (self);
+    return 0;
+}
+
+//  The conductor's own heartbeat, every report_interval like everyone's.
+static int
+s_own_heartbeat (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    self_t *self = (self_t *) arg;
+    s_batch_begin (self);
+    s_record_own_service (self);
     s_batch_end (self);
     return 0;
 }
@@ -2935,6 +2947,7 @@ zv_conductor_actor (zsock_t *pipe, void *args)
     zloop_reader (self->loop, self->router, s_router_readable, self);
     zloop_timer (self->loop, 100, 0, s_expire, self);
     zloop_timer (self->loop, (size_t) self->cfg.housekeeping_interval_s * 1000, 0, s_housekeeping, self);
+    zloop_timer (self->loop, (size_t) self->cfg.report_interval_s * 1000, 0, s_own_heartbeat, self);
     zsock_signal (pipe, 0);
     zloop_start (self->loop);
     s_destroy (&self);

@@ -52,7 +52,7 @@
 //  Requests in flight at once: far below ZeroMQ's default HWM of 1000, so
 //  the api's ROUTER never has to drop a reply to us.
 #define ZOVA_WINDOW             256
-#define ZOVA_MAX_WORDS          3
+#define ZOVA_MAX_WORDS          4
 #define ZOVA_BAR_WIDTH          20
 
 //  Exit statuses: success, failure, bad usage.
@@ -465,6 +465,7 @@ typedef struct {
     const char *one;                //  reply key of one record
     const char *many;               //  reply key of a list
     const column_t *columns;        //  list table; NULL-terminated
+    const column_t *long_columns;   //  with --long, or NULL for the same
     //  Flattened copy (caller owns) for lists and JSON, or NULL to print
     //  records as returned.  full: keep every other key too (show).
     json_t *(*flatten) (json_t *record, bool full);
@@ -525,6 +526,52 @@ s_server_flatten (json_t *server, bool full)
     return flat;
 }
 
+//  A resource provider's flat form: its identity, and "used/capacity" for
+//  each resource class it has an inventory of, keyed by the class, so that
+//  a list shows at a glance how full each host is.  Used comes from the
+//  inventory, else from usages; the capacity is the api's, never
+//  recomputed here.
+static json_t *
+s_provider_flatten (json_t *provider, bool full)
+{
+    json_t *flat = json_pack ("{s:O?, s:O?, s:O?, s:O?}",
+                              "id", json_object_get (provider, "id"),
+                              "name", json_object_get (provider, "name"),
+                              "host", json_object_get (provider, "host"),
+                              "generation", json_object_get (provider, "generation"));
+    if (!flat)
+        s_out_of_memory ();
+    json_t *usages = json_object_get (provider, "usages");
+    const char *class;
+    json_t *inventory;
+    json_object_foreach (json_object_get (provider, "inventories"), class, inventory) {
+        json_t *used = json_object_get (inventory, "used");
+        json_t *capacity = json_object_get (inventory, "capacity");
+        if (!used)
+            used = json_object_get (usages, class);
+        strbuf_t cell = { 0 };
+        if (used)
+            s_buf_scalar (&cell, used);
+        else
+            s_buf_puts (&cell, "0");
+        s_buf_puts (&cell, "/");
+        if (capacity)
+            s_buf_scalar (&cell, capacity);
+        else
+            s_buf_puts (&cell, "?");
+        json_object_set_new (flat, class, json_string (cell.data));
+        s_buf_free (&cell);
+    }
+    if (full) {
+        const char *key;
+        json_t *value;
+        json_object_foreach (provider, key, value)
+            if (!json_object_get (flat, key))
+                json_object_set (flat, key, value);
+    }
+    return flat;
+}
+
 static const column_t s_server_columns [] = {
     { "ID", "id" }, { "Name", "name" }, { "Status", "status" },
     { "Task State", "task_state" }, { "Power State", "power_state" },
@@ -563,22 +610,74 @@ static const column_t s_hypervisor_columns [] = {
     { "Running VMs", "running_vms" },
     { NULL, NULL }
 };
+static const column_t s_aggregate_columns [] = {
+    { "ID", "id" }, { "Name", "name" }, { "Availability Zone", "availability_zone" },
+    { NULL, NULL }
+};
+static const column_t s_aggregate_long_columns [] = {
+    { "ID", "id" }, { "Name", "name" }, { "Availability Zone", "availability_zone" },
+    { "Hosts", "hosts" }, { "Properties", "metadata" },
+    { NULL, NULL }
+};
+//  Zone rows are built by s_cmd_zone_list, with the openstack client's keys.
+static const column_t s_zone_columns [] = {
+    { "Zone Name", "zone_name" }, { "Zone Status", "zone_status" },
+    { NULL, NULL }
+};
+static const column_t s_zone_long_columns [] = {
+    { "Zone Name", "zone_name" }, { "Zone Status", "zone_status" },
+    { "Host Name", "host_name" }, { "Service Name", "service_name" },
+    { "Service Status", "service_status" },
+    { NULL, NULL }
+};
+static const column_t s_group_columns [] = {
+    { "ID", "id" }, { "Name", "name" }, { "Policy", "policy" }, { "Members", "members" },
+    { NULL, NULL }
+};
+static const column_t s_provider_columns [] = {
+    { "UUID", "id" }, { "Name", "name" }, { "Generation", "generation" },
+    { "VCPU", "VCPU" }, { "MEMORY_MB", "MEMORY_MB" }, { "DISK_GB", "DISK_GB" },
+    { NULL, NULL }
+};
+//  A provider's inventories, one class a row (see s_print_provider).
+static const column_t s_inventory_columns [] = {
+    { "Resource Class", "resource_class" }, { "Total", "total" },
+    { "Reserved", "reserved" }, { "Min Unit", "min_unit" }, { "Max Unit", "max_unit" },
+    { "Step Size", "step_size" }, { "Allocation Ratio", "allocation_ratio" },
+    { "Used", "used" }, { "Capacity", "capacity" },
+    { NULL, NULL }
+};
+static const column_t s_allocation_columns [] = {
+    { "Consumer", "consumer" }, { "Resources", "resources" },
+    { NULL, NULL }
+};
 static const column_t s_field_columns [] = {
     { "Field", NULL }, { "Value", NULL }, { NULL, NULL }
 };
 
 static const resource_t s_res_server =
-    { "server", "server", "servers", s_server_columns, s_server_flatten };
+    { "server", "server", "servers", s_server_columns, NULL, s_server_flatten };
 static const resource_t s_res_flavor =
-    { "flavor", "flavor", "flavors", s_flavor_columns, NULL };
+    { "flavor", "flavor", "flavors", s_flavor_columns, NULL, NULL };
 static const resource_t s_res_image =
-    { "image", "image", "images", s_image_columns, NULL };
+    { "image", "image", "images", s_image_columns, NULL, NULL };
 static const resource_t s_res_event =
-    { "event", "event", "events", s_event_columns, NULL };
+    { "event", "event", "events", s_event_columns, NULL, NULL };
 static const resource_t s_res_service =
-    { "service", "service", "services", s_service_columns, NULL };
+    { "service", "service", "services", s_service_columns, NULL, NULL };
 static const resource_t s_res_hypervisor =
-    { "hypervisor", "hypervisor", "hypervisors", s_hypervisor_columns, NULL };
+    { "hypervisor", "hypervisor", "hypervisors", s_hypervisor_columns, NULL, NULL };
+static const resource_t s_res_aggregate =
+    { "aggregate", "aggregate", "aggregates", s_aggregate_columns,
+      s_aggregate_long_columns, NULL };
+static const resource_t s_res_zone =
+    { "availability zone", "availability_zone", "availability_zones", s_zone_columns,
+      s_zone_long_columns, NULL };
+static const resource_t s_res_group =
+    { "server group", "server_group", "server_groups", s_group_columns, NULL, NULL };
+static const resource_t s_res_provider =
+    { "resource provider", "resource_provider", "resource_providers", s_provider_columns,
+      NULL, s_provider_flatten };
 
 
 //  ---------------------------------------------------------------------
@@ -589,6 +688,8 @@ typedef enum {
     OPT_STR,                //  a string, optionally one of choices
     OPT_INT,                //  an integer >= min
     OPT_KV,                 //  KEY=VALUE, repeatable, gathered into a map
+    OPT_KV_LIST,            //  the same, but a repeated key's values make an array
+    OPT_KEYS,               //  KEY, repeatable, gathered into a map of nulls (unset)
     OPT_KIND_COUNT
 } opt_kind_t;
 
@@ -889,6 +990,32 @@ s_print_json (json_t *value)
     return rc;
 }
 
+//  Rows as a table with the given columns, appended to out.
+static void
+s_buf_rows (strbuf_t *out, const column_t *columns, json_t *rows)
+{
+    size_t ncols = 0;
+    while (columns [ncols].heading)
+        ncols++;
+    const char **heading = calloc (ncols, sizeof (char *));
+    if (!heading)
+        s_out_of_memory ();
+    for (size_t col = 0; col < ncols; col++)
+        heading [col] = columns [col].heading;
+    table_t table;
+    s_table_init (&table, ncols, heading);
+    for (size_t i = 0; i < json_array_size (rows); i++) {
+        json_t *row = json_array_get (rows, i);
+        for (size_t col = 0; col < ncols; col++)
+            s_table_value (&table, json_object_get (row, columns [col].key));
+    }
+    s_table_render (&table, out);
+    s_table_free (&table);
+    free (heading);
+}
+
+static bool s_opt_flag (const cli_t *cli, const char *name);
+
 static int
 s_print_list (const cli_t *cli, const resource_t *res, json_t *records)
 {
@@ -908,27 +1035,13 @@ s_print_list (const cli_t *cli, const resource_t *res, json_t *records)
     if (cli->json)
         rc = s_print_json (rows);
     else {
-        size_t ncols = 0;
-        while (res->columns [ncols].heading)
-            ncols++;
-        const char **heading = calloc (ncols, sizeof (char *));
-        if (!heading)
-            s_out_of_memory ();
-        for (size_t col = 0; col < ncols; col++)
-            heading [col] = res->columns [col].heading;
-        table_t table;
-        s_table_init (&table, ncols, heading);
-        for (size_t i = 0; i < nrecords; i++) {
-            json_t *row = json_array_get (rows, i);
-            for (size_t col = 0; col < ncols; col++)
-                s_table_value (&table, json_object_get (row, res->columns [col].key));
-        }
+        const column_t *columns = res->columns;
+        if (res->long_columns && s_opt_flag (cli, "long"))
+            columns = res->long_columns;
         strbuf_t out = { 0 };
-        s_table_render (&table, &out);
+        s_buf_rows (&out, columns, rows);
         rc = s_buf_write (&out);
         s_buf_free (&out);
-        s_table_free (&table);
-        free (heading);
     }
     json_decref (rows);
     return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
@@ -940,8 +1053,47 @@ s_compare_keys (const void *a, const void *b)
     return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
-//  One record: a Field | Value table of every key, sorted as the openstack
-//  client sorts them, or the JSON object (flattened first for servers).
+static bool
+s_listed (const char *const *names, const char *name)
+{
+    for (; names && *names; names++)
+        if (streq (*names, name))
+            return true;
+    return false;
+}
+
+//  A Field | Value table of every key of record but those in skip (NULL
+//  or NULL-terminated), sorted as the openstack client sorts them,
+//  appended to out.
+static void
+s_buf_show (strbuf_t *out, json_t *record, const char *const *skip)
+{
+    size_t nkeys = json_object_size (record);
+    const char **keys = calloc (nkeys + 1, sizeof (char *));
+    if (!keys)
+        s_out_of_memory ();
+    size_t n = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach (record, key, value)
+        if (!s_listed (skip, key))
+            keys [n++] = key;
+    qsort (keys, n, sizeof (char *), s_compare_keys);
+
+    const char *heading [] = { s_field_columns [0].heading, s_field_columns [1].heading };
+    table_t table;
+    s_table_init (&table, 2, heading);
+    for (size_t i = 0; i < n; i++) {
+        s_table_text (&table, keys [i]);
+        s_table_value (&table, json_object_get (record, keys [i]));
+    }
+    s_table_render (&table, out);
+    s_table_free (&table);
+    free (keys);
+}
+
+//  One record: a Field | Value table, or the JSON object (flattened first
+//  for servers).
 static int
 s_print_show (const cli_t *cli, const resource_t *res, json_t *record)
 {
@@ -952,30 +1104,10 @@ s_print_show (const cli_t *cli, const resource_t *res, json_t *record)
         json_decref (flat);
         return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
     }
-    size_t nkeys = json_object_size (record);
-    const char **keys = calloc (nkeys + 1, sizeof (char *));
-    if (!keys)
-        s_out_of_memory ();
-    size_t n = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach (record, key, value)
-        keys [n++] = key;
-    qsort (keys, n, sizeof (char *), s_compare_keys);
-
-    const char *heading [] = { s_field_columns [0].heading, s_field_columns [1].heading };
-    table_t table;
-    s_table_init (&table, 2, heading);
-    for (size_t i = 0; i < n; i++) {
-        s_table_text (&table, keys [i]);
-        s_table_value (&table, json_object_get (record, keys [i]));
-    }
     strbuf_t out = { 0 };
-    s_table_render (&table, &out);
+    s_buf_show (&out, record, NULL);
     rc = s_buf_write (&out);
     s_buf_free (&out);
-    s_table_free (&table);
-    free (keys);
     return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
 }
 
@@ -1668,6 +1800,343 @@ cleanup:
     return rc;
 }
 
+static void s_command_usage (FILE *out, const command_t *cmd);
+
+//  A usage error found by a handler: say why and show the usage, as the
+//  parser does; returns the exit status for it.
+static int s_usage_error (const cli_t *cli, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+static int
+s_usage_error (const cli_t *cli, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fputs ("zova: ", stderr);
+    vfprintf (stderr, format, args);
+    fputc ('\n', stderr);
+    va_end (args);
+    fputs ("usage: ", stderr);
+    s_command_usage (stderr, cli->cmd);
+    return ZOVA_EXIT_USAGE;
+}
+
+//  Send body (taking ownership) and show the record the reply carries.
+static int
+s_call_show (cli_t *cli, json_t *body)
+{
+    const resource_t *res = cli->cmd->resource;
+    json_t *reply = s_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *record = s_reply_member (reply, res->one, false, cli->cmd->type);
+    int rc = record ? s_print_show (cli, res, record) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+//  aggregate create: the options' fields and the name.
+static int
+s_cmd_create (cli_t *cli)
+{
+    json_t *body = s_body_from_opts (cli);
+    json_object_set_new (body, "name", json_string (cli->args [0]));
+    return s_call_show (cli, body);
+}
+
+//  flavor/aggregate set and unset: the options' fields on the record REF.
+//  Unset is the same request with null values (OPT_KEYS), so the
+//  properties map is always sent, empty when only other fields change.
+static int
+s_cmd_set (cli_t *cli)
+{
+    json_t *body = s_body_from_opts (cli);
+    json_object_set_new (body, "ref", json_string (cli->args [0]));
+    if (!json_object_get (body, "properties"))
+        json_object_set_new (body, "properties", json_object ());
+    return s_call_show (cli, body);
+}
+
+//  aggregate add host / aggregate remove host REF HOST
+static int
+s_cmd_aggregate_host (cli_t *cli)
+{
+    json_t *body = json_pack ("{s:s, s:s}", "ref", cli->args [0], "host", cli->args [1]);
+    if (!body)
+        s_out_of_memory ();
+    return s_call_show (cli, body);
+}
+
+//  One row of availability zone list; host and service may be NULL.  The
+//  service status reads as the openstack client's: "enabled :-) <when>"
+//  for a service that is up, "XXX" in place of the smile when it is not.
+static json_t *
+s_zone_row (json_t *zone, json_t *host, json_t *service)
+{
+    json_t *row = json_pack ("{s:O?, s:O?}",
+                             "zone_name", json_object_get (zone, "name"),
+                             "zone_status", json_object_get (zone, "state"));
+    if (!row)
+        s_out_of_memory ();
+    if (host)
+        json_object_set (row, "host_name", json_object_get (host, "host"));
+    if (service) {
+        const char *status = json_string_value (json_object_get (service, "status"));
+        const char *state = json_string_value (json_object_get (service, "state"));
+        const char *updated = json_string_value (json_object_get (service, "updated_at"));
+        strbuf_t text = { 0 };
+        s_buf_printf (&text, "%s %s", status ? status : "unknown",
+                      state && streq (state, "up") ? ":-)" : "XXX");
+        if (updated)
+            s_buf_printf (&text, " %s", updated);
+        json_object_set (row, "service_name", json_object_get (service, "binary"));
+        json_object_set_new (row, "service_status", json_string (text.data));
+        s_buf_free (&text);
+    }
+    return row;
+}
+
+//  availability zone list [--long]: a row per zone, or with --long a row
+//  per service of each host in it (a zone without hosts keeps its row).
+static int
+s_cmd_zone_list (cli_t *cli)
+{
+    const resource_t *res = cli->cmd->resource;
+    json_t *reply = s_call (cli, cli->cmd->type, s_body_from_opts (cli));
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *zones = s_reply_member (reply, res->many, true, cli->cmd->type);
+    if (!zones) {
+        json_decref (reply);
+        return ZOVA_EXIT_FAIL;
+    }
+    bool full = s_opt_flag (cli, "long");
+    json_t *rows = json_array ();
+    if (!rows)
+        s_out_of_memory ();
+    size_t i;
+    json_t *zone;
+    json_array_foreach (zones, i, zone) {
+        json_t *hosts = json_object_get (zone, "hosts");
+        if (!full || json_array_size (hosts) == 0) {
+            json_array_append_new (rows, s_zone_row (zone, NULL, NULL));
+            continue;
+        }
+        size_t j;
+        json_t *host;
+        json_array_foreach (hosts, j, host) {
+            json_t *services = json_object_get (host, "services");
+            if (json_array_size (services) == 0)
+                json_array_append_new (rows, s_zone_row (zone, host, NULL));
+            size_t k;
+            json_t *service;
+            json_array_foreach (services, k, service)
+                json_array_append_new (rows, s_zone_row (zone, host, service));
+        }
+    }
+    int rc = s_print_list (cli, res, rows);
+    json_decref (rows);
+    json_decref (reply);
+    return rc;
+}
+
+//  server group create --policy P [--rule max_server_per_host=N] NAME.
+//  Nova knows one rule, and its value is an integer on the wire.
+static int
+s_cmd_group_create (cli_t *cli)
+{
+    json_t *rules = json_object ();
+    if (!rules)
+        s_out_of_memory ();
+    const char *key;
+    json_t *value;
+    json_object_foreach (s_opt (cli, "rule"), key, value) {
+        const char *text = json_string_value (value);
+        if (!streq (key, "max_server_per_host")) {
+            json_decref (rules);
+            return s_usage_error (cli, "--rule: unknown rule '%s' (max_server_per_host)", key);
+        }
+        char *end;
+        errno = 0;
+        long long number = strtoll (text, &end, 10);
+        if (errno || end == text || *end || number < 1) {
+            json_decref (rules);
+            return s_usage_error (cli, "--rule %s expects an integer >= 1, not '%s'", key, text);
+        }
+        json_object_set_new (rules, key, json_integer (number));
+    }
+    json_t *body = s_body_from_opts (cli);
+    json_object_set_new (body, "name", json_string (cli->args [0]));
+    json_object_set_new (body, "rules", rules);
+    return s_call_show (cli, body);
+}
+
+//  What the Field | Value part of a provider leaves to the tables below it.
+static const char *const s_provider_nested [] = {
+    "inventories", "usages", "allocations", NULL
+};
+
+//  A resource provider: for scripts the record (allocations only when
+//  asked for); for people its fields, then its inventories one class a row
+//  (Used from usages when the inventory does not say), then, when asked
+//  for, which consumer holds what.
+static int
+s_print_provider (const cli_t *cli, json_t *provider, bool allocations)
+{
+    int rc;
+    if (cli->json) {
+        json_t *copy = json_copy (provider);
+        if (!copy)
+            s_out_of_memory ();
+        if (!allocations)
+            json_object_del (copy, "allocations");
+        rc = s_print_json (copy);
+        json_decref (copy);
+        return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+    }
+    strbuf_t out = { 0 };
+    s_buf_show (&out, provider, s_provider_nested);
+
+    json_t *rows = json_array ();
+    if (!rows)
+        s_out_of_memory ();
+    json_t *usages = json_object_get (provider, "usages");
+    const char *key;
+    json_t *value;
+    json_object_foreach (json_object_get (provider, "inventories"), key, value) {
+        json_t *row = json_is_object (value) ? json_copy (value) : json_object ();
+        if (!row)
+            s_out_of_memory ();
+        json_object_set_new (row, "resource_class", json_string (key));
+        if (!json_object_get (row, "used") && json_object_get (usages, key))
+            json_object_set (row, "used", json_object_get (usages, key));
+        json_array_append_new (rows, row);
+    }
+    s_buf_puts (&out, "\n");
+    s_buf_rows (&out, s_inventory_columns, rows);
+    json_array_clear (rows);
+
+    if (allocations) {
+        json_object_foreach (json_object_get (provider, "allocations"), key, value)
+            json_array_append_new (rows, json_pack ("{s:s, s:O}",
+                                                    "consumer", key, "resources", value));
+        s_buf_puts (&out, "\n");
+        s_buf_rows (&out, s_allocation_columns, rows);
+    }
+    rc = s_buf_write (&out);
+    s_buf_free (&out);
+    json_decref (rows);
+    return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+}
+
+//  resource provider show [--allocations] REF
+static int
+s_cmd_provider_show (cli_t *cli)
+{
+    json_t *reply = s_call (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *provider = s_reply_member (reply, "resource_provider", false, cli->cmd->type);
+    int rc = provider ? s_print_provider (cli, provider, s_opt_flag (cli, "allocations"))
+                      : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+//  A resource class name as placement spells them: VCPU, CUSTOM_GPU_A100.
+static bool
+s_class_valid (const char *name, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((name [i] >= 'A' && name [i] <= 'Z') || (name [i] >= '0' && name [i] <= '9')
+        ||    name [i] == '_'))
+            return false;
+    return true;
+}
+
+//  One --resource CLASS:FIELD=VALUE into fields[CLASS][FIELD], typed as
+//  the wire wants it; 0, or the exit status of a usage error (reported).
+static int
+s_inventory_field (const cli_t *cli, json_t *fields, const char *key, const char *text)
+{
+    const char *colon = strchr (key, ':');
+    if (!colon || !s_class_valid (key, (size_t) (colon - key)))
+        return s_usage_error (cli, "--resource expects CLASS:FIELD=VALUE, not '%s=%s'",
+                              key, text);
+    const char *field = colon + 1;
+    json_t *value = NULL;
+    char *end;
+    errno = 0;
+    if (streq (field, "allocation_ratio")) {
+        double ratio = strtod (text, &end);
+        if (errno == 0 && end != text && !*end && isfinite (ratio) && ratio > 0)
+            value = json_real (ratio);
+    }
+    else
+    if (streq (field, "reserved")) {
+        long long reserved = strtoll (text, &end, 10);
+        if (errno == 0 && end != text && !*end && reserved >= 0)
+            value = json_integer (reserved);
+    }
+    else
+        return s_usage_error (cli, "--resource: unknown field '%s' (allocation_ratio or reserved)",
+                              field);
+    if (!value)
+        return s_usage_error (cli, "--resource %s expects %s, not '%s'", key,
+                              streq (field, "reserved") ? "an integer >= 0" : "a number > 0",
+                              text);
+    char *class = strndup (key, (size_t) (colon - key));
+    if (!class)
+        s_out_of_memory ();
+    json_t *mine = json_object_get (fields, class);
+    if (!mine) {
+        mine = json_object ();
+        json_object_set_new (fields, class, mine);
+    }
+    json_object_set_new (mine, field, value);
+    free (class);
+    return 0;
+}
+
+//  resource provider inventory set --resource CLASS:FIELD=VALUE... REF, in
+//  the openstack client's syntax.  Every argument is checked before
+//  anything is sent; then one api.provider_set per class, in order, stops
+//  at the first refusal.  The provider as the last reply left it is shown.
+static int
+s_cmd_inventory_set (cli_t *cli)
+{
+    json_t *fields = json_object ();
+    if (!fields)
+        s_out_of_memory ();
+    json_t *reply = NULL;
+    int rc = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach (s_opt (cli, "resource"), key, value)
+        if ((rc = s_inventory_field (cli, fields, key, json_string_value (value))))
+            goto cleanup;
+    rc = ZOVA_EXIT_FAIL;
+    json_object_foreach (fields, key, value) {
+        json_t *body = json_deep_copy (value);
+        if (!body)
+            s_out_of_memory ();
+        json_object_set_new (body, "ref", json_string (cli->args [0]));
+        json_object_set_new (body, "resource_class", json_string (key));
+        json_decref (reply);
+        reply = s_call (cli, cli->cmd->type, body);
+        if (!reply)
+            goto cleanup;
+    }
+    json_t *provider = s_reply_member (reply, "resource_provider", false, cli->cmd->type);
+    if (provider)
+        rc = s_print_provider (cli, provider, false);
+cleanup:
+    json_decref (reply);
+    json_decref (fields);
+    return rc;
+}
+
 static int s_cmd_help (cli_t *cli);
 
 
@@ -1694,15 +2163,16 @@ static const opt_spec_t s_image_create_opts [] = {
 };
 
 static const opt_spec_t s_server_create_opts [] = {
-    { "flavor",            OPT_STR,  "FLAVOR",    "flavor",            true,  0, NULL },
-    { "image",             OPT_STR,  "IMAGE",     "image",             true,  0, NULL },
-    { "min",               OPT_INT,  "N",         NULL,                false, 1, NULL },
-    { "max",               OPT_INT,  "N",         NULL,                false, 1, NULL },
-    { "availability-zone", OPT_STR,  "AZ",        "availability_zone", false, 0, NULL },
-    { "hint",              OPT_KV,   "KEY=VALUE", "hints",             false, 0, NULL },
-    { "property",          OPT_KV,   "KEY=VALUE", "metadata",          false, 0, NULL },
-    { "wait",              OPT_FLAG, NULL,        NULL,                false, 0, NULL },
-    { "wait-timeout",      OPT_INT,  "SECONDS",   NULL,                false, 1, NULL },
+    { "flavor",            OPT_STR,     "FLAVOR",    "flavor",            true,  0, NULL },
+    { "image",             OPT_STR,     "IMAGE",     "image",             true,  0, NULL },
+    { "min",               OPT_INT,     "N",         NULL,                false, 1, NULL },
+    { "max",               OPT_INT,     "N",         NULL,                false, 1, NULL },
+    //  AZ, AZ:HOST or AZ:HOST:NODE, passed as given: the conductor decides.
+    { "availability-zone", OPT_STR,     "AZ",        "availability_zone", false, 0, NULL },
+    { "hint",              OPT_KV_LIST, "KEY=VALUE", "hints",             false, 0, NULL },
+    { "property",          OPT_KV,      "KEY=VALUE", "metadata",          false, 0, NULL },
+    { "wait",              OPT_FLAG,    NULL,        NULL,                false, 0, NULL },
+    { "wait-timeout",      OPT_INT,     "SECONDS",   NULL,                false, 1, NULL },
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
@@ -1735,6 +2205,60 @@ static const opt_spec_t s_service_set_opts [] = {
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
+static const opt_spec_t s_properties_set_opts [] = {
+    { "property", OPT_KV, "KEY=VALUE", "properties", true, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_properties_unset_opts [] = {
+    { "property", OPT_KEYS, "KEY", "properties", true, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_long_opts [] = {
+    { "long", OPT_FLAG, NULL, "long", false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+//  The aggregate list's --long only widens the table: nothing to send.
+static const opt_spec_t s_aggregate_list_opts [] = {
+    { "long", OPT_FLAG, NULL, NULL, false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_aggregate_create_opts [] = {
+    { "zone", OPT_STR, "AZ", "availability_zone", false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_aggregate_set_opts [] = {
+    { "zone",     OPT_STR, "AZ",        "availability_zone", false, 0, NULL },
+    { "property", OPT_KV,  "KEY=VALUE", "properties",        false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_group_create_opts [] = {
+    { "policy", OPT_STR, "POLICY", "policy", true, 0,
+      "affinity|anti-affinity|soft-affinity|soft-anti-affinity" },
+    { "rule",   OPT_KV,  "max_server_per_host=N", NULL, false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_group_list_opts [] = {
+    { "all-projects", OPT_FLAG, NULL, "all_projects", false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_provider_show_opts [] = {
+    { "allocations", OPT_FLAG, NULL, NULL, false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_inventory_set_opts [] = {
+    { "resource", OPT_KV, "CLASS:FIELD=VALUE", NULL, true, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
 static const command_t s_commands [] = {
     { "flavor create", s_cmd_flavor_create, "api.flavor_create", &s_res_flavor,
       s_flavor_create_opts, "NAME", 1, 1, "create a flavor" },
@@ -1744,6 +2268,10 @@ static const command_t s_commands [] = {
       NULL, "REF", 1, 1, "show a flavor (by id or name)" },
     { "flavor delete", s_cmd_delete, "api.flavor_delete", &s_res_flavor,
       NULL, "REF...", 1, SIZE_MAX, "delete flavors" },
+    { "flavor set", s_cmd_set, "api.flavor_set", &s_res_flavor,
+      s_properties_set_opts, "REF", 1, 1, "set extra specs on a flavor" },
+    { "flavor unset", s_cmd_set, "api.flavor_set", &s_res_flavor,
+      s_properties_unset_opts, "REF", 1, 1, "remove extra specs from a flavor" },
 
     { "image create", s_cmd_image_create, "api.image_create", &s_res_image,
       s_image_create_opts, "NAME", 1, 1, "create an image and upload its bytes" },
@@ -1765,6 +2293,35 @@ static const command_t s_commands [] = {
     { "server event list", s_cmd_list_of, "api.server_events", &s_res_event,
       NULL, "REF", 1, 1, "list the actions taken on a server" },
 
+    { "server group create", s_cmd_group_create, "api.group_create", &s_res_group,
+      s_group_create_opts, "NAME", 1, 1,
+      "create a server group" },
+    { "server group list", s_cmd_list, "api.group_list", &s_res_group,
+      s_group_list_opts, "", 0, 0, "list server groups" },
+    { "server group show", s_cmd_show, "api.group_show", &s_res_group,
+      NULL, "REF", 1, 1, "show a server group (by id or name)" },
+    { "server group delete", s_cmd_delete, "api.group_delete", &s_res_group,
+      NULL, "REF...", 1, SIZE_MAX, "delete server groups" },
+
+    { "aggregate create", s_cmd_create, "api.aggregate_create", &s_res_aggregate,
+      s_aggregate_create_opts, "NAME", 1, 1, "create a host aggregate, in a zone with --zone" },
+    { "aggregate list", s_cmd_list, "api.aggregate_list", &s_res_aggregate,
+      s_aggregate_list_opts, "", 0, 0, "list host aggregates" },
+    { "aggregate show", s_cmd_show, "api.aggregate_show", &s_res_aggregate,
+      NULL, "REF", 1, 1, "show a host aggregate (by id or name)" },
+    { "aggregate delete", s_cmd_delete, "api.aggregate_delete", &s_res_aggregate,
+      NULL, "REF...", 1, SIZE_MAX, "delete host aggregates" },
+    { "aggregate add host", s_cmd_aggregate_host, "api.aggregate_add_host", &s_res_aggregate,
+      NULL, "REF HOST", 2, 2, "add a host to an aggregate" },
+    { "aggregate remove host", s_cmd_aggregate_host, "api.aggregate_remove_host",
+      &s_res_aggregate, NULL, "REF HOST", 2, 2, "remove a host from an aggregate" },
+    { "aggregate set", s_cmd_set, "api.aggregate_set", &s_res_aggregate,
+      s_aggregate_set_opts, "REF", 1, 1, "set an aggregate's zone or properties" },
+    { "aggregate unset", s_cmd_set, "api.aggregate_set", &s_res_aggregate,
+      s_properties_unset_opts, "REF", 1, 1, "remove properties from an aggregate" },
+    { "availability zone list", s_cmd_zone_list, "api.zone_list", &s_res_zone,
+      s_long_opts, "", 0, 0, "list availability zones (--long: their hosts and services)" },
+
     { "compute service list", s_cmd_list, "api.service_list", &s_res_service,
       s_service_list_opts, "", 0, 0, "list compute services" },
     { "compute service set", s_cmd_service_set, "api.service_set", &s_res_service,
@@ -1773,6 +2330,13 @@ static const command_t s_commands [] = {
       NULL, "", 0, 0, "list hypervisors" },
     { "hypervisor show", s_cmd_show, "api.hypervisor_show", &s_res_hypervisor,
       NULL, "REF", 1, 1, "show a hypervisor (by id or hostname)" },
+    { "resource provider list", s_cmd_list, "api.provider_list", &s_res_provider,
+      NULL, "", 0, 0, "list resource providers and how full they are" },
+    { "resource provider show", s_cmd_provider_show, "api.provider_show", &s_res_provider,
+      s_provider_show_opts, "REF", 1, 1, "show a resource provider and its inventories" },
+    { "resource provider inventory set", s_cmd_inventory_set, "api.provider_set",
+      &s_res_provider, s_inventory_set_opts, "REF", 1, 1,
+      "set allocation_ratio or reserved of resource classes" },
 
     { "ping", s_cmd_ping, "api.ping", NULL,
       NULL, "", 0, 0, "check that the api answers" },
@@ -1793,7 +2357,8 @@ s_command_usage (FILE *out, const command_t *cmd)
         const char *metavar = spec->choices ? spec->choices : spec->metavar;
         fprintf (out, " %s--%s%s%s%s%s", spec->required ? "" : "[", spec->name,
                  metavar ? " " : "", metavar ? metavar : "",
-                 spec->kind == OPT_KV ? " ..." : "", spec->required ? "" : "]");
+                 spec->kind == OPT_KV || spec->kind == OPT_KV_LIST || spec->kind == OPT_KEYS
+                 ? " ..." : "", spec->required ? "" : "]");
     }
     if (*cmd->args)
         fprintf (out, " %s", cmd->args);
@@ -1971,6 +2536,20 @@ s_utf8_valid (const char *text)
     return probe != NULL;
 }
 
+//  The map a repeatable option gathers into, made on first use.
+static json_t *
+s_opt_map (cli_t *cli, const char *name)
+{
+    json_t *map = s_opt (cli, name);
+    if (!map) {
+        map = json_object ();
+        if (!map)
+            s_out_of_memory ();
+        json_object_set_new (cli->opts, name, map);
+    }
+    return map;
+}
+
 //  Store one command option's value in cli->opts; 0 or -1 (reported).
 static int
 s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
@@ -2013,24 +2592,38 @@ s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
             json_object_set_new (cli->opts, spec->name, json_integer (number));
             return 0;
         }
-        case OPT_KV: {
+        case OPT_KV:
+        case OPT_KV_LIST: {
             const char *equals = strchr (value, '=');
             if (!equals || equals == value || !s_utf8_valid (value)) {
-                s_fail ("--%s expects KEY=VALUE, not '%s'", spec->name, value);
+                s_fail ("--%s expects %s, not '%s'", spec->name, spec->metavar, value);
                 return -1;
             }
-            json_t *map = s_opt (cli, spec->name);
-            if (!map) {
-                map = json_object ();
-                json_object_set_new (cli->opts, spec->name, map);
-            }
+            json_t *map = s_opt_map (cli, spec->name);
             char *key = strndup (value, (size_t) (equals - value));
             if (!key)
                 s_out_of_memory ();
-            json_object_set_new (map, key, json_string (equals + 1));
+            //  As the openstack client's --hint: a key given once stays a
+            //  string, a repeated one gathers its values in order.
+            json_t *before = json_object_get (map, key);
+            json_t *after = json_string (equals + 1);
+            if (spec->kind == OPT_KV_LIST && json_is_array (before))
+                json_array_append_new (before, after);
+            else
+            if (spec->kind == OPT_KV_LIST && before)
+                json_object_set_new (map, key, json_pack ("[O, o]", before, after));
+            else
+                json_object_set_new (map, key, after);
             free (key);
             return 0;
         }
+        case OPT_KEYS:
+            if (!*value || !s_utf8_valid (value)) {
+                s_fail ("--%s expects %s, not '%s'", spec->name, spec->metavar, value);
+                return -1;
+            }
+            json_object_set_new (s_opt_map (cli, spec->name), value, json_null ());
+            return 0;
         case OPT_KIND_COUNT:
             assert (false);
             break;
