@@ -205,7 +205,8 @@ s_fits (const s_host_t *host, int cls, double amount)
         return false;
     if (amount < inventory->min_unit || amount > inventory->max_unit)
         return false;
-    if (inventory->step_size > 0 && fmod (amount, inventory->step_size) != 0)
+    //  Most classes step by 1: skip the division for them (a hot path).
+    if (inventory->step_size > 1 && fmod (amount, inventory->step_size) != 0)
         return false;
     return inventory->used + amount <= s_capacity (inventory);
 }

@@ -16,12 +16,22 @@
 #   4. list: `zova server list -f json` with 1,000 live servers (the
 #      cluster's) and with 10,000 (a store seeded by bench/seed_store.c,
 #      served by a fresh conductor + api)
+#   5. fleet: 100 separate computes (heartbeats every 10 s), 2,000 servers
+#      booted with 100 requests in flight, their spread across hosts, all
+#      deleted
+#
+# Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
+# which plays its conductor: select_destinations at 100, 1,000 and 10,000
+# hosts whose inventories it wrote into a store with zv_placement_report.
 #
 # Everything lives in one temporary directory; every process started here is
 # stopped by PID on exit, whatever happens.  Knobs: BENCH_SERVERS (1000),
 # BENCH_LIST_BIG (10000), BENCH_WINDOW (requests in flight, 50),
 # BENCH_POLL_MS (watcher poll, 100), BENCH_KEEP=1 (keep the directory and
-# logs), BENCH_PERF=1 (perf-record the conductor during the concurrent boot).
+# logs), BENCH_PERF=1 (perf-record the conductor during the concurrent boot),
+# BENCH_SCHED_DECISIONS (timed decisions per host count, 2000),
+# BENCH_FLEET=0 (skip step 5), BENCH_FLEET_HOSTS (100), BENCH_FLEET_SERVERS
+# (2000), BENCH_FLEET_WINDOW (100).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -39,6 +49,11 @@ WINDOW=${BENCH_WINDOW:-50}
 # bounds the observation delay in each per-server time.
 POLL_MS=${BENCH_POLL_MS:-100}
 COMPUTES=3
+SCHED_DECISIONS=${BENCH_SCHED_DECISIONS:-2000}
+FLEET=${BENCH_FLEET:-1}
+FLEET_HOSTS=${BENCH_FLEET_HOSTS:-100}
+FLEET_SERVERS=${BENCH_FLEET_SERVERS:-2000}
+FLEET_WINDOW=${BENCH_FLEET_WINDOW:-100}
 
 DIR=$(mktemp -d /tmp/zova-bench.XXXXXX)
 PIDS=()
@@ -78,14 +93,15 @@ node_xml () {
 EOF
 }
 
-# config FILE STATE_PATH [section.key=value ...]
+# config FILE STATE_PATH [section.key=value ...]; REPORT_INTERVAL and
+# SERVICE_DOWN_TIME (seconds) override the quick defaults (1 and 10).
 config () {
     local file=$1 state=$2; shift 2
     {
         echo "[DEFAULT]"
         echo "state_path = $state"
-        echo "report_interval = 1"
-        echo "service_down_time = 10"
+        echo "report_interval = ${REPORT_INTERVAL:-1}"
+        echo "service_down_time = ${SERVICE_DOWN_TIME:-10}"
         local kv section key value current=DEFAULT
         for kv in "$@"; do
             section=${kv%%.*}; key=${kv#*.}; value=${key#*=}; key=${key%%=*}
@@ -100,6 +116,14 @@ start () {
     "$ZOVAD" "$2" --config "$3" >>"$DIR/$1.log" 2>&1 &
     PIDS+=("$!")
     eval "PID_$1=$!"
+}
+
+# stop_pids PID...: SIGTERM to all at once, then wait for each (a fleet
+# stops in parallel; cleanup still SIGKILLs any that linger).
+stop_pids () {
+    local pid
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "$@"; do wait "$pid" 2>/dev/null; done
 }
 
 # stop NAME: SIGTERM, wait for it.
@@ -133,6 +157,11 @@ hypervisors_up () {
     [ "$(zova -f json hypervisor list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -ge "$1" ]
 }
 
+# hypervisors_state_up N: at least N hypervisors listed with state up.
+hypervisors_state_up () {
+    [ "$(zova -f json hypervisor list | python3 -c 'import json,sys; print(sum(h["state"] == "up" for h in json.load(sys.stdin)))')" -ge "$1" ]
+}
+
 # list_ms: median wall time of 5 runs of `zova server list -f json`, and
 # that the list holds at least N servers.
 list_ms () {
@@ -149,7 +178,7 @@ list_ms () {
     printf '%s\n' "${times[@]}" | sort -n | sed -n 3p | awk '{ printf "%.1f\n", $1 / 1000 }'
 }
 
-for bin in "$ZOVAD" "$ZOVA" "$BENCH/rpc" "$BENCH/store" "$BENCH/sched" "$BENCH/raw_libvirt" "$BENCH/boot_client" "$BENCH/seed_store"; do
+for bin in "$ZOVAD" "$ZOVA" "$BENCH/rpc" "$BENCH/store" "$BENCH/sched" "$BENCH/sched_actor" "$BENCH/raw_libvirt" "$BENCH/boot_client" "$BENCH/seed_store"; do
     [ -x "$bin" ] || { echo "bench: $bin missing (run make bench)" >&2; exit 1; }
 done
 T0=$(ms_now)
@@ -167,6 +196,21 @@ rm -rf "$DIR/storebench"
 # --- 2b. scheduling decisions ----------------------------------------
 note "scheduler: select_destinations over 100, 1,000 and 10,000 simulated hosts"
 "$BENCH/sched" | progress "$DIR/sched.out" || note "step failed"
+
+note "scheduler actor: select_destinations through zovad scheduler, hosts from a store (100, 1,000, 10,000)"
+# The default [filter_scheduler] filters and weighers and the default
+# host_refresh_interval_ms (1000); bench/sched_actor binds the endpoint
+# this scheduler's link connects to and plays the conductor.
+SA_PORT=$(port)
+mkdir -p "$DIR/sched-actor"
+config "$DIR/sa-scheduler.conf" "$DIR/var-sa" "DEFAULT.host=bench" "conductor.endpoint=tcp://127.0.0.1:$SA_PORT"
+start sascheduler scheduler "$DIR/sa-scheduler.conf"
+SA_CPU0=$(cpu_ticks "$PID_sascheduler")
+"$BENCH/sched_actor" "tcp://127.0.0.1:$SA_PORT" "$DIR/sched-actor" "$SCHED_DECISIONS" \
+    | progress "$DIR/sched_actor.out" || note "step failed"
+echo "sched_actor_scheduler_cpu_s: $(calc "($(cpu_ticks "$PID_sascheduler") - $SA_CPU0) / $(getconf CLK_TCK)")" >>"$DIR/sched_actor.out"
+stop sascheduler
+rm -rf "$DIR/sched-actor"
 
 # --- 3. boot -----------------------------------------------------------
 note "raw libvirt: define+start $SERVERS domains, one thread"
@@ -246,6 +290,94 @@ wait_for 30 zova ping || { note "second api does not answer"; exit 1; }
 LIST_10000=$(list_ms "$LIST_BIG")
 stop bigapi; stop bigconductor
 
+# --- 5. fleet ------------------------------------------------------------
+# FLEET_HOSTS computes, each its own process, host name and test:/// node
+# (16 CPUs, 64 GiB, [compute] local_gb = 1000, the default ratios and
+# reservations), heartbeats every 10 s as in service.  FLEET_SERVERS servers
+# of 1 vCPU / 2 GB / 20 GB (the select_destinations spec of step 2b) with
+# FLEET_WINDOW requests in flight, default filters and weighers.  Spread =
+# max - min instances per host, from placement's vcpus_used (1 per server).
+fleet_node_xml () {
+    cat >"$1" <<'EOF'
+<node><cpu><mhz>2400</mhz><model>x86_64</model><active>16</active><nodes>1</nodes><sockets>1</sockets><cores>16</cores><threads>1</threads></cpu><memory>67108864</memory></node>
+EOF
+}
+
+# fleet_spread FILE: per-host figures from a `hypervisor list -f json`.
+fleet_spread () {
+    python3 -c '
+import json, sys
+per_host = [h["vcpus_used"] for h in json.load(open(sys.argv[1])) if h["host"].startswith("fleet")]
+print("fleet_spread_max_minus_min: %d" % (max(per_host) - min(per_host)))
+print("fleet_instances_per_host_min: %d" % min(per_host))
+print("fleet_instances_per_host_max: %d" % max(per_host))
+print("fleet_instances_placed: %d" % sum(per_host))' "$1"
+}
+
+fleet () {
+    local n pid pids=() port_api port_cond
+    port_api=$(port); port_cond=$(port)
+    export ZOVA_ENDPOINT="tcp://127.0.0.1:$port_api"
+    local common=("api.endpoint=tcp://127.0.0.1:$port_api" "conductor.endpoint=tcp://127.0.0.1:$port_cond")
+    export REPORT_INTERVAL=10 SERVICE_DOWN_TIME=60
+    mkdir -p "$DIR/fleet"
+    config "$DIR/fleet/conductor.conf" "$DIR/fleet/var" "${common[@]}"
+    config "$DIR/fleet/scheduler.conf" "$DIR/fleet/var-scheduler" "${common[@]}"
+    config "$DIR/fleet/api.conf" "$DIR/fleet/var-api" "${common[@]}"
+    start fleetconductor conductor "$DIR/fleet/conductor.conf"
+    start fleetscheduler scheduler "$DIR/fleet/scheduler.conf"
+    start fleetapi api "$DIR/fleet/api.conf"
+    local t0; t0=$(ms_now)
+    for n in $(seq "$FLEET_HOSTS"); do
+        fleet_node_xml "$DIR/fleet/node$n.xml"
+        config "$DIR/fleet/compute$n.conf" "$DIR/fleet/var-compute$n" "DEFAULT.host=fleet$n" "${common[@]}" \
+            "libvirt.connection_uri=test://$DIR/fleet/node$n.xml" "compute.local_gb=1000"
+        "$ZOVAD" compute --config "$DIR/fleet/compute$n.conf" >>"$DIR/fleet/compute$n.log" 2>&1 &
+        PIDS+=("$!"); pids+=("$!")
+    done
+    unset REPORT_INTERVAL SERVICE_DOWN_TIME
+    wait_for 30 zova ping || { note "fleet api does not answer (logs in $DIR/fleet)"; return 1; }
+    wait_for 60 hypervisors_state_up "$FLEET_HOSTS" || { note "fleet: not all $FLEET_HOSTS hypervisors came up"; return 1; }
+    figure fleet_hosts_up_s "$(calc "($(ms_now) - $t0) / 1000")"
+    figure fleet_hosts "$(zova -f json hypervisor list | python3 -c 'import json,sys; print(sum(h["state"] == "up" for h in json.load(sys.stdin)))')"
+    local rss=0
+    for pid in "${pids[@]}"; do rss=$(( rss + $(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0) )); done
+    figure fleet_compute_rss_mb_each "$(calc "$rss / 1024 / ${#pids[@]}")"
+    # What an idle fleet costs (heartbeats, timers): all computes' CPU
+    # over 2 s, as a share of one core.
+    local i0=0 i1=0
+    for pid in "${pids[@]}"; do i0=$(( i0 + $(cpu_ticks "$pid") )); done
+    sleep 2
+    for pid in "${pids[@]}"; do i1=$(( i1 + $(cpu_ticks "$pid") )); done
+    figure fleet_computes_idle_cpu_pct "$(calc "($i1 - $i0) * 100 / $(getconf CLK_TCK) / 2")"
+    zova flavor create --vcpus 1 --ram 2048 --disk 20 fleet.small >/dev/null || return 1
+    head -c 1048576 /dev/urandom >"$DIR/fleet/image.raw"
+    zova image create --file "$DIR/fleet/image.raw" fleet-image >/dev/null || return 1
+
+    local c0 s0 k0=0 k1=0 hz
+    hz=$(getconf CLK_TCK)
+    c0=$(cpu_ticks "$PID_fleetconductor"); s0=$(cpu_ticks "$PID_fleetscheduler")
+    for pid in "${pids[@]}"; do k0=$(( k0 + $(cpu_ticks "$pid") )); done
+    "$BENCH/boot_client" create --endpoint "$ZOVA_ENDPOINT" --flavor fleet.small --image fleet-image \
+        --count "$FLEET_SERVERS" --window "$FLEET_WINDOW" --poll-ms "$POLL_MS" --label fleet_boot \
+        --uuids-out "$DIR/fleet/uuids" --timeout 120
+    for pid in "${pids[@]}"; do k1=$(( k1 + $(cpu_ticks "$pid") )); done
+    figure fleet_cpu_us_per_server_conductor "$(( ($(cpu_ticks "$PID_fleetconductor") - c0) * 1000000 / hz / FLEET_SERVERS ))"
+    figure fleet_cpu_us_per_server_scheduler "$(( ($(cpu_ticks "$PID_fleetscheduler") - s0) * 1000000 / hz / FLEET_SERVERS ))"
+    figure fleet_cpu_us_per_server_computes "$(( (k1 - k0) * 1000000 / hz / FLEET_SERVERS ))"
+    zova -f json hypervisor list >"$DIR/fleet/hypervisors.json" && fleet_spread "$DIR/fleet/hypervisors.json"
+    "$BENCH/boot_client" delete --endpoint "$ZOVA_ENDPOINT" --uuids "$DIR/fleet/uuids" \
+        --window "$FLEET_WINDOW" --poll-ms 50 --label fleet_delete --timeout 120
+    stop_pids "${pids[@]}"
+    stop fleetapi; stop fleetscheduler; stop fleetconductor
+}
+if [ "$FLEET" != 0 ]; then
+    note "fleet: $FLEET_HOSTS computes, $FLEET_SERVERS servers, $FLEET_WINDOW in flight"
+    # Not in a pipe: a subshell would keep the computes' PIDs from cleanup.
+    fleet >"$DIR/fleet.out" || note "fleet step failed (logs in $DIR/fleet; BENCH_KEEP=1 keeps them)"
+    sed 's/^/  /' "$DIR/fleet.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -285,6 +417,25 @@ for count in 100 1000 10000; do
     done
 done
 show sched_growth_10000_vs_100_per_host "$DIR/sched.out"
+for count in 100 1000 10000; do
+    for name in decisions_per_s p50_ms p99_ms us_per_host transport_p50_ms refresh_ms \
+                host_states_build_ms host_states_encode_ms host_states_decode_ms host_states_kb; do
+        show "sched_actor_${count}_$name" "$DIR/sched_actor.out"
+    done
+done
+for name in sched_actor_growth_10000_vs_100_per_host sched_actor_marginal_ns_per_host_100_to_1000 \
+            sched_actor_marginal_ns_per_host_1000_to_10000 sched_actor_scheduler_cpu_s; do
+    show "$name" "$DIR/sched_actor.out"
+done
 figure list_1000_ms "${LIST_1000:-failed}"
 figure list_10000_ms "${LIST_10000:-failed}"
+if [ "$FLEET" != 0 ]; then
+    for name in fleet_boot_rate_servers_per_s fleet_boot_p50_ms fleet_boot_p99_ms fleet_boot_errors \
+                fleet_spread_max_minus_min fleet_instances_per_host_min fleet_instances_per_host_max \
+                fleet_hosts fleet_hosts_up_s fleet_compute_rss_mb_each fleet_computes_idle_cpu_pct \
+                fleet_cpu_us_per_server_conductor \
+                fleet_cpu_us_per_server_scheduler fleet_cpu_us_per_server_computes fleet_delete_rate_servers_per_s; do
+        show "$name" "$DIR/fleet.out"
+    done
+fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
