@@ -469,10 +469,15 @@ s_service_heartbeat (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, 
         if (status != ZV_OK)
             return status;
     }
-    if (strcmp (binary, "scheduler") == 0) {
-        zframe_t *rid = zv_msg_routing_id (msg);
-        char identity [320];
-        snprintf (identity, sizeof identity, "%.*s", (int) zframe_size (rid), (char *) zframe_data (rid));
+    //  A scheduler is asked by its routing identity: register one only when
+    //  that identity is the "scheduler.<host>" its heartbeat claims.
+    char expected_identity [320];
+    snprintf (expected_identity, sizeof expected_identity, "scheduler.%s", host);
+    zframe_t *rid = zv_msg_routing_id (msg);
+    if (strcmp (binary, "scheduler") == 0 && rid
+    &&  zframe_size (rid) == strlen (expected_identity)
+    &&  memcmp (zframe_data (rid), expected_identity, zframe_size (rid)) == 0) {
+        const char *identity = expected_identity;
         int64_t *seen = (int64_t *) zhashx_lookup (self->schedulers, identity);
         if (!seen) {
             seen = (int64_t *) zmalloc (sizeof (int64_t));
@@ -1192,19 +1197,28 @@ s_build_unreachable (self_t *self, json_t *arg)
 //  ---------------------------------------------------------------------
 //  Servers
 
-//  The zones that exist: the default one and every aggregate's.
+//  The zones that exist are those of compute hosts, as in Nova: an
+//  aggregate's zone once it has a host, and the default zone while some
+//  compute host is in no zoned aggregate.
 static bool
 s_zone_exists (self_t *self, zv_txn_t *txn, const char *zone)
 {
-    if (strcmp (zone, self->cfg.default_availability_zone) == 0)
-        return true;
-    json_t *all = zv_aggregate_list (txn);
-    size_t index;
-    json_t *aggregate;
+    json_t *nodes = s_collect (self, txn, ZV_TABLE_NODES, NULL, NULL);
+    json_t *by_host = zv_aggregate_by_host (txn);
     bool found = false;
-    json_array_foreach (all, index, aggregate)
-        found |= s_str (aggregate, "availability_zone") && strcmp (s_str (aggregate, "availability_zone"), zone) == 0;
-    json_decref (all);
+    size_t index;
+    json_t *node;
+    json_array_foreach (nodes, index, node) {
+        const char *mine = self->cfg.default_availability_zone;
+        size_t at;
+        json_t *aggregate;
+        json_array_foreach (json_object_get (by_host, s_str (node, "host")), at, aggregate)
+            if (s_str (aggregate, "availability_zone"))
+                mine = s_str (aggregate, "availability_zone");
+        found |= streq (mine, zone);
+    }
+    json_decref (nodes);
+    json_decref (by_host);
     return found;
 }
 
@@ -2240,6 +2254,21 @@ s_flavor_set (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t 
     return status;
 }
 
+//  A zone name is a name without ':' (AZ:HOST forces a host), as Nova's.
+static bool
+s_valid_zone (const char *zone, char *errbuf, size_t errlen)
+{
+    if (!zone || !*zone)
+        return true;
+    if (!s_valid_name ("availability zone", zone, errbuf, errlen))
+        return false;
+    if (strchr (zone, ':')) {
+        snprintf (errbuf, errlen, "Invalid availability zone name '%s': it must not include ':'.", zone);
+        return false;
+    }
+    return true;
+}
+
 static zv_status_t
 s_aggregate_reply (s_call_t *call, zv_status_t status, json_t *aggregate)
 {
@@ -2255,7 +2284,7 @@ s_aggregate_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, s
 {
     const char *name = zv_msg_get_str (call->msg, "name");
     const char *zone = zv_msg_get_str (call->msg, "availability_zone");
-    if (!s_valid_name ("aggregate", name, errbuf, errlen) || (zone && *zone && !s_valid_name ("zone", zone, errbuf, errlen)))
+    if (!s_valid_name ("aggregate", name, errbuf, errlen) || !s_valid_zone (zone, errbuf, errlen))
         return ZV_EINVAL;
     json_t *aggregate = NULL;
     zv_status_t status = zv_aggregate_create (txn, name, zone, &aggregate, errbuf, errlen);
@@ -2321,7 +2350,9 @@ s_aggregate_set (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
     json_t *properties = json_object_get (zv_msg_body (call->msg), "properties");
     zv_status_t status = s_check_properties (properties, errbuf, errlen);
     const char *zone = zv_msg_get_str (call->msg, "availability_zone");
-    if (status == ZV_OK && zone && *zone && !s_valid_name ("zone", zone, errbuf, errlen))
+    json_t *meta_zone = json_object_get (properties, "availability_zone");
+    if (status == ZV_OK && (!s_valid_zone (zone, errbuf, errlen)
+                            || !s_valid_zone (json_string_value (meta_zone), errbuf, errlen)))
         status = ZV_EINVAL;
     json_t *aggregate = NULL;
     if (status == ZV_OK)
@@ -2340,15 +2371,11 @@ s_zone_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t e
     (void) errlen;
     bool long_form = zv_msg_get_bool (call->msg, "long", false);
     json_t *by_host = zv_aggregate_by_host (txn);
+    //  Zones come from the compute hosts in them (Nova's rule): a zone with
+    //  no host is not listed.
     json_t *zones = json_object ();             //  name -> [hosts]
-    json_object_set_new (zones, self->cfg.default_availability_zone, json_array ());
-    json_t *all = zv_aggregate_list (txn);
     size_t index;
     json_t *aggregate;
-    json_array_foreach (all, index, aggregate)
-        if (s_str (aggregate, "availability_zone") && !json_object_get (zones, s_str (aggregate, "availability_zone")))
-            json_object_set_new (zones, s_str (aggregate, "availability_zone"), json_array ());
-    json_decref (all);
     json_t *services = s_collect (self, txn, ZV_TABLE_SERVICES, NULL, NULL);
     json_t *service;
     json_array_foreach (services, index, service) {
@@ -2360,6 +2387,8 @@ s_zone_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t e
             if (s_str (aggregate, "availability_zone"))
                 zone = s_str (aggregate, "availability_zone");
         s_service_view (self, service);
+        if (!json_object_get (zones, zone))
+            json_object_set_new (zones, zone, json_array ());
         json_array_append_new (json_object_get (zones, zone), json_pack ("{s:O, s:[{s:O, s:O, s:O, s:O}]}",
             "host", json_object_get (service, "host"), "services",
             "binary", json_object_get (service, "binary"), "state", json_object_get (service, "state"),

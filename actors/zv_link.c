@@ -16,6 +16,7 @@ struct _zv_link_t {
     char endpoint [256];
     int report_interval_s;
     int missed;                     //  heartbeats unanswered in a row
+    int64_t answered_ms;            //  mono time of the last answered heartbeat
     bool registered;                //  reader and timers are on the loop
     void *actor;
     zv_link_serve_fn *serve;
@@ -52,6 +53,7 @@ s_readable (zloop_t *loop, zsock_t *socket, void *arg)
 //  is dead (half-open, or its identity taken over by another peer) and
 //  builds a new one: ZeroMQ alone would wait forever.
 #define S_MAX_MISSED 3
+#define S_MIN_SILENCE_MS 10000
 
 static int s_readable (zloop_t *loop, zsock_t *socket, void *arg);
 
@@ -85,6 +87,7 @@ s_reconnect (zv_link_t *self)
     self->dealer = dealer;
     zloop_reader (self->loop, self->dealer, s_readable, self);
     self->missed = 0;
+    self->answered_ms = zv_mono_ms ();      //  give the new connection its own grace
 }
 
 static void
@@ -98,6 +101,7 @@ s_heartbeat_done (void *actor, void *ctx, zv_msg_t *reply)
         return;
     }
     self->missed = 0;
+    self->answered_ms = zv_mono_ms ();
     const char *epoch = zv_msg_get_str (reply, "epoch");
     if (epoch && strcmp (epoch, self->epoch) != 0) {
         bool first = !*self->epoch;
@@ -132,7 +136,9 @@ s_heartbeat_timer (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     zv_link_t *self = (zv_link_t *) arg;
     //  Here, not in a continuation: the reader may be iterating the socket.
-    if (self->missed >= S_MAX_MISSED)
+    //  Three unanswered heartbeats, and at least S_MIN_SILENCE_MS without an
+    //  answer: a conductor that is merely busy is not a dead connection.
+    if (self->missed >= S_MAX_MISSED && zv_mono_ms () - self->answered_ms >= S_MIN_SILENCE_MS)
         s_reconnect (self);
     zv_link_heartbeat (self);
     return 0;
@@ -164,6 +170,7 @@ zv_link_new (const char *binary, const zv_actor_args_t *args, zloop_t *loop,
     self->node_fn = node_fn;
     self->loop = loop;
     self->rpc = zv_rpc_new ();
+    self->answered_ms = zv_mono_ms ();
     snprintf (self->endpoint, sizeof self->endpoint, "%s", args->conductor_endpoint);
     self->dealer = s_dealer_new (self);
     if (!self->dealer) {
