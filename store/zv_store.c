@@ -278,11 +278,13 @@ zv_store_del (zv_txn_t *txn, zv_table_t table, const char *key)
     return ZV_OK;
 }
 
-zv_status_t
-zv_store_scan (zv_txn_t *txn, zv_table_t table, const char *prefix,
-               zv_store_visit_fn *visit, void *arg)
+//  One cursor walk over the keys starting with prefix, for both scans:
+//  a tree per record for visit, or the checked bytes for visit_raw.
+static zv_status_t
+s_scan (zv_txn_t *txn, zv_table_t table, const char *prefix,
+        zv_store_visit_fn *visit, zv_store_visit_raw_fn *visit_raw, void *arg)
 {
-    assert (txn && !txn->child && (unsigned) table < ZV_TABLE_COUNT && visit);
+    assert (txn && !txn->child && (unsigned) table < ZV_TABLE_COUNT && (visit || visit_raw));
     const char *name = s_table_names [table];
     size_t plen = prefix? strlen (prefix): 0;
     if (plen > S_KEY_MAX)
@@ -302,12 +304,21 @@ zv_store_scan (zv_txn_t *txn, zv_table_t table, const char *prefix,
         assert (k.mv_size <= S_KEY_MAX);
         memcpy (key, k.mv_data, k.mv_size);
         key [k.mv_size] = 0;
-        json_t *rec;
-        status = s_decode (table, &k, &v, &rec);
-        if (status)
-            goto cleanup;
-        bool more = visit (key, rec, arg);
-        json_decref (rec);
+        bool more;
+        if (visit) {
+            json_t *rec;
+            status = s_decode (table, &k, &v, &rec);
+            if (status)
+                goto cleanup;
+            more = visit (key, rec, arg);
+            json_decref (rec);
+        }
+        else {
+            status = s_check (table, &k, &v);
+            if (status)
+                goto cleanup;
+            more = visit_raw (key, v.mv_data, v.mv_size, arg);
+        }
         if (!more)
             goto cleanup;
         rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
@@ -320,42 +331,19 @@ cleanup:
 }
 
 zv_status_t
+zv_store_scan (zv_txn_t *txn, zv_table_t table, const char *prefix,
+               zv_store_visit_fn *visit, void *arg)
+{
+    assert (visit);
+    return s_scan (txn, table, prefix, visit, NULL, arg);
+}
+
+zv_status_t
 zv_store_scan_raw (zv_txn_t *txn, zv_table_t table, const char *prefix,
                    zv_store_visit_raw_fn *visit, void *arg)
 {
-    assert (txn && !txn->child && (unsigned) table < ZV_TABLE_COUNT && visit);
-    const char *name = s_table_names [table];
-    size_t plen = prefix? strlen (prefix): 0;
-    if (plen > S_KEY_MAX)
-        return ZV_EINVAL;
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open (txn->txn, txn->store->dbi [table], &cursor);
-    if (rc)
-        return s_lmdb_fail (txn->store, rc, "cursor open", name);
-
-    zv_status_t status = ZV_OK;
-    MDB_val k = { plen, (void *) prefix }, v;
-    rc = mdb_cursor_get (cursor, &k, &v, plen? MDB_SET_RANGE: MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size < plen || memcmp (k.mv_data, prefix, plen))
-            break;
-        char key [S_KEY_MAX + 1];
-        assert (k.mv_size <= S_KEY_MAX);
-        memcpy (key, k.mv_data, k.mv_size);
-        key [k.mv_size] = 0;
-        status = s_check (table, &k, &v);
-        if (status)
-            goto cleanup;
-        bool more = visit (key, v.mv_data, v.mv_size, arg);
-        if (!more)
-            goto cleanup;
-        rc = mdb_cursor_get (cursor, &k, &v, MDB_NEXT);
-    }
-    if (rc && rc != MDB_NOTFOUND)
-        status = s_lmdb_fail (txn->store, rc, "scan", name);
-cleanup:
-    mdb_cursor_close (cursor);
-    return status;
+    assert (visit);
+    return s_scan (txn, table, prefix, NULL, visit, arg);
 }
 
 size_t
