@@ -180,7 +180,9 @@ zv_link_new (const char *binary, const zv_actor_args_t *args, zloop_t *loop,
     zloop_reader (loop, self->dealer, s_readable, self);
     self->heartbeat_timer = zloop_timer (loop, (size_t) self->report_interval_s * 1000, 0,
                                          s_heartbeat_timer, self);
-    self->expire_timer = zloop_timer (loop, 100, 0, s_expire_timer, self);
+    //  Deadlines are seconds long: checking twice a second is precise enough
+    //  and keeps an idle fleet of computes from waking ten times a second.
+    self->expire_timer = zloop_timer (loop, 500, 0, s_expire_timer, self);
     self->registered = true;
     return self;
 }
