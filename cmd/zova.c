@@ -41,6 +41,7 @@
 
 #include "../common/zv_common.h"
 #include "../proto/zv_msg.h"
+#include "../proto/zv_pack.h"
 
 #define ZOVA_VERSION            "0.1.0"
 #define ZOVA_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5774"
@@ -469,6 +470,10 @@ typedef struct {
     //  Flattened copy (caller owns) for lists and JSON, or NULL to print
     //  records as returned.  full: keep every other key too (show).
     json_t *(*flatten) (json_t *record, bool full);
+    //  The -f json text of a list reply, written from its msgpack body
+    //  straight into out (without a tree), or NULL.  -1 when the body has
+    //  a shape it does not expect: the list then takes the tree path.
+    int (*json_list) (strbuf_t *out, const void *body, size_t size);
 } resource_t;
 
 //  A server's flat form, one row per key: taken from source, or from the
@@ -524,6 +529,171 @@ s_server_flatten (json_t *server, bool full)
                 json_object_set (flat, key, value);
     }
     return flat;
+}
+
+//  server list -f json without a tree.  json_dumps of the flattened list
+//  costs most of a big list's CPU (decode, flatten copy, dump); this walks
+//  the reply's msgpack bytes once and writes the same text, byte for byte,
+//  that s_print_json gives for it: s_server_flat's keys in order, indent 2,
+//  jansson's string escapes.  Anything the flat form would hold as other
+//  than a scalar (a real, a nested list or map, a server that is not a map)
+//  is -1, and the caller falls back to the tree: the fast path only has to
+//  be right about the ordinary case.
+#define S_SERVER_FLAT_KEYS  (sizeof s_server_flat / sizeof s_server_flat [0] - 1)
+
+//  Keys of a received body are checked strings without NUL.
+static bool
+s_item_is (const zv_pack_item_t *item, const char *name)
+{
+    return item->type == ZV_PACK_STR
+        && strncmp (name, item->str, item->len) == 0 && name [item->len] == '\0';
+}
+
+//  text[0..len) as a JSON string, escaped as json_dumps escapes it (UTF-8,
+//  already checked on arrival, passes through).
+static void
+s_buf_json_str (strbuf_t *out, const char *text, size_t len)
+{
+    s_buf_add (out, "\"", 1);
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) text [i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        s_buf_add (out, text + start, i - start);
+        start = i + 1;
+        switch (c) {
+            case '"':  s_buf_add (out, "\\\"", 2); break;
+            case '\\': s_buf_add (out, "\\\\", 2); break;
+            case '\b': s_buf_add (out, "\\b", 2); break;
+            case '\f': s_buf_add (out, "\\f", 2); break;
+            case '\n': s_buf_add (out, "\\n", 2); break;
+            case '\r': s_buf_add (out, "\\r", 2); break;
+            case '\t': s_buf_add (out, "\\t", 2); break;
+            default:   s_buf_printf (out, "\\u%04X", c); break;
+        }
+    }
+    s_buf_add (out, text + start, len - start);
+    s_buf_add (out, "\"", 1);
+}
+
+//  A scalar as json_dumps writes it; -1 for anything else.
+static int
+s_buf_json_scalar (strbuf_t *out, const zv_pack_item_t *item)
+{
+    switch (item->type) {
+        case ZV_PACK_NIL:
+            s_buf_add (out, "null", 4);
+            return 0;
+        case ZV_PACK_BOOL:
+            s_buf_puts (out, item->integer ? "true" : "false");
+            return 0;
+        case ZV_PACK_INT:
+            s_buf_printf (out, "%" PRId64, item->integer);
+            return 0;
+        case ZV_PACK_STR:
+            s_buf_json_str (out, item->str, item->len);
+            return 0;
+        case ZV_PACK_REAL:          //  jansson's own float format: the tree's job
+        case ZV_PACK_ARRAY:
+        case ZV_PACK_MAP:
+        case ZV_PACK_OTHER:
+        case ZV_PACK_TYPE_COUNT:
+            return -1;
+    }
+    return -1;
+}
+
+//  The value of row for the server whose source value starts at body[at]
+//  (at 0: absent), as s_server_flatten takes it.
+static int
+s_server_json_value (strbuf_t *out, const flat_key_t *row,
+                     const void *body, size_t size, size_t at)
+{
+    if (at == 0) {
+        s_buf_add (out, "null", 4);
+        return 0;
+    }
+    zv_pack_item_t item;
+    if (zv_pack_next (body, size, &at, &item))
+        return -1;
+    if (row->sub && item.type == ZV_PACK_MAP) {
+        size_t sub_at = 0;          //  the last of duplicate keys wins
+        for (size_t i = 0; i < item.count; i++) {
+            zv_pack_item_t key;
+            if (zv_pack_next (body, size, &at, &key) || key.type != ZV_PACK_STR)
+                return -1;
+            if (s_item_is (&key, row->sub))
+                sub_at = at;
+            if (zv_pack_skip (body, size, &at))
+                return -1;
+        }
+        if (sub_at == 0) {
+            s_buf_add (out, "null", 4);
+            return 0;
+        }
+        if (zv_pack_next (body, size, &sub_at, &item))
+            return -1;
+    }
+    else
+    if (row->sub && strcmp (row->key, row->source) != 0) {
+        s_buf_add (out, "null", 4);
+        return 0;
+    }
+    return s_buf_json_scalar (out, &item);
+}
+
+static int
+s_server_json_list (strbuf_t *out, const void *body, size_t size)
+{
+    zv_pack_item_t item, key;
+    size_t pos = 0, servers_at = 0;
+    if (zv_pack_next (body, size, &pos, &item) || item.type != ZV_PACK_MAP)
+        return -1;
+    for (size_t i = 0; i < item.count; i++) {
+        if (zv_pack_next (body, size, &pos, &key) || key.type != ZV_PACK_STR)
+            return -1;
+        if (s_item_is (&key, "servers"))
+            servers_at = pos;
+        if (zv_pack_skip (body, size, &pos))
+            return -1;
+    }
+    pos = servers_at;
+    if (servers_at == 0
+    ||  zv_pack_next (body, size, &pos, &item) || item.type != ZV_PACK_ARRAY)
+        return -1;
+    if (item.count == 0) {
+        s_buf_add (out, "[]\n", 3);
+        return 0;
+    }
+    size_t nservers = item.count;
+    s_buf_add (out, "[\n", 2);
+    for (size_t n = 0; n < nservers; n++) {
+        if (zv_pack_next (body, size, &pos, &item) || item.type != ZV_PACK_MAP)
+            return -1;
+        size_t at [S_SERVER_FLAT_KEYS] = { 0 };
+        for (size_t i = 0; i < item.count; i++) {
+            if (zv_pack_next (body, size, &pos, &key) || key.type != ZV_PACK_STR)
+                return -1;
+            for (size_t r = 0; r < S_SERVER_FLAT_KEYS; r++)
+                if (s_item_is (&key, s_server_flat [r].source))
+                    at [r] = pos;
+            if (zv_pack_skip (body, size, &pos))
+                return -1;
+        }
+        s_buf_add (out, "  {\n", 4);
+        for (size_t r = 0; r < S_SERVER_FLAT_KEYS; r++) {
+            s_buf_add (out, "    \"", 5);
+            s_buf_puts (out, s_server_flat [r].key);
+            s_buf_add (out, "\": ", 3);
+            if (s_server_json_value (out, &s_server_flat [r], body, size, at [r]))
+                return -1;
+            s_buf_add (out, r + 1 < S_SERVER_FLAT_KEYS ? ",\n" : "\n", r + 1 < S_SERVER_FLAT_KEYS ? 2 : 1);
+        }
+        s_buf_add (out, n + 1 < nservers ? "  },\n" : "  }\n", n + 1 < nservers ? 5 : 4);
+    }
+    s_buf_add (out, "]\n", 2);
+    return 0;
 }
 
 //  A resource provider's flat form: its identity, and "used/capacity" for
@@ -656,28 +826,29 @@ static const column_t s_field_columns [] = {
 };
 
 static const resource_t s_res_server =
-    { "server", "server", "servers", s_server_columns, NULL, s_server_flatten };
+    { "server", "server", "servers", s_server_columns, NULL, s_server_flatten,
+      s_server_json_list };
 static const resource_t s_res_flavor =
-    { "flavor", "flavor", "flavors", s_flavor_columns, NULL, NULL };
+    { "flavor", "flavor", "flavors", s_flavor_columns, NULL, NULL, NULL };
 static const resource_t s_res_image =
-    { "image", "image", "images", s_image_columns, NULL, NULL };
+    { "image", "image", "images", s_image_columns, NULL, NULL, NULL };
 static const resource_t s_res_event =
-    { "event", "event", "events", s_event_columns, NULL, NULL };
+    { "event", "event", "events", s_event_columns, NULL, NULL, NULL };
 static const resource_t s_res_service =
-    { "service", "service", "services", s_service_columns, NULL, NULL };
+    { "service", "service", "services", s_service_columns, NULL, NULL, NULL };
 static const resource_t s_res_hypervisor =
-    { "hypervisor", "hypervisor", "hypervisors", s_hypervisor_columns, NULL, NULL };
+    { "hypervisor", "hypervisor", "hypervisors", s_hypervisor_columns, NULL, NULL, NULL };
 static const resource_t s_res_aggregate =
     { "aggregate", "aggregate", "aggregates", s_aggregate_columns,
-      s_aggregate_long_columns, NULL };
+      s_aggregate_long_columns, NULL, NULL };
 static const resource_t s_res_zone =
     { "availability zone", "availability_zone", "availability_zones", s_zone_columns,
-      s_zone_long_columns, NULL };
+      s_zone_long_columns, NULL, NULL };
 static const resource_t s_res_group =
-    { "server group", "server_group", "server_groups", s_group_columns, NULL, NULL };
+    { "server group", "server_group", "server_groups", s_group_columns, NULL, NULL, NULL };
 static const resource_t s_res_provider =
     { "resource provider", "resource_provider", "resource_providers", s_provider_columns,
-      NULL, s_provider_flatten };
+      NULL, s_provider_flatten, NULL };
 
 
 //  ---------------------------------------------------------------------
@@ -894,24 +1065,40 @@ s_rpc (cli_t *cli, const char *type, json_t **body_p, const void *payload, size_
     return reply;
 }
 
+//  One request; its successful reply (caller owns), or NULL after
+//  reporting the error.  Takes ownership of body.
+static zv_msg_t *
+s_call_reply (cli_t *cli, const char *type, json_t *body)
+{
+    zv_msg_t *reply = s_rpc (cli, type, &body, NULL, 0);
+    if (reply && zv_msg_status (reply) != ZV_OK) {
+        s_report_error (reply);
+        zv_msg_destroy (&reply);
+    }
+    return reply;
+}
+
+//  The body of a successful reply (caller owns), or NULL after reporting
+//  that it has none.  Destroys *reply_p.
+static json_t *
+s_reply_body (zv_msg_t **reply_p, const char *type)
+{
+    json_t *result = NULL;
+    if (!zv_msg_body (*reply_p))
+        s_fail ("empty reply to %s", type);
+    else
+        result = json_incref (zv_msg_body (*reply_p));
+    zv_msg_destroy (reply_p);
+    return result;
+}
+
 //  One request; the body of its successful reply (caller owns), or NULL
 //  after reporting the error.  Takes ownership of body.
 static json_t *
 s_call (cli_t *cli, const char *type, json_t *body)
 {
-    zv_msg_t *reply = s_rpc (cli, type, &body, NULL, 0);
-    if (!reply)
-        return NULL;
-    json_t *result = NULL;
-    if (zv_msg_status (reply) != ZV_OK)
-        s_report_error (reply);
-    else
-    if (!zv_msg_body (reply))
-        s_fail ("empty reply to %s", type);
-    else
-        result = json_incref (zv_msg_body (reply));
-    zv_msg_destroy (&reply);
-    return result;
+    zv_msg_t *reply = s_call_reply (cli, type, body);
+    return reply ? s_reply_body (&reply, type) : NULL;
 }
 
 //  Pipelined requests of one type.  make (ctx, i) builds the body of
@@ -1393,7 +1580,24 @@ static int
 s_cmd_list (cli_t *cli)
 {
     const resource_t *res = cli->cmd->resource;
-    json_t *reply = s_call (cli, cli->cmd->type, s_body_from_opts (cli));
+    zv_msg_t *msg = s_call_reply (cli, cli->cmd->type, s_body_from_opts (cli));
+    if (!msg)
+        return ZOVA_EXIT_FAIL;
+    //  -f json straight from the body's bytes when the resource can; the
+    //  tree below is the fallback for any body the fast path refuses.
+    size_t size;
+    const void *bytes = zv_msg_body_bytes (msg, &size);
+    if (cli->json && res->json_list && bytes) {
+        strbuf_t out = { 0 };
+        int fast = res->json_list (&out, bytes, size);
+        int written = fast == 0 ? s_buf_write (&out) : 0;
+        s_buf_free (&out);
+        if (fast == 0) {
+            zv_msg_destroy (&msg);
+            return written ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+        }
+    }
+    json_t *reply = s_reply_body (&msg, cli->cmd->type);
     if (!reply)
         return ZOVA_EXIT_FAIL;
     json_t *records = s_reply_member (reply, res->many, true, cli->cmd->type);

@@ -761,6 +761,120 @@ zv_pack_peek_map (const void *data, size_t size, zv_pack_peek_t *fields, size_t 
     return pos == size ? ZV_OK : ZV_EINVAL;
 }
 
+zv_status_t
+zv_pack_next (const void *data, size_t size, size_t *pos_p, zv_pack_item_t *item)
+{
+    assert (pos_p && item);
+    const uint8_t *bytes = data;
+    size_t pos = *pos_p;
+    if (!bytes || pos >= size)
+        return ZV_EINVAL;
+    memset (item, 0, sizeof *item);
+    uint8_t tag = bytes [pos++];
+    uint64_t length = 0;            //  a str's bytes, a container's entries
+    if (tag <= 0x7f || tag >= 0xe0) {
+        item->type = ZV_PACK_INT;
+        item->integer = tag <= 0x7f ? tag : (int8_t) tag;
+        *pos_p = pos;
+        return ZV_OK;
+    }
+    if (tag <= 0x8f) {
+        item->type = ZV_PACK_MAP;
+        length = tag & 0x0f;
+    }
+    else
+    if (tag <= 0x9f) {
+        item->type = ZV_PACK_ARRAY;
+        length = tag & 0x0f;
+    }
+    else
+    if (tag <= 0xbf) {
+        item->type = ZV_PACK_STR;
+        length = tag & 0x1f;
+    }
+    else {
+        //  0xc0 .. 0xdf: the width of the value or length after the tag.
+        static const uint8_t width [32] = {
+            [0x0a] = 4, [0x0b] = 8,                             //  float 32, 64
+            [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8,     //  uint
+            [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8,     //  int
+            [0x19] = 1, [0x1a] = 2, [0x1b] = 4,                 //  str
+            [0x1c] = 2, [0x1d] = 4, [0x1e] = 2, [0x1f] = 4,     //  array, map
+        };
+        size_t bytes_wide = width [tag - 0xc0];
+        if (bytes_wide > size - pos)
+            return ZV_EINVAL;
+        uint64_t raw = s_big_endian (bytes + pos, bytes_wide);
+        switch (tag) {
+            case 0xc0:
+                item->type = ZV_PACK_NIL;
+                break;
+            case 0xc2: case 0xc3:
+                item->type = ZV_PACK_BOOL;
+                item->integer = tag == 0xc3;
+                break;
+            case 0xca: {
+                float f;
+                uint32_t bits = (uint32_t) raw;
+                memcpy (&f, &bits, 4);
+                item->type = ZV_PACK_REAL;
+                item->real = f;
+                break;
+            }
+            case 0xcb:
+                item->type = ZV_PACK_REAL;
+                memcpy (&item->real, &raw, 8);
+                break;
+            case 0xcc: case 0xcd: case 0xce: case 0xcf:
+                if (raw > INT64_MAX)
+                    return ZV_EINVAL;
+                item->type = ZV_PACK_INT;
+                item->integer = (int64_t) raw;
+                break;
+            case 0xd0: item->type = ZV_PACK_INT; item->integer = (int8_t) raw; break;
+            case 0xd1: item->type = ZV_PACK_INT; item->integer = (int16_t) raw; break;
+            case 0xd2: item->type = ZV_PACK_INT; item->integer = (int32_t) raw; break;
+            case 0xd3: item->type = ZV_PACK_INT; item->integer = (int64_t) raw; break;
+            case 0xd9: case 0xda: case 0xdb:
+                item->type = ZV_PACK_STR;
+                length = raw;
+                break;
+            case 0xdc: case 0xdd:
+                item->type = ZV_PACK_ARRAY;
+                length = raw;
+                break;
+            case 0xde: case 0xdf:
+                item->type = ZV_PACK_MAP;
+                length = raw;
+                break;
+            case 0xc1:
+                return ZV_EINVAL;
+            default: {
+                //  bin and ext: zv_pack_skip knows their shapes.
+                size_t at = *pos_p;
+                if (zv_pack_skip (bytes, size, &at) != ZV_OK)
+                    return ZV_EINVAL;
+                item->type = ZV_PACK_OTHER;
+                *pos_p = at;
+                return ZV_OK;
+            }
+        }
+        pos += bytes_wide;
+    }
+    if (item->type == ZV_PACK_STR) {
+        if (length > size - pos)
+            return ZV_EINVAL;
+        item->str = (const char *) bytes + pos;
+        item->len = (size_t) length;
+        pos += (size_t) length;
+    }
+    else
+    if (item->type == ZV_PACK_ARRAY || item->type == ZV_PACK_MAP)
+        item->count = (size_t) length;
+    *pos_p = pos;
+    return ZV_OK;
+}
+
 //  Writing by hand
 
 void

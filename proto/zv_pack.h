@@ -129,4 +129,37 @@ typedef struct {
 zv_status_t zv_pack_peek_map (const void *data, size_t size,
                               zv_pack_peek_t *fields, size_t count);
 
+//  One object as zv_pack_next reads it.
+typedef enum {
+    ZV_PACK_NIL,
+    ZV_PACK_BOOL,                   //  integer: 1 true, 0 false
+    ZV_PACK_INT,                    //  integer
+    ZV_PACK_REAL,                   //  real
+    ZV_PACK_STR,                    //  str, len: borrowed from data, not NUL-ended
+    ZV_PACK_ARRAY,                  //  count: items that follow
+    ZV_PACK_MAP,                    //  count: key/value pairs that follow
+    ZV_PACK_OTHER,                  //  bin or ext, stepped over
+    ZV_PACK_TYPE_COUNT
+} zv_pack_type_t;
+
+typedef struct {
+    zv_pack_type_t type;
+    int64_t integer;
+    double real;
+    const char *str;
+    size_t len;
+    size_t count;
+} zv_pack_item_t;
+
+//  Read the object at *pos_p into *item and step over it: a scalar whole,
+//  an array or map only its header (*pos_p then names its first entry, and
+//  the caller reads count entries, or skips the rest with zv_pack_skip).
+//  For walking bytes already checked (a received body) without building a
+//  tree; a string's content is not checked again.  Returns ZV_OK, or
+//  ZV_EINVAL (*pos_p unchanged) when the object is cut short, holds 0xc1 or
+//  an integer beyond int64.  A container's count is not believed beyond
+//  what a caller's walk finds: each entry read can still fail.
+zv_status_t zv_pack_next (const void *data, size_t size, size_t *pos_p,
+                          zv_pack_item_t *item);
+
 #endif

@@ -1716,6 +1716,93 @@ test_pack_skip (void **state)
     assert_int_equal (zv_pack_skip (two, 2, &pos), ZV_EINVAL);
 }
 
+//  zv_pack_next reads each form's head: scalars whole, containers by count.
+static void
+test_pack_next (void **state)
+{
+    (void) state;
+    struct { const char *hex; zv_pack_type_t type; int64_t integer; size_t count; size_t len; } forms [] = {
+        { "c0", ZV_PACK_NIL, 0, 0, 1 },
+        { "c2", ZV_PACK_BOOL, 0, 0, 1 },
+        { "c3", ZV_PACK_BOOL, 1, 0, 1 },
+        { "7f", ZV_PACK_INT, 127, 0, 1 },
+        { "e0", ZV_PACK_INT, -32, 0, 1 },
+        { "cd0102", ZV_PACK_INT, 258, 0, 3 },
+        { "cf7fffffffffffffff", ZV_PACK_INT, INT64_MAX, 0, 9 },
+        { "d0fe", ZV_PACK_INT, -2, 0, 2 },
+        { "d1fffe", ZV_PACK_INT, -2, 0, 3 },
+        { "d2fffffffe", ZV_PACK_INT, -2, 0, 5 },
+        { "d38000000000000000", ZV_PACK_INT, INT64_MIN, 0, 9 },
+        { "cb3ff8000000000000", ZV_PACK_REAL, 0, 0, 9 },
+        { "ca3fc00000", ZV_PACK_REAL, 0, 0, 5 },
+        { "a3616263", ZV_PACK_STR, 0, 3, 4 },
+        { "d903616263", ZV_PACK_STR, 0, 3, 5 },
+        { "da0003616263", ZV_PACK_STR, 0, 3, 6 },
+        { "db00000003616263", ZV_PACK_STR, 0, 3, 8 },
+        { "9201c0", ZV_PACK_ARRAY, 0, 2, 1 },
+        { "dc000201c0", ZV_PACK_ARRAY, 0, 2, 3 },
+        { "dd0000000201c0", ZV_PACK_ARRAY, 0, 2, 5 },
+        { "81a16101", ZV_PACK_MAP, 0, 1, 1 },
+        { "de0001a16101", ZV_PACK_MAP, 0, 1, 3 },
+        { "df00000001a16101", ZV_PACK_MAP, 0, 1, 5 },
+        { "c403616263", ZV_PACK_OTHER, 0, 0, 5 },
+        { "d5010102", ZV_PACK_OTHER, 0, 0, 4 },
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms [0]; i++) {
+        unsigned char bytes [64];
+        size_t size = s_unhex (forms [i].hex, bytes);
+        zv_pack_item_t item;
+        size_t pos = 0;
+        assert_int_equal (zv_pack_next (bytes, size, &pos, &item), ZV_OK);
+        assert_int_equal (item.type, forms [i].type);
+        assert_int_equal (pos, forms [i].len);
+        if (item.type == ZV_PACK_INT || item.type == ZV_PACK_BOOL)
+            assert_true (item.integer == forms [i].integer);
+        if (item.type == ZV_PACK_STR) {
+            assert_int_equal (item.len, forms [i].count);
+            assert_memory_equal (item.str, "abc", 3);
+        }
+        if (item.type == ZV_PACK_ARRAY || item.type == ZV_PACK_MAP)
+            assert_int_equal (item.count, forms [i].count);
+        if (item.type == ZV_PACK_REAL)
+            assert_true (item.real == 1.5);
+        //  A scalar cut short is refused and leaves pos alone.
+        if (item.type != ZV_PACK_ARRAY && item.type != ZV_PACK_MAP)
+            for (size_t len = 0; len < size; len++) {
+                pos = 0;
+                assert_int_equal (zv_pack_next (bytes, len, &pos, &item), ZV_EINVAL);
+                assert_int_equal (pos, 0);
+            }
+    }
+    //  Refused: 0xc1, a uint beyond int64, a string longer than the data,
+    //  NULL data, a position at the end.
+    const char *bad [] = { "c1", "cf8000000000000000", "dbffffffff61", "c6ffffffff" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        unsigned char bytes [64];
+        size_t size = s_unhex (bad [i], bytes);
+        zv_pack_item_t item;
+        size_t pos = 0;
+        assert_int_equal (zv_pack_next (bytes, size, &pos, &item), ZV_EINVAL);
+        assert_int_equal (pos, 0);
+    }
+    unsigned char one [] = { 0x01 };
+    zv_pack_item_t item;
+    size_t pos = 0;
+    assert_int_equal (zv_pack_next (NULL, 1, &pos, &item), ZV_EINVAL);
+    pos = 1;
+    assert_int_equal (zv_pack_next (one, 1, &pos, &item), ZV_EINVAL);
+    //  A walk over {a: [1, "b"]} item by item.
+    unsigned char bytes [16];
+    size_t size = s_unhex ("81a1619201a162", bytes);
+    pos = 0;
+    zv_pack_type_t walk [] = { ZV_PACK_MAP, ZV_PACK_STR, ZV_PACK_ARRAY, ZV_PACK_INT, ZV_PACK_STR };
+    for (size_t i = 0; i < sizeof walk / sizeof walk [0]; i++) {
+        assert_int_equal (zv_pack_next (bytes, size, &pos, &item), ZV_OK);
+        assert_int_equal (item.type, walk [i]);
+    }
+    assert_int_equal (pos, size);
+}
+
 static void
 test_pack_peek_map (void **state)
 {
@@ -2311,6 +2398,7 @@ main (void)
         cmocka_unit_test (test_msg_golden),
         cmocka_unit_test (test_msg_mutations),
         cmocka_unit_test (test_pack_skip),
+        cmocka_unit_test (test_pack_next),
         cmocka_unit_test (test_pack_peek_map),
         cmocka_unit_test (test_msg_body_failure_keeps_envelope),
         cmocka_unit_test (test_msg_body_failure_broken_envelope),
