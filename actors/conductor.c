@@ -1933,6 +1933,17 @@ s_sync_visit (const char *key, json_t *rec, void *arg)
             changes = json_pack ("{s:s, s:n, s:o}", "vm_state", "error", "task_state",
                                  "fault", s_fault (ZV_EIO, "Build was interrupted by a service restart"
                                                            " before the domain existed"));
+        else
+        if (power && strcmp (power, "running") == 0) {
+            //  The domain runs: the build finished and only its report was
+            //  lost (a conductor that died before answering it).  Compute
+            //  lists domains between handlers, so a domain it reports has
+            //  had its final update sent already.
+            char now [32];
+            changes = json_pack ("{s:s, s:n, s:s, s:s}", "vm_state", "active", "task_state",
+                                 "power_state", "running", "launched_at",
+                                 s_str (rec, "launched_at") ? s_str (rec, "launched_at") : s_iso_now (now));
+        }
     }
     else
     if (!power) {
@@ -1975,9 +1986,20 @@ s_compute_sync (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
     json_t *change;
     json_array_foreach (sync.changed, index, change) {
         const char *uuid = s_str (change, "uuid");
-        if (strcmp (s_str (change, "vm_state"), "building") == 0)
+        bool finished = streq (s_str (json_object_get (change, "changes"), "vm_state") ? 
+                               s_str (json_object_get (change, "changes"), "vm_state") : "", "active");
+        if (strcmp (s_str (change, "vm_state"), "building") == 0 && !finished)
             status = s_fail_build (self, txn, uuid, json_object_get (change, "expected"), ZV_EIO,
                                    "Build was interrupted by a service restart before the domain existed");
+        else
+        if (finished && strcmp (s_str (change, "vm_state"), "building") == 0) {
+            json_t *rec = NULL;
+            status = zv_store_instance_cas (txn, uuid, json_object_get (change, "expected"),
+                                            json_object_get (change, "changes"), &rec, errbuf, errlen);
+            if (status == ZV_OK && s_str (rec, "request_id"))
+                zv_store_action_finish (txn, uuid, s_str (rec, "request_id"), "Success", NULL);
+            json_decref (rec);
+        }
         else
             status = zv_store_instance_cas (txn, uuid, json_object_get (change, "expected"),
                                             json_object_get (change, "changes"), NULL, errbuf, errlen);

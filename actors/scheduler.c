@@ -21,32 +21,68 @@ typedef struct {
     zv_link_t *link;
     zv_sched_t *sched;
     bool refreshing;
+    bool refresh_again;             //  a refresh was wanted while one was in flight
+    uint64_t refresh_sent;          //  refreshes sent so far
+    zlistx_t *deferred;             //  s_deferred_t: asks waiting for a fresher view
 } self_t;
+
+//  A select_destinations that found no host on the current view, waiting
+//  for a refresh sent after it arrived: what the view lacked may be a host
+//  that reported in since (start-up, a host just enabled).
+typedef struct {
+    zv_msg_t *request;              //  enough of the request to answer it
+    uint64_t after;                 //  served once refresh number `after` is in
+} s_deferred_t;
+
+static void s_answer (self_t *self, zv_msg_t *msg, bool final);
+static void s_refresh (self_t *self);
 
 static void
 s_refresh_done (void *actor, void *ctx, zv_msg_t *reply)
 {
-    (void) ctx;
     self_t *self = (self_t *) actor;
+    uint64_t number = (uint64_t) (uintptr_t) ctx;
     self->refreshing = false;
-    if (zv_msg_status (reply) != ZV_OK) {
+    if (zv_msg_status (reply) != ZV_OK)
         zv_debug (self->name, NULL, "host refresh: %s", zv_msg_error_text (reply));
-        return;
+    else {
+        json_t *hosts = json_incref (json_object_get (zv_msg_body (reply), "hosts"));
+        if (json_is_array (hosts))
+            zv_sched_set_hosts (self->sched, &hosts);
+        json_decref (hosts);
     }
-    json_t *hosts = json_incref (json_object_get (zv_msg_body (reply), "hosts"));
-    if (json_is_array (hosts))
-        zv_sched_set_hosts (self->sched, &hosts);
-    json_decref (hosts);
+    //  Answer the asks this refresh was for (with whatever view there is
+    //  now: a failed refresh must not keep them waiting), and refresh again
+    //  for those that came while it was in flight.
+    s_deferred_t *deferred = (s_deferred_t *) zlistx_first (self->deferred);
+    while (deferred) {
+        if (deferred->after <= number) {
+            zlistx_delete (self->deferred, zlistx_cursor (self->deferred));
+            s_answer (self, deferred->request, true);
+            zv_msg_destroy (&deferred->request);
+            free (deferred);
+            deferred = (s_deferred_t *) zlistx_first (self->deferred);
+        }
+        else
+            deferred = (s_deferred_t *) zlistx_next (self->deferred);
+    }
+    if (self->refresh_again) {
+        self->refresh_again = false;
+        s_refresh (self);
+    }
 }
 
 static void
 s_refresh (self_t *self)
 {
-    if (self->refreshing)
+    if (self->refreshing) {
+        self->refresh_again = true;
         return;
+    }
     self->refreshing = true;
     zv_msg_t *msg = zv_msg_new ("conductor.host_states");
-    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_refresh_done, NULL, NULL);
+    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_refresh_done,
+                  (void *) (uintptr_t) ++self->refresh_sent, NULL);
 }
 
 static int
@@ -65,32 +101,56 @@ s_on_epoch (void *actor, const char *epoch)
     s_refresh ((self_t *) actor);
 }
 
+//  Answer one select_destinations.  When nothing fits and the answer is
+//  not final yet, wait for a fresher view instead (once).
+static void
+s_answer (self_t *self, zv_msg_t *msg, bool final)
+{
+    zv_status_t status;
+    json_t *body = zv_msg_body (msg);
+    json_t *destinations = zv_sched_select (self->sched, json_object_get (body, "spec"),
+                                            (int) zv_msg_get_int (msg, "num_instances", 1),
+                                            json_object_get (body, "ignore_hosts"), &status);
+    zv_msg_t *reply;
+    if (destinations) {
+        reply = zv_msg_reply (msg);
+        json_t *answer = json_pack ("{s:o}", "destinations", destinations);
+        zv_msg_set_body (reply, &answer);
+    }
+    else
+    if (!final) {
+        //  Keep what answering needs: type, id, request id, body.
+        s_deferred_t *deferred = (s_deferred_t *) zmalloc (sizeof (s_deferred_t));
+        deferred->request = zv_msg_new (zv_msg_type (msg));
+        zv_msg_set_id (deferred->request, zv_msg_id (msg));
+        zv_msg_set_rq (deferred->request, zv_msg_rq (msg));
+        json_t *copy = json_deep_copy (body);
+        zv_msg_set_body (deferred->request, &copy);
+        deferred->after = self->refresh_sent + 1;   //  the next refresh sent
+        zlistx_add_end (self->deferred, deferred);
+        s_refresh (self);
+        return;
+    }
+    else {
+        zv_info (self->name, zv_msg_rq (msg), "no valid host among %zu", zv_sched_host_count (self->sched));
+        reply = zv_msg_error (msg, status, "No valid host was found. There are not enough hosts available.");
+    }
+    zv_msg_set_src (reply, self->name);
+    //  Replies go back on the link's DEALER: the conductor matches "re".
+    zv_msg_send (&reply, zv_link_socket (self->link));
+}
+
 static void
 s_serve (void *actor, zv_msg_t *msg)
 {
     self_t *self = (self_t *) actor;
-    zv_msg_t *reply;
     if (streq (zv_msg_type (msg), "scheduler.select_destinations")) {
-        zv_status_t status;
-        json_t *body = zv_msg_body (msg);
-        json_t *destinations = zv_sched_select (self->sched, json_object_get (body, "spec"),
-                                                (int) zv_msg_get_int (msg, "num_instances", 1),
-                                                json_object_get (body, "ignore_hosts"), &status);
-        if (destinations) {
-            reply = zv_msg_reply (msg);
-            json_t *answer = json_pack ("{s:o}", "destinations", destinations);
-            zv_msg_set_body (reply, &answer);
-        }
-        else {
-            zv_info (self->name, zv_msg_rq (msg), "no valid host among %zu", zv_sched_host_count (self->sched));
-            reply = zv_msg_error (msg, status, "No valid host was found. There are not enough hosts available.");
-        }
+        s_answer (self, msg, false);
+        return;
     }
-    else
-        reply = zv_msg_error (msg, ZV_EINVAL, "message type '%s' is not served by the scheduler",
-                              zv_msg_type (msg));
+    zv_msg_t *reply = zv_msg_error (msg, ZV_EINVAL, "message type '%s' is not served by the scheduler",
+                                    zv_msg_type (msg));
     zv_msg_set_src (reply, self->name);
-    //  Replies go back on the link's DEALER: the conductor matches "re".
     zv_msg_send (&reply, zv_link_socket (self->link));
 }
 
@@ -101,6 +161,7 @@ zv_scheduler_actor (zsock_t *pipe, void *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->cfg = actor_args->config;
     snprintf (self->name, sizeof self->name, "scheduler.%s", self->cfg.host);
+    self->deferred = zlistx_new ();
     //  zv_config_load has applied the deprecated [scheduler] aliases.
     zv_sched_options_t options = {
         .enabled_filters = self->cfg.filter_enabled_filters,
@@ -139,5 +200,11 @@ zv_scheduler_actor (zsock_t *pipe, void *args)
     zv_link_destroy (&self->link);
     zloop_destroy (&self->loop);
     zv_sched_destroy (&self->sched);
+    s_deferred_t *deferred;
+    while ((deferred = (s_deferred_t *) zlistx_detach (self->deferred, NULL))) {
+        zv_msg_destroy (&deferred->request);
+        free (deferred);
+    }
+    zlistx_destroy (&self->deferred);
     free (self);
 }
