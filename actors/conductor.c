@@ -1197,6 +1197,20 @@ s_build_unreachable (self_t *self, json_t *arg)
 //  ---------------------------------------------------------------------
 //  Servers
 
+//  A host's zone, from zv_aggregate_by_host's map: its zoned aggregate's,
+//  else the default zone.  Borrowed from by_host or the config.
+static const char *
+s_host_zone (self_t *self, const json_t *by_host, const char *host)
+{
+    const char *zone = self->cfg.default_availability_zone;
+    size_t index;
+    json_t *aggregate;
+    json_array_foreach (json_object_get (by_host, host), index, aggregate)
+        if (s_str (aggregate, "availability_zone"))
+            zone = s_str (aggregate, "availability_zone");
+    return zone;
+}
+
 //  The zones that exist are those of compute hosts, as in Nova: an
 //  aggregate's zone once it has a host, and the default zone while some
 //  compute host is in no zoned aggregate.
@@ -1209,13 +1223,7 @@ s_zone_exists (self_t *self, zv_txn_t *txn, const char *zone)
     size_t index;
     json_t *node;
     json_array_foreach (nodes, index, node) {
-        const char *mine = self->cfg.default_availability_zone;
-        size_t at;
-        json_t *aggregate;
-        json_array_foreach (json_object_get (by_host, s_str (node, "host")), at, aggregate)
-            if (s_str (aggregate, "availability_zone"))
-                mine = s_str (aggregate, "availability_zone");
-        found |= streq (mine, zone);
+        found |= streq (s_host_zone (self, by_host, s_str (node, "host")), zone);
     }
     json_decref (nodes);
     json_decref (by_host);
@@ -1882,6 +1890,25 @@ s_instance_destroyed (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf,
     return status;
 }
 
+//  The request id of an instance's newest unfinished action (of the named
+//  action, or any when action is NULL), copied into buf; NULL when none.
+static const char *
+s_open_action_rq (zv_txn_t *txn, const char *uuid, const char *action, char *buf, size_t len)
+{
+    json_t *actions = zv_store_action_list (txn, uuid);
+    const char *found = NULL;
+    size_t index;
+    json_t *record;
+    json_array_foreach (actions, index, record)
+        if (json_is_null (json_object_get (record, "finish_time")) && s_str (record, "request_id")
+        &&  (!action || (s_str (record, "action") && streq (s_str (record, "action"), action)))) {
+            snprintf (buf, len, "%s", s_str (record, "request_id"));
+            found = buf;
+        }
+    json_decref (actions);
+    return found;
+}
+
 //  Reconcile a host's domains with the store, as Nova's init_instance and
 //  power-state sync do.  Instances this host should have:
 //    building, no domain, last touched before the restart -> ERROR;
@@ -1915,17 +1942,10 @@ s_sync_visit (const char *key, json_t *rec, void *arg)
     json_t *expected = json_pack ("[o]", task ? json_string (task) : json_null ());
     json_t *changes = NULL;
     if (task && strcmp (task, "deleting") == 0) {
-        json_t *item = json_pack ("{s:s, s:s}", "uuid", key, "action_request_id", "");
-        //  The delete action's request id: the newest unfinished action.
-        json_t *actions = zv_store_action_list (sync->txn, key);
-        size_t index;
-        json_t *action;
-        json_array_foreach (actions, index, action)
-            if (json_is_null (json_object_get (action, "finish_time"))
-            &&  s_str (action, "action") && strcmp (s_str (action, "action"), "delete") == 0)
-                json_object_set (item, "action_request_id", json_object_get (action, "request_id"));
-        json_decref (actions);
-        json_array_append_new (sync->terminate, item);
+        char rq [80];
+        const char *action_rq = s_open_action_rq (sync->txn, key, "delete", rq, sizeof rq);
+        json_array_append_new (sync->terminate, json_pack ("{s:s, s:s}", "uuid", key,
+                                                           "action_request_id", action_rq ? action_rq : ""));
     }
     else
     if (strcmp (vm, "building") == 0) {
@@ -2084,13 +2104,7 @@ s_host_states (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t
         s_hypervisor_view (self, txn, node);
         const char *host = s_str (node, "host");
         json_t *mine = json_object_get (aggregates, host);
-        const char *zone = self->cfg.default_availability_zone;
-        size_t at;
-        json_t *aggregate;
-        json_array_foreach (mine, at, aggregate)
-            if (s_str (aggregate, "availability_zone"))
-                zone = s_str (aggregate, "availability_zone");
-        json_object_set_new (node, "availability_zone", json_string (zone));
+        json_object_set_new (node, "availability_zone", json_string (s_host_zone (self, aggregates, host)));
         json_object_set_new (node, "aggregates", mine ? json_incref (mine) : json_array ());
         json_object_set_new (node, "num_instances", json_integer (s_int (counts, host)));
         int64_t *failed = (int64_t *) zhashx_lookup (self->failed_builds, host);
@@ -2137,15 +2151,8 @@ s_service_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
     size_t index;
     json_t *service;
     json_array_foreach (services, index, service) {
-        const char *zone = "internal";
-        if (streq (s_str (service, "binary"), "compute")) {
-            zone = self->cfg.default_availability_zone;
-            size_t at;
-            json_t *aggregate;
-            json_array_foreach (json_object_get (by_host, s_str (service, "host")), at, aggregate)
-                if (s_str (aggregate, "availability_zone"))
-                    zone = s_str (aggregate, "availability_zone");
-        }
+        const char *zone = streq (s_str (service, "binary"), "compute")
+                         ? s_host_zone (self, by_host, s_str (service, "host")) : "internal";
         json_object_set_new (service, "zone", json_string (zone));
     }
     json_decref (by_host);
@@ -2397,17 +2404,12 @@ s_zone_list (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t e
     //  no host is not listed.
     json_t *zones = json_object ();             //  name -> [hosts]
     size_t index;
-    json_t *aggregate;
     json_t *services = s_collect (self, txn, ZV_TABLE_SERVICES, NULL, NULL);
     json_t *service;
     json_array_foreach (services, index, service) {
         if (!streq (s_str (service, "binary"), "compute"))
             continue;
-        const char *zone = self->cfg.default_availability_zone;
-        size_t at;
-        json_array_foreach (json_object_get (by_host, s_str (service, "host")), at, aggregate)
-            if (s_str (aggregate, "availability_zone"))
-                zone = s_str (aggregate, "availability_zone");
+        const char *zone = s_host_zone (self, by_host, s_str (service, "host"));
         s_service_view (self, service);
         if (!json_object_get (zones, zone))
             json_object_set_new (zones, zone, json_array ());
@@ -2779,19 +2781,13 @@ s_sweep (self_t *self, bool at_start)
     json_decref (building);
     json_array_foreach (sweep.finish_delete, index, uuid) {
         char errbuf [512];
+        char buf [80];
         zv_txn_t *child = zv_txn_begin (self->store, txn, true);
-        json_t *actions = child ? zv_store_action_list (child, json_string_value (uuid)) : NULL;
-        const char *rq = NULL;
-        size_t at;
-        json_t *action;
-        json_array_foreach (actions, at, action)
-            if (json_is_null (json_object_get (action, "finish_time")))
-                rq = s_str (action, "request_id");
+        const char *rq = child ? s_open_action_rq (child, json_string_value (uuid), NULL, buf, sizeof buf) : NULL;
         if (child && s_finish_delete (self, child, json_string_value (uuid), rq, errbuf, sizeof errbuf) == ZV_OK)
             zv_txn_commit (&child);
         else
             zv_txn_abort (&child);
-        json_decref (actions);
     }
     //  A delete stuck on a live host is asked again; on a dead host it is
     //  finished here (the domain is reaped when the host comes back).
@@ -2801,13 +2797,8 @@ s_sweep (self_t *self, bool at_start)
         json_t *rec = NULL;
         if (child && zv_store_get (child, ZV_TABLE_INSTANCES, json_string_value (uuid), &rec) == ZV_OK) {
             json_t *service = s_compute_service (self, child, s_str (rec, "host"));
-            json_t *actions = zv_store_action_list (child, json_string_value (uuid));
-            const char *rq = NULL;
-            size_t at;
-            json_t *action;
-            json_array_foreach (actions, at, action)
-                if (json_is_null (json_object_get (action, "finish_time")))
-                    rq = s_str (action, "request_id");
+            char buf [80];
+            const char *rq = s_open_action_rq (child, json_string_value (uuid), NULL, buf, sizeof buf);
             zv_status_t status = s_service_up (self, service)
                 ? s_start_terminate (self, child, rec, rq, errbuf, sizeof errbuf)
                 : s_finish_delete (self, child, json_string_value (uuid), rq, errbuf, sizeof errbuf);
@@ -2816,7 +2807,6 @@ s_sweep (self_t *self, bool at_start)
             if (status == ZV_OK)
                 status = zv_store_instance_cas (child, json_string_value (uuid), NULL, touch, NULL, errbuf, sizeof errbuf);
             json_decref (touch);
-            json_decref (actions);
             json_decref (service);
             if (status == ZV_OK)
                 zv_txn_commit (&child);
