@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "zv_test.h"
 
 #include <czmq.h>
 #include <stdio.h>
@@ -103,33 +104,6 @@ s_dump (const zv_config_t *config)
     return text;
 }
 
-static char *
-s_slurp (const char *path)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    assert_non_null (out);
-    char chunk [4096];
-    size_t got;
-    while ((got = fread (chunk, 1, sizeof chunk, file)) > 0)
-        fwrite (chunk, 1, got, out);
-    fclose (out);
-    fclose (file);
-    return text;
-}
-
-static bool
-s_has (const char *text, const char *part)
-{
-    if (!strstr (text, part))
-        print_error ("expected '%s' in '%s'\n", part, text);
-    return strstr (text, part) != NULL;
-}
-
 //  Load a file that must fail; returns its status, message in err.
 static zv_status_t
 s_load_fails (const char *path, char *err, size_t errlen)
@@ -140,7 +114,7 @@ s_load_fails (const char *path, char *err, size_t errlen)
     zv_status_t status = zv_config_load (&config, path, err, errlen);
     if (status == ZV_OK)
         fail_msg ("%s loaded, but must be refused", path);
-    assert_true (s_has (err, path));
+    assert_true (zv_test_has (err, path));
     return status;
 }
 
@@ -292,7 +266,7 @@ test_config_golden (void **state)
             fclose (file);
         }
         else {
-            char *expected = s_slurp (out_path);
+            char *expected = zv_test_slurp (out_path);
             if (!expected)
                 fail_msg ("%s is missing: regenerate with ZV_REGEN_GOLDEN=1", out_path);
             if (strcmp (expected, actual) != 0)
@@ -368,9 +342,9 @@ test_config_unknown_key_warns (void **state)
     assert_int_equal (status, ZV_OK);
     assert_string_equal (config.host, "node1");
     assert_string_equal (config.api_endpoint, ZV_DEFAULT_API_ENDPOINT);
-    assert_true (s_has (logged, path));
-    assert_true (s_has (logged, "unknown key [api] endpont"));
-    assert_true (s_has (logged, "unknown key [nosuchsection] key"));
+    assert_true (zv_test_has (logged, path));
+    assert_true (zv_test_has (logged, "unknown key [api] endpont"));
+    assert_true (zv_test_has (logged, "unknown key [nosuchsection] key"));
     free (logged);
 }
 
@@ -383,7 +357,7 @@ test_config_missing_file (void **state)
     char err [512];
     const char *path = "/nonexistent/zova/zova.conf";
     assert_int_equal (s_load_fails (path, err, sizeof err), ZV_ENOTFOUND);
-    assert_true (s_has (err, "No such file"));
+    assert_true (zv_test_has (err, "No such file"));
 }
 
 static void
@@ -408,13 +382,13 @@ test_config_bad_values (void **state)
         zv_status_t status = s_load_fails (path, err, sizeof err);
         if (status != ZV_EINVAL)
             fail_msg ("%s: status %s, expected invalid", path, zv_status_name (status));
-        assert_true (s_has (err, cases [index].key));
-        assert_true (s_has (err, cases [index].value));
+        assert_true (zv_test_has (err, cases [index].key));
+        assert_true (zv_test_has (err, cases [index].value));
     }
     //  The bounds are named, so the user knows what would be accepted.
     char err [512];
     s_load_fails (S_DATA_DIR "/out_of_range.conf", err, sizeof err);
-    assert_true (s_has (err, "[1, 100]"));
+    assert_true (zv_test_has (err, "[1, 100]"));
 }
 
 //  The header promises "a message naming the file, line and key" for a bad
@@ -426,7 +400,7 @@ test_config_bad_value_names_line (void **state)
     char err [512];
     const char *path = S_DATA_DIR "/bad_int.conf";
     assert_int_equal (s_load_fails (path, err, sizeof err), ZV_EINVAL);
-    assert_true (s_has (err, S_DATA_DIR "/bad_int.conf:4"));
+    assert_true (zv_test_has (err, S_DATA_DIR "/bad_int.conf:4"));
 }
 
 //  A value may be as long as its field allows (host: 255 bytes, paths: 1023),
@@ -442,8 +416,8 @@ test_config_long_values (void **state)
     char err [512] = "";
     const char *path = S_DATA_DIR "/long_values.conf";
     assert_int_equal (zv_config_load (&config, path, err, sizeof err), ZV_EINVAL);
-    assert_true (s_has (err, S_DATA_DIR "/long_values.conf:4"));
-    assert_true (s_has (err, "longer than"));
+    assert_true (zv_test_has (err, S_DATA_DIR "/long_values.conf:4"));
+    assert_true (zv_test_has (err, "longer than"));
     //  Nothing was half-applied.
     zv_config_t defaults;
     zv_config_defaults (&defaults);
@@ -458,7 +432,7 @@ test_config_nan_refused (void **state)
     (void) state;
     char err [512];
     assert_int_equal (s_load_fails (S_DATA_DIR "/nan.conf", err, sizeof err), ZV_EINVAL);
-    assert_true (s_has (err, "[scheduler] ram_weight_multiplier"));
+    assert_true (zv_test_has (err, "[scheduler] ram_weight_multiplier"));
 }
 
 static void
@@ -467,8 +441,8 @@ test_config_syntax_error (void **state)
     (void) state;
     char err [512];
     assert_int_equal (s_load_fails (S_DATA_DIR "/syntax.conf", err, sizeof err), ZV_EINVAL);
-    assert_true (s_has (err, S_DATA_DIR "/syntax.conf:5"));
-    assert_true (s_has (err, "syntax error"));
+    assert_true (zv_test_has (err, S_DATA_DIR "/syntax.conf:5"));
+    assert_true (zv_test_has (err, "syntax error"));
 }
 
 //  A short error buffer is truncated, never overrun.

@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "zv_test.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -28,33 +29,6 @@
 #define S_ZOVA_NS    "https://zova.dev/xmlns/instance/1"
 
 //  Helpers
-
-static char *
-s_slurp (const char *path)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    assert_non_null (out);
-    char chunk [4096];
-    size_t got;
-    while ((got = fread (chunk, 1, sizeof chunk, file)) > 0)
-        fwrite (chunk, 1, got, out);
-    fclose (out);
-    fclose (file);
-    return text;
-}
-
-static bool
-s_has (const char *text, const char *part)
-{
-    if (!strstr (text, part))
-        print_error ("expected '%s' in '%s'\n", part, text);
-    return strstr (text, part) != NULL;
-}
 
 static json_t *
 s_load (const char *path)
@@ -106,21 +80,21 @@ s_define (const json_t *instance, const char *xml)
     assert_non_null (desc);
     char expect [256];
     snprintf (expect, sizeof expect, "<uuid>%s</uuid>", uuid);
-    assert_true (s_has (desc, expect));
+    assert_true (zv_test_has (desc, expect));
     snprintf (expect, sizeof expect, "<name>" ZV_DOMAIN_PREFIX "%s</name>", uuid);
-    assert_true (s_has (desc, expect));
+    assert_true (zv_test_has (desc, expect));
     snprintf (expect, sizeof expect, ">%lld</memory>",
               (long long) json_integer_value (json_object_get (flavor, "ram_mb")) * 1024);
-    assert_true (s_has (desc, expect));
+    assert_true (zv_test_has (desc, expect));
     snprintf (expect, sizeof expect, ">%lld</vcpu>",
               (long long) json_integer_value (json_object_get (flavor, "vcpus")));
-    assert_true (s_has (desc, expect));
+    assert_true (zv_test_has (desc, expect));
     free (desc);
 
     //  zova's metadata survives, under its namespace.
     char *metadata = virDomainGetMetadata (domain, VIR_DOMAIN_METADATA_ELEMENT, S_ZOVA_NS, 0);
     assert_non_null (metadata);
-    assert_true (s_has (metadata, "instance"));
+    assert_true (zv_test_has (metadata, "instance"));
     free (metadata);
 
     assert_int_equal (virDomainUndefine (domain), 0);
@@ -157,7 +131,7 @@ test_domain_golden (void **state)
                 fclose (file);
             }
             else {
-                char *expected = s_slurp (out_path);
+                char *expected = zv_test_slurp (out_path);
                 if (!expected)
                     fail_msg ("%s is missing: regenerate with ZV_REGEN_GOLDEN=1", out_path);
                 if (strcmp (expected, xml) != 0) {
@@ -191,15 +165,15 @@ test_domain_type_and_ids (void **state)
     json_t *instance = s_load (S_GOLDEN_DIR "/small.json");
     char *xml = zv_domain_xml (instance, "kvm");
     assert_non_null (xml);
-    assert_true (s_has (xml, "<domain type='kvm'>"));
-    assert_true (s_has (xml, "<name>zova-4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31</name>"));
-    assert_true (s_has (xml, "<uuid>4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31</uuid>"));
-    assert_true (s_has (xml, "<memory unit='MiB'>2048</memory>"));
-    assert_true (s_has (xml, "<vcpu>1</vcpu>"));
-    assert_true (s_has (xml, "<zova:name>web-1</zova:name>"));
-    assert_true (s_has (xml, "<zova:flavor id='1'>m1.small</zova:flavor>"));
-    assert_true (s_has (xml, "<zova:image id='7d2b4e6a-1c3f-4a5b-9e8d-0f1a2b3c4d5e'/>"));
-    assert_true (s_has (xml, "<zova:project id='admin'/>"));
+    assert_true (zv_test_has (xml, "<domain type='kvm'>"));
+    assert_true (zv_test_has (xml, "<name>zova-4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31</name>"));
+    assert_true (zv_test_has (xml, "<uuid>4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31</uuid>"));
+    assert_true (zv_test_has (xml, "<memory unit='MiB'>2048</memory>"));
+    assert_true (zv_test_has (xml, "<vcpu>1</vcpu>"));
+    assert_true (zv_test_has (xml, "<zova:name>web-1</zova:name>"));
+    assert_true (zv_test_has (xml, "<zova:flavor id='1'>m1.small</zova:flavor>"));
+    assert_true (zv_test_has (xml, "<zova:image id='7d2b4e6a-1c3f-4a5b-9e8d-0f1a2b3c4d5e'/>"));
+    assert_true (zv_test_has (xml, "<zova:project id='admin'/>"));
     free (xml);
     json_decref (instance);
 }
@@ -213,10 +187,10 @@ test_domain_escaping (void **state)
     json_t *instance = s_load (S_GOLDEN_DIR "/special_chars.json");
     char *xml = zv_domain_xml (instance, "test");
     assert_non_null (xml);
-    assert_true (s_has (xml, "<zova:name>&lt;web&amp;&apos;db&quot;&gt;</zova:name>"));
-    assert_true (s_has (xml, "<zova:flavor id='x&apos;1'>tiny &amp; &lt;fast&gt;</zova:flavor>"));
-    assert_true (s_has (xml, "<zova:image id='img&quot;&amp;&apos;&lt;&gt;'/>"));
-    assert_true (s_has (xml, "<zova:project id='team &quot;blue&quot; &amp; &lt;ops&gt;'/>"));
+    assert_true (zv_test_has (xml, "<zova:name>&lt;web&amp;&apos;db&quot;&gt;</zova:name>"));
+    assert_true (zv_test_has (xml, "<zova:flavor id='x&apos;1'>tiny &amp; &lt;fast&gt;</zova:flavor>"));
+    assert_true (zv_test_has (xml, "<zova:image id='img&quot;&amp;&apos;&lt;&gt;'/>"));
+    assert_true (zv_test_has (xml, "<zova:project id='team &quot;blue&quot; &amp; &lt;ops&gt;'/>"));
     assert_null (strstr (xml, "<web"));
     assert_null (strstr (xml, "<ops>"));
     assert_null (strstr (xml, "<fast>"));
@@ -229,7 +203,7 @@ test_domain_escaping (void **state)
     char *metadata = virDomainGetMetadata (domain, VIR_DOMAIN_METADATA_ELEMENT, S_ZOVA_NS, 0);
     assert_non_null (metadata);
     //  Re-serialised by libxml2: quotes need no escape in text.
-    assert_true (s_has (metadata, "&lt;web&amp;'db\"&gt;"));
+    assert_true (zv_test_has (metadata, "&lt;web&amp;'db\"&gt;"));
     free (metadata);
     assert_int_equal (virDomainUndefine (domain), 0);
     virDomainFree (domain);
@@ -268,11 +242,11 @@ test_domain_partial_record (void **state)
     json_t *instance = json_pack ("{s:s}", "uuid", "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b");
     char *xml = zv_domain_xml (instance, "test");
     assert_non_null (xml);
-    assert_true (s_has (xml, "<uuid>5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b</uuid>"));
-    assert_true (s_has (xml, "<memory unit='MiB'>0</memory>"));
-    assert_true (s_has (xml, "<zova:name></zova:name>"));
-    assert_true (s_has (xml, "<zova:image id=''/>"));
-    assert_true (s_has (xml, "</domain>\n"));
+    assert_true (zv_test_has (xml, "<uuid>5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b</uuid>"));
+    assert_true (zv_test_has (xml, "<memory unit='MiB'>0</memory>"));
+    assert_true (zv_test_has (xml, "<zova:name></zova:name>"));
+    assert_true (zv_test_has (xml, "<zova:image id=''/>"));
+    assert_true (zv_test_has (xml, "</domain>\n"));
     free (xml);
     json_decref (instance);
 }

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "zv_test.h"
 
 #include <errno.h>
 #include <math.h>
@@ -41,14 +42,6 @@ s_unhex (const char *hex, unsigned char *out)
         out [n++] = (unsigned char) byte;
     }
     return n;
-}
-
-static bool
-s_has (const char *text, const char *part)
-{
-    if (!strstr (text, part))
-        print_error ("expected '%s' in '%s'\n", part, text);
-    return strstr (text, part) != NULL;
 }
 
 static zv_status_t
@@ -340,7 +333,7 @@ test_pack_decode_rejects (void **state)
             print_error ("case %zu (%s): status %d, %s\n", i, cases [i].hex, status, err);
         assert_int_equal (status, cases [i].status);
         assert_null (value);
-        assert_true (s_has (err, cases [i].reason));
+        assert_true (zv_test_has (err, cases [i].reason));
     }
     json_t *value;
     assert_int_equal (zv_pack_decode (NULL, 0, &value, NULL, 0), ZV_EINVAL);
@@ -378,7 +371,7 @@ test_pack_limits (void **state)
         }
         else {
             assert_int_equal (status, ZV_EINVAL);
-            assert_true (s_has (err, "nesting"));
+            assert_true (zv_test_has (err, "nesting"));
         }
         json_decref (value);
         deep [depth] = 0x91;
@@ -559,7 +552,7 @@ s_expect_invalid (const zv_msgdef_t *def, json_t *body, zv_status_t status, cons
     if (got != status)
         print_error ("%s: status %d (%s), expected %d '%s'\n", def->type, got, err, status, reason);
     assert_int_equal (got, status);
-    assert_true (s_has (err, reason));
+    assert_true (zv_test_has (err, reason));
 }
 
 static void
@@ -757,7 +750,7 @@ test_msg_wrong_field_on_wire (void **state)
             char reason [256];
             snprintf (reason, sizeof reason, "%s: field '%s': %s",
                       def->type, def->fields [f].name, expect);
-            assert_true (s_has (zv_msg_error_text (copy), reason));
+            assert_true (zv_test_has (zv_msg_error_text (copy), reason));
             //  Recovered enough to answer, and nothing of the body leaks.
             assert_string_equal (zv_msg_id (copy), zv_msg_id (msg));
             assert_string_equal (zv_msg_rq (copy), zv_msg_rq (msg));
@@ -836,7 +829,7 @@ test_msg_truncated_envelope (void **state)
     for (size_t len = 0; len < size; len++) {
         zv_msg_t *bad = s_decode_raw ("api.server_create", zframe_data (envelope), len);
         assert_int_equal (zv_msg_status (bad), ZV_EINVAL);
-        assert_true (s_has (zv_msg_error_text (bad), "envelope: truncated"));
+        assert_true (zv_test_has (zv_msg_error_text (bad), "envelope: truncated"));
         assert_int_equal (json_object_size (zv_msg_body (bad)), 0);
         zv_msg_t *reply = zv_msg_error (bad, zv_msg_status (bad), "%s", zv_msg_error_text (bad));
         assert_string_equal (zv_msg_re (reply), len >= body_key_at ? zv_msg_id (msg) : "");
@@ -850,7 +843,7 @@ test_msg_truncated_envelope (void **state)
     longer [size] = 0xc0;
     zv_msg_t *bad = s_decode_raw ("api.server_create", longer, size + 1);
     assert_int_equal (zv_msg_status (bad), ZV_EINVAL);
-    assert_true (s_has (zv_msg_error_text (bad), "trailing"));
+    assert_true (zv_test_has (zv_msg_error_text (bad), "trailing"));
     assert_string_equal (zv_msg_id (bad), zv_msg_id (msg));
     assert_int_equal (json_object_size (zv_msg_body (bad)), 0);
     zv_msg_destroy (&bad);
@@ -894,7 +887,7 @@ test_msg_bad_envelopes (void **state)
             json_object_del (envelope, cases [i].key);
         zv_msg_t *msg = s_decode_json ("api.ping", envelope);
         assert_int_equal (zv_msg_status (msg), cases [i].status);
-        assert_true (s_has (zv_msg_error_text (msg), cases [i].reason));
+        assert_true (zv_test_has (zv_msg_error_text (msg), cases [i].reason));
         assert_string_equal (zv_msg_type (msg), "api.ping");
         if (!streq (cases [i].key, "id"))
             assert_string_equal (zv_msg_id (msg), "t-1");
@@ -912,7 +905,7 @@ test_msg_bad_envelopes (void **state)
     json_object_del (envelope, "b");
     json_object_set_new (envelope, "e", json_pack ("{s:s, s:s}", "c", "conflict", "m", "x"));
     msg = s_decode_json ("api.ping", envelope);
-    assert_true (s_has (zv_msg_error_text (msg), "not a reply"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "not a reply"));
     zv_msg_destroy (&msg);
     json_object_set_new (envelope, "re", json_string ("r-1"));
     msg = s_decode_json ("api.ping", envelope);
@@ -925,11 +918,11 @@ test_msg_bad_envelopes (void **state)
     zv_msg_destroy (&msg);
     json_object_set_new (envelope, "e", json_pack ("{s:s, s:s}", "c", "ok", "m", "y"));
     msg = s_decode_json ("api.ping", envelope);
-    assert_true (s_has (zv_msg_error_text (msg), "status 'ok'"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "status 'ok'"));
     zv_msg_destroy (&msg);
     json_object_set_new (envelope, "e", json_pack ("{s:i}", "c", 1));
     msg = s_decode_json ("api.ping", envelope);
-    assert_true (s_has (zv_msg_error_text (msg), "'e' must be"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "'e' must be"));
     zv_msg_destroy (&msg);
     json_decref (envelope);
 
@@ -976,14 +969,14 @@ test_msg_bad_frames (void **state)
     assert_null (zmsg);
 
     zv_msg_t *msg = s_decode_raw ("api.ping", NULL, 0);
-    assert_true (s_has (zv_msg_error_text (msg), "missing envelope frame"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "missing envelope frame"));
     zv_msg_destroy (&msg);
 
     //  Routing id only.
     zmsg = zmsg_new ();
     zmsg_addstr (zmsg, "peer");
     msg = zv_msg_decode (&zmsg, true);
-    assert_true (s_has (zv_msg_error_text (msg), "missing type frame"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "missing type frame"));
     assert_true (zframe_streq (zv_msg_routing_id (msg), "peer"));
     zv_msg_destroy (&msg);
 
@@ -995,7 +988,7 @@ test_msg_bad_frames (void **state)
     zmsg_addstr (zmsg, "extra");
     msg = zv_msg_decode (&zmsg, false);
     assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-    assert_true (s_has (zv_msg_error_text (msg), "too many frames"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "too many frames"));
     assert_string_equal (zv_msg_id (msg), "t-1");
     zv_msg_destroy (&msg);
 
@@ -1006,7 +999,7 @@ test_msg_bad_frames (void **state)
     for (size_t i = 0; i < sizeof types / sizeof types [0]; i++) {
         msg = s_decode_raw (types [i], data, size);
         assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-        assert_true (s_has (zv_msg_error_text (msg), "invalid type frame"));
+        assert_true (zv_test_has (zv_msg_error_text (msg), "invalid type frame"));
         assert_string_equal (zv_msg_id (msg), "t-1");
         assert_true (strlen (zv_msg_type (msg)) <= 128);
         zv_msg_t *reply = zv_msg_error (msg, ZV_EINVAL, "%s", zv_msg_error_text (msg));
@@ -1060,7 +1053,7 @@ test_msg_bad_frames (void **state)
     zmsg_addmem (zmsg, big, huge);
     msg = zv_msg_decode (&zmsg, false);
     assert_int_equal (zv_msg_status (msg), ZV_ETOOBIG);
-    assert_true (s_has (zv_msg_error_text (msg), "payload"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "payload"));
     zv_msg_destroy (&msg);
     //  ... and the sender refuses to make them.
     msg = zv_msg_new ("api.ping");
@@ -1083,7 +1076,7 @@ test_msg_bad_frames (void **state)
         size_t len = s_unhex (raw [i].hex, bytes);
         msg = s_decode_raw ("api.ping", bytes, len);
         assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-        assert_true (s_has (zv_msg_error_text (msg), raw [i].reason));
+        assert_true (zv_test_has (zv_msg_error_text (msg), raw [i].reason));
         zv_msg_destroy (&msg);
     }
 
@@ -1934,7 +1927,7 @@ test_msg_body_failure_keeps_envelope (void **state)
                 print_error ("%s / %s: %s\n", s_bad_bodies [i].name,
                              s_sound_layouts [l].name, zv_msg_error_text (msg));
             assert_int_equal (zv_msg_status (msg), s_bad_bodies [i].status);
-            assert_true (s_has (zv_msg_error_text (msg), s_bad_bodies [i].reason));
+            assert_true (zv_test_has (zv_msg_error_text (msg), s_bad_bodies [i].reason));
             assert_string_equal (zv_msg_id (msg), "abc-1");
             assert_string_equal (zv_msg_rq (msg), "req-xyz");
             assert_string_equal (zv_msg_src (msg), "cli");
@@ -1972,7 +1965,7 @@ test_msg_body_failure_keeps_envelope (void **state)
         zv_msg_t *msg = s_decode_routed (envelope, size);
         if (streq (s_sound_layouts [l].name, "integer key")) {
             assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-            assert_true (s_has (zv_msg_error_text (msg), "is not a string"));
+            assert_true (zv_test_has (zv_msg_error_text (msg), "is not a string"));
         }
         else
             assert_int_equal (zv_msg_status (msg), ZV_OK);
@@ -2076,7 +2069,7 @@ test_msg_cut_or_padded_envelope (void **state)
     for (size_t len = 0; len < size; len++) {
         zv_msg_t *msg = s_decode_routed (envelope, len);
         assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-        assert_true (s_has (zv_msg_error_text (msg), "truncated"));
+        assert_true (zv_test_has (zv_msg_error_text (msg), "truncated"));
         assert_int_equal (json_object_size (zv_msg_body (msg)), 0);
         assert_string_equal (zv_msg_id (msg), len >= body_key_at ? "abc-1" : "");
         assert_string_equal (zv_msg_rq (msg), len >= body_key_at ? "req-xyz" : "");
@@ -2089,7 +2082,7 @@ test_msg_cut_or_padded_envelope (void **state)
     longer [size] = (char) 0xc0;
     zv_msg_t *msg = s_decode_routed (longer, size + 1);
     assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-    assert_true (s_has (zv_msg_error_text (msg), "UTF-8"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "UTF-8"));
     assert_string_equal (zv_msg_id (msg), "abc-1");
     zv_msg_destroy (&msg);
     free (longer);
@@ -2100,7 +2093,7 @@ test_msg_cut_or_padded_envelope (void **state)
     longer [size] = 0x01;
     msg = s_decode_routed (longer, size + 1);
     assert_int_equal (zv_msg_status (msg), ZV_EINVAL);
-    assert_true (s_has (zv_msg_error_text (msg), "trailing"));
+    assert_true (zv_test_has (zv_msg_error_text (msg), "trailing"));
     assert_string_equal (zv_msg_id (msg), "abc-1");
     assert_string_equal (zv_msg_rq (msg), "req-xyz");
     zv_msg_destroy (&msg);

@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "zv_test.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -31,25 +32,6 @@
 #define S_ALL_FILTERS "ComputeFilter,CoreFilter,RamFilter,DiskFilter"
 
 //  Helpers
-
-static char *
-s_slurp (const char *path)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream (&text, &size);
-    assert_non_null (out);
-    char chunk [4096];
-    size_t got;
-    while ((got = fread (chunk, 1, sizeof chunk, file)) > 0)
-        fwrite (chunk, 1, got, out);
-    fclose (out);
-    fclose (file);
-    return text;
-}
 
 //  The .out text of a decision: one compact array per instance, or
 //  "no_valid_host".  Caller frees.
@@ -181,7 +163,7 @@ s_run_case (const char *json_path, bool regen)
         fclose (file);
     }
     else {
-        char *expected = s_slurp (out_path);
+        char *expected = zv_test_slurp (out_path);
         if (!expected)
             fail_msg ("%s is missing: write it, or regenerate with ZV_REGEN_GOLDEN=1", out_path);
         if (strcmp (expected, actual) != 0) {
