@@ -41,9 +41,19 @@ t_cleanup () {
 }
 trap t_cleanup EXIT
 
-# A free loopback TCP port.
+# A free loopback TCP port, never one this test was given before: the
+# kernel may hand the same just-closed port to two calls in a row, and two
+# daemons told to bind one port break each other.
+# (Called as $(t_port), a subshell: the ports given are kept in a file.)
 t_port () {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    local port
+    while true; do
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+        grep -qx "$port" "$T_DIR/ports" 2>/dev/null && continue
+        echo "$port" >>"$T_DIR/ports"
+        echo "$port"
+        return
+    done
 }
 
 t_log () { echo "  $*"; }
