@@ -262,14 +262,20 @@ s_int (const json_t *object, const char *key)
     return json_integer_value (json_object_get (object, key));
 }
 
-static bool
-s_service_up (self_t *self, const json_t *service)
+//  "up", "down" (no heartbeat for service_down_time) or "degraded" (a
+//  compute host whose hypervisor is unreachable: it heartbeats, but can
+//  neither build nor report its domains).  Only "up" takes new work.
+static const char *
+s_service_state (self_t *self, const json_t *service)
 {
     if (!service)
-        return false;
+        return "down";
     int64_t age = zv_now_ms () - s_int (service, "updated_ms");
-    return age <= (int64_t) self->cfg.service_down_time_s * 1000;
+    if (age > (int64_t) self->cfg.service_down_time_s * 1000)
+        return "down";
+    return json_is_string (json_object_get (service, "degraded")) ? "degraded" : "up";
 }
+
 
 static json_t *
 s_fault (zv_status_t status, const char *message)
@@ -403,6 +409,8 @@ typedef struct {
     json_t *reply;                  //  body of the reply, set by the handler
     zv_status_t error;              //  an error to answer although the handler's
     char errtext [512];             //  writes are kept (handler returned ZV_OK)
+    void *payload;                  //  bytes for the reply's payload frame (malloc'd)
+    size_t payload_size;
 } s_call_t;
 
 typedef zv_status_t (s_handler_fn) (self_t *self, zv_txn_t *txn, s_call_t *call,
@@ -432,6 +440,14 @@ s_service_heartbeat (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, 
     json_object_set_new (service, "updated_ms", json_integer (zv_now_ms ()));
     json_object_set_new (service, "report_interval",
                          json_integer (zv_msg_get_int (msg, "report_interval", 10)));
+    const char *degraded = zv_msg_get_str (msg, "degraded");
+    if (degraded && !json_is_string (json_object_get (service, "degraded")))
+        zv_warning (ACTOR, NULL, "%s %s is degraded: %s", binary, host, degraded);
+    else
+    if (!degraded && json_is_string (json_object_get (service, "degraded")))
+        zv_info (ACTOR, NULL, "%s %s is no longer degraded", binary, host);
+    if (degraded || json_object_get (service, "degraded"))
+        json_object_set_new (service, "degraded", degraded ? json_string (degraded) : json_null ());
     zv_status_t status = zv_store_put (txn, ZV_TABLE_SERVICES, key, service);
     json_decref (service);
     if (status != ZV_OK)
@@ -803,6 +819,86 @@ s_image_delete (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
     return status;
 }
 
+//  conductor.image_download: one chunk of an active image's bytes, for a
+//  compute host's image cache (actors/zv_imagecache.c).
+static zv_status_t
+s_image_download (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const char *id = zv_msg_get_str (call->msg, "id");
+    json_t *image = NULL;
+    if (zv_store_get (txn, ZV_TABLE_IMAGES, id, &image) != ZV_OK) {
+        snprintf (errbuf, errlen, "Image %s could not be found.", id);
+        return ZV_ENOTFOUND;
+    }
+    zv_status_t status = ZV_OK;
+    int64_t size = s_int (image, "size");
+    int64_t offset = zv_msg_get_int (call->msg, "offset", 0);
+    int64_t length = zv_msg_get_int (call->msg, "length", 0);
+    if (strcmp (s_str (image, "status"), "active") != 0) {
+        snprintf (errbuf, errlen, "Image %s is %s: it has no data to download.", id, s_str (image, "status"));
+        status = ZV_ECONFLICT;
+    }
+    else
+    if (offset > size) {
+        snprintf (errbuf, errlen, "Image %s: offset %lld is past its size %lld.", id,
+                  (long long) offset, (long long) size);
+        status = ZV_EINVAL;
+    }
+    if (status == ZV_OK) {
+        if (length > size - offset)
+            length = size - offset;
+        char path [1200];
+        s_image_path (self, id, false, path, sizeof path);
+        call->payload = malloc (length ? (size_t) length : 1);
+        int fd = open (path, O_RDONLY);
+        ssize_t got = fd < 0 ? -1 : pread (fd, call->payload, (size_t) length, offset);
+        if (fd >= 0)
+            close (fd);
+        if (got != (ssize_t) length) {
+            snprintf (errbuf, errlen, "cannot read image %s from %s: %s", id, path,
+                      got < 0 ? strerror (errno) : "file shorter than the image");
+            free (call->payload);
+            call->payload = NULL;
+            status = ZV_EIO;
+        }
+        else {
+            call->payload_size = (size_t) length;
+            call->reply = json_pack ("{s:s, s:I, s:I, s:I, s:O, s:O, s:b}", "id", id,
+                                     "offset", (json_int_t) offset, "length", (json_int_t) length,
+                                     "size", (json_int_t) size, "checksum", json_object_get (image, "checksum"),
+                                     "disk_format", json_object_get (image, "disk_format"),
+                                     "last", offset + length >= size);
+        }
+    }
+    json_decref (image);
+    return status;
+}
+
+//  Every image record an instance's domain needs on its host, by id: its
+//  image, that image's kernel and ramdisk (Glance's kernel_id/ramdisk_id
+//  properties), and the same for a rescue image.  Images that are gone
+//  are left out; the compute says what is missing.
+static void
+s_add_image (zv_txn_t *txn, json_t *images, const char *id)
+{
+    json_t *image = NULL;
+    if (!id || !*id || json_object_get (images, id) || zv_store_get (txn, ZV_TABLE_IMAGES, id, &image) != ZV_OK)
+        return;
+    json_object_set_new (images, id, s_strip (image));
+    json_t *properties = json_object_get (image, "properties");
+    s_add_image (txn, images, s_str (properties, "kernel_id"));
+    s_add_image (txn, images, s_str (properties, "ramdisk_id"));
+}
+
+static json_t *
+s_action_images (zv_txn_t *txn, const json_t *rec, const char *rescue_image)
+{
+    json_t *images = json_object ();
+    s_add_image (txn, images, s_str (json_object_get (rec, "image"), "id"));
+    s_add_image (txn, images, rescue_image);
+    return images;
+}
+
 //  ---------------------------------------------------------------------
 //  Claims: placement (store/zv_placement.c) plus the instance's CAS and the
 //  server group's late check, in one transaction.
@@ -1019,7 +1115,8 @@ s_cast_build (self_t *self, json_t *rec, s_job_t *job)
     snprintf (identity, sizeof identity, "compute.%s", host);
     zv_msg_set_routing_str (msg, identity);
     json_t *view = s_server_view (json_deep_copy (rec));
-    json_t *body = json_pack ("{s:o, s:i}", "instance", view, "attempt", job->attempt);
+    json_t *body = json_pack ("{s:o, s:i, s:o}", "instance", view, "attempt", job->attempt,
+                              "images", s_action_images (s_batch_txn (self), rec, NULL));
     zv_msg_set_body (msg, &body);
     json_t *arg = json_pack ("{s:s, s:s, s:O, s:O, s:i}", "uuid", s_str (rec, "uuid"), "host", host,
                              "spec", job->spec, "ignore_hosts", job->ignore_hosts,
@@ -1762,6 +1859,131 @@ s_server_events (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size
     return ZV_OK;
 }
 
+//  conductor.server_action: a user action on a server, as Nova's compute
+//  API takes it.  The transition table judges it and moves task_state in
+//  the same transaction that opens its action record; the host is then
+//  told (compute.instance_action) and reports the end with
+//  instance_update, whose expected task_state is the one set here, so an
+//  action and a delete racing cannot both win.  The actions a host can run
+//  today; the others in the table are refused as not implemented.
+static const zv_action_t s_host_actions [] = {
+    ZV_ACTION_REBOOT, ZV_ACTION_REBOOT_HARD, ZV_ACTION_STOP, ZV_ACTION_START,
+    ZV_ACTION_PAUSE, ZV_ACTION_UNPAUSE, ZV_ACTION_SUSPEND, ZV_ACTION_RESUME,
+    ZV_ACTION_RESCUE, ZV_ACTION_UNRESCUE, ZV_ACTION_SET_PASSWORD,
+};
+
+static void s_action_unreachable (self_t *self, json_t *arg);
+
+static zv_status_t
+s_server_action (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *name = zv_msg_get_str (msg, "action");
+    int action = zv_action_from_name (name);
+    bool served = false;
+    for (size_t index = 0; index < sizeof s_host_actions / sizeof s_host_actions [0]; index++)
+        served |= action >= 0 && (zv_action_t) action == s_host_actions [index];
+    if (action < 0) {
+        snprintf (errbuf, errlen, "Unknown server action '%s'.", name);
+        return ZV_EINVAL;
+    }
+    if (!served) {
+        snprintf (errbuf, errlen, "Server action '%s' is not implemented by this cloud yet.", name);
+        return ZV_EUNSUPPORTED;
+    }
+    if (action == ZV_ACTION_SET_PASSWORD && !zv_msg_get_str (msg, "password")) {
+        snprintf (errbuf, errlen, "changePassword needs a password.");
+        return ZV_EINVAL;
+    }
+    json_t *rec = NULL;
+    zv_status_t status = s_find_server (self, txn, msg, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *uuid = s_str (rec, "uuid");
+    const char *host = s_str (rec, "host");
+    //  The rescue image: the one asked for, else [libvirt] rescue_image_id,
+    //  else the instance's own.
+    json_t *rescue = NULL;
+    if (action == ZV_ACTION_RESCUE) {
+        const char *ref = zv_msg_get_str (msg, "image");
+        if (!ref && *self->cfg.rescue_image_id)
+            ref = self->cfg.rescue_image_id;
+        if (!ref)
+            ref = s_str (json_object_get (rec, "image"), "id");
+        status = s_find (txn, ZV_TABLE_IMAGES, "image", ref, NULL, &rescue, errbuf, errlen);
+        if (status == ZV_ENOTFOUND)
+            snprintf (errbuf, errlen, "Image %s could not be found.", ref);
+        else
+        if (status == ZV_OK && strcmp (s_str (rescue, "status"), "active") != 0) {
+            snprintf (errbuf, errlen, "Image %s is not active.", s_str (rescue, "id"));
+            status = ZV_ECONFLICT;
+        }
+    }
+    json_t *updated = NULL;
+    const char *rq = zv_msg_rq (msg);
+    if (status == ZV_OK)
+        status = zv_store_instance_action (txn, uuid, (zv_action_t) action, rq, &updated, errbuf, errlen);
+    //  A state that allows the action on an instance no host holds (ERROR
+    //  before scheduling) still cannot run it.
+    if (status == ZV_OK && (!host || !*host)) {
+        snprintf (errbuf, errlen, "Cannot '%s' instance %s: it is on no host.", name, uuid);
+        status = ZV_ECONFLICT;
+    }
+    if (status == ZV_OK) {
+        zv_msg_t *cast = zv_msg_new ("compute.instance_action");
+        zv_msg_set_rq (cast, rq);
+        zv_msg_set_src (cast, ACTOR);
+        char identity [320];
+        snprintf (identity, sizeof identity, "compute.%s", host);
+        zv_msg_set_routing_str (cast, identity);
+        json_t *body = json_pack ("{s:O, s:s, s:s, s:o}", "instance", updated, "action", name,
+                                  "action_request_id", rq,
+                                  "images", s_action_images (txn, updated, rescue ? s_str (rescue, "id") : NULL));
+        s_server_view (json_object_get (body, "instance"));
+        if (rescue)
+            json_object_set_new (body, "rescue_image", json_string (s_str (rescue, "id")));
+        if (action == ZV_ACTION_SET_PASSWORD) {
+            json_object_set_new (body, "password", json_string (zv_msg_get_str (msg, "password")));
+            json_object_set_new (body, "user", json_string (zv_msg_get_str (msg, "user")
+                                                            ? zv_msg_get_str (msg, "user") : "root"));
+        }
+        zv_msg_set_body (cast, &body);
+        s_out_cast (self, &cast, s_action_unreachable,
+                    json_pack ("{s:s, s:s, s:s, s:O}", "uuid", uuid, "rq", rq, "host", host,
+                               "task_state", json_object_get (updated, "task_state")));
+        zv_info (ACTOR, rq, "instance %s: %s on %s", uuid, name, host);
+        call->reply = json_pack ("{s:o, s:s}", "server", s_server_view (json_incref (updated)),
+                                 "request_id", rq);
+    }
+    json_decref (updated);
+    json_decref (rescue);
+    json_decref (rec);
+    return status;
+}
+
+//  The host is not connected: the action cannot start.  Its task_state
+//  goes back to None (the instance is as it was) and the action record
+//  says why, as Nova reverts a task when the compute RPC fails.
+static void
+s_action_unreachable (self_t *self, json_t *arg)
+{
+    char errbuf [512], message [400];
+    zv_txn_t *txn = zv_txn_begin (self->store, s_batch_txn (self), true);
+    if (!txn)
+        return;
+    snprintf (message, sizeof message, "compute host %s is not connected", s_str (arg, "host"));
+    json_t *expected = json_pack ("[O]", json_object_get (arg, "task_state"));
+    json_t *changes = json_pack ("{s:n, s:o}", "task_state", "fault", s_fault (ZV_EUNAVAILABLE, message));
+    if (zv_store_instance_cas (txn, s_str (arg, "uuid"), expected, changes, NULL, errbuf, sizeof errbuf) == ZV_OK) {
+        zv_store_action_finish (txn, s_str (arg, "uuid"), s_str (arg, "rq"), "Error", message);
+        zv_txn_commit (&txn);
+    }
+    else
+        zv_txn_abort (&txn);
+    json_decref (expected);
+    json_decref (changes);
+}
+
 //  ---------------------------------------------------------------------
 //  From compute hosts
 
@@ -1926,6 +2148,9 @@ typedef struct {
     json_t *terminate;              //  [{uuid, action_request_id}]
     json_t *seen;                   //  uuid -> true for instances of this host
     json_t *changed;                //  [{uuid, changes, expected}]
+    bool partial;                   //  only the listed domains (an event), no orphans
+    int64_t compute_started_ms;     //  the compute's own start: what it was doing then is lost
+    json_t *interrupted;            //  [{uuid, task_state}]: actions the compute restart cut off
 } s_sync_t;
 
 static bool
@@ -1941,6 +2166,17 @@ s_sync_visit (const char *key, json_t *rec, void *arg)
     const char *task = s_str (rec, "task_state");
     json_t *expected = json_pack ("[o]", task ? json_string (task) : json_null ());
     json_t *changes = NULL;
+    //  A build is only ever finished by its own report or a full sync (an
+    //  event may overtake the build's last CAS); a delete by its own.
+    if (sync->partial && (strcmp (vm, "building") == 0 || (task && strcmp (task, "deleting") == 0))) {
+        json_decref (expected);
+        return true;
+    }
+    //  An action (reboot, stop, ...) in progress when the compute restarted
+    //  will never report: its task ends here (after the power state below).
+    if (task && strcmp (task, "deleting") != 0 && strcmp (vm, "building") != 0
+    &&  s_int (rec, "updated_ms") < sync->compute_started_ms)
+        json_array_append_new (sync->interrupted, json_pack ("{s:s, s:s}", "uuid", key, "task_state", task));
     if (task && strcmp (task, "deleting") == 0) {
         char rq [80];
         const char *action_rq = s_open_action_rq (sync->txn, key, "delete", rq, sizeof rq);
@@ -1990,19 +2226,38 @@ s_compute_sync (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
 {
     const zv_msg_t *msg = call->msg;
     s_sync_t sync = { self, txn, zv_msg_get_str (msg, "host"), json_object (),
-                      self->started_ms, json_array (), json_object (), json_array () };
-    int64_t compute_started = zv_msg_get_int (msg, "started_ms", 0);
-    if (compute_started > sync.restart_ms)
-        sync.restart_ms = compute_started;
+                      self->started_ms, json_array (), json_object (), json_array (),
+                      zv_msg_get_bool (msg, "partial", false), zv_msg_get_int (msg, "started_ms", 0),
+                      json_array () };
+    if (sync.compute_started_ms > sync.restart_ms)
+        sync.restart_ms = sync.compute_started_ms;
     size_t index;
     json_t *domain;
+    json_t *listed = json_array ();
     json_array_foreach (json_object_get (zv_msg_body (msg), "domains"), index, domain) {
         const char *uuid = s_str (domain, "uuid");
         const char *power = s_str (domain, "power_state");
-        if (uuid && power && zv_power_state_from_name (power) >= 0)
+        if (!uuid || !zv_uuid_valid (uuid) || !power || zv_power_state_from_name (power) < 0)
+            continue;
+        json_array_append_new (listed, json_string (uuid));
+        //  In an event's sync, "nostate" says the domain is gone.
+        if (!sync.partial || strcmp (power, "nostate") != 0)
             json_object_set_new (sync.domains, uuid, json_string (power));
     }
-    zv_status_t status = zv_store_scan (txn, ZV_TABLE_INSTANCES, "", s_sync_visit, &sync);
+    zv_status_t status = ZV_OK;
+    if (!sync.partial)
+        status = zv_store_scan (txn, ZV_TABLE_INSTANCES, "", s_sync_visit, &sync);
+    else {
+        json_t *uuid_value;
+        json_array_foreach (listed, index, uuid_value) {
+            json_t *rec = NULL;
+            if (zv_store_get (txn, ZV_TABLE_INSTANCES, json_string_value (uuid_value), &rec) == ZV_OK) {
+                s_sync_visit (json_string_value (uuid_value), rec, &sync);
+                json_decref (rec);
+            }
+        }
+    }
+    json_decref (listed);
     json_t *change;
     json_array_foreach (sync.changed, index, change) {
         const char *uuid = s_str (change, "uuid");
@@ -2028,11 +2283,29 @@ s_compute_sync (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
         status = ZV_OK;
         zv_info (ACTOR, NULL, "sync %s: instance %s reconciled with its hypervisor", sync.host, uuid);
     }
+    json_t *interrupted;
+    json_array_foreach (sync.interrupted, index, interrupted) {
+        char message [400];
+        const char *uuid = s_str (interrupted, "uuid");
+        snprintf (message, sizeof message, "Action interrupted by a restart of compute host %s", sync.host);
+        json_t *expected = json_pack ("[s]", s_str (interrupted, "task_state"));
+        json_t *changes = json_pack ("{s:n, s:o}", "task_state", "fault", s_fault (ZV_EUNAVAILABLE, message));
+        char buf [80];
+        const char *rq = s_open_action_rq (txn, uuid, NULL, buf, sizeof buf);
+        if (zv_store_instance_cas (txn, uuid, expected, changes, NULL, errbuf, errlen) == ZV_OK) {
+            if (rq)
+                zv_store_action_finish (txn, uuid, rq, "Error", message);
+            zv_warning (ACTOR, rq, "instance %s: %s", uuid, message);
+        }
+        json_decref (expected);
+        json_decref (changes);
+    }
+    json_decref (sync.interrupted);
     json_t *orphans = json_array ();
     const char *uuid;
     json_t *power;
     json_object_foreach (sync.domains, uuid, power)
-        if (!json_object_get (sync.seen, uuid))
+        if (!sync.partial && !json_object_get (sync.seen, uuid))
             json_array_append_new (orphans, json_string (uuid));
     if (status == ZV_OK)
         call->reply = json_pack ("{s:o, s:o}", "terminate", sync.terminate, "orphans", orphans);
@@ -2078,7 +2351,7 @@ s_hypervisor_view (self_t *self, zv_txn_t *txn, json_t *node)
 {
     zv_placement_view (node);
     json_t *service = s_compute_service (self, txn, s_str (node, "host"));
-    json_object_set_new (node, "state", json_string (s_service_up (self, service) ? "up" : "down"));
+    json_object_set_new (node, "state", json_string (s_service_state (self, service)));
     json_object_set_new (node, "status", json_string (
         json_is_true (json_object_get (service, "disabled")) ? "disabled" : "enabled"));
     json_object_set (node, "disabled_reason", json_object_get (service, "disabled_reason")
@@ -2119,7 +2392,7 @@ s_host_states (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_t
 static json_t *
 s_service_view (self_t *self, json_t *rec)
 {
-    json_object_set_new (rec, "state", json_string (s_service_up (self, rec) ? "up" : "down"));
+    json_object_set_new (rec, "state", json_string (s_service_state (self, rec)));
     json_object_set_new (rec, "status", json_string (
         json_is_true (json_object_get (rec, "disabled")) ? "disabled" : "enabled"));
     json_object_del (rec, "updated_ms");
@@ -2605,11 +2878,13 @@ static const s_route_t s_routes [] = {
     { "conductor.image_list",         s_resource_list, &s_images },
     { "conductor.image_show",         s_resource_show, &s_images },
     { "conductor.image_delete",       s_image_delete, NULL },
+    { "conductor.image_download",     s_image_download, NULL },
     { "conductor.server_create",      s_server_create, NULL },
     { "conductor.server_list",        s_server_list, NULL },
     { "conductor.server_show",        s_server_show, NULL },
     { "conductor.server_delete",      s_server_delete, NULL },
     { "conductor.server_events",      s_server_events, NULL },
+    { "conductor.server_action",      s_server_action, NULL },
     { "conductor.service_list",       s_service_list, NULL },
     { "conductor.service_set",        s_service_set, NULL },
     { "conductor.flavor_set",         s_flavor_set, NULL },
@@ -2684,7 +2959,7 @@ s_serve (self_t *self, zv_msg_t *msg)
         return;
     }
     char errbuf [1024] = "";
-    s_call_t call = { msg, route->arg, NULL, ZV_OK, "" };
+    s_call_t call = { msg, route->arg, NULL, ZV_OK, "", NULL, 0 };
     s_run_t run = { route->handler, &call };
     zv_status_t status = s_nested (self, s_run, &run, errbuf, sizeof errbuf);
     if (status == ZV_OK && call.error != ZV_OK) {
@@ -2693,6 +2968,7 @@ s_serve (self_t *self, zv_msg_t *msg)
     }
     if (zv_msg_def (msg) && zv_msg_def (msg)->kind == ZV_MSG_CAST) {
         json_decref (call.reply);
+        free (call.payload);
         return;
     }
     zv_msg_t *reply;
@@ -2700,6 +2976,8 @@ s_serve (self_t *self, zv_msg_t *msg)
         reply = zv_msg_reply (msg);
         json_t *body = call.reply ? call.reply : json_object ();
         zv_msg_set_body (reply, &body);
+        if (call.payload)
+            zv_msg_set_payload (reply, call.payload, call.payload_size);
     }
     else {
         json_decref (call.reply);
@@ -2708,6 +2986,7 @@ s_serve (self_t *self, zv_msg_t *msg)
         zv_info (ACTOR, zv_msg_rq (msg), "%s: %s", zv_msg_type (msg), errbuf);
         reply = zv_msg_error (msg, status, "%s", errbuf);
     }
+    free (call.payload);
     zv_msg_set_src (reply, ACTOR);
     s_out (self, &reply);
 }
@@ -2724,6 +3003,7 @@ typedef struct {
     json_t *fail_build;             //  [uuid]
     json_t *finish_delete;          //  [uuid]
     json_t *retry_delete;           //  [uuid]
+    json_t *stuck_action;           //  [{uuid, task_state}]
 } s_sweep_t;
 
 static bool
@@ -2751,13 +3031,16 @@ s_sweep_visit (const char *key, json_t *rec, void *arg)
         if (stuck)
             json_array_append_new (sweep->retry_delete, json_string (key));
     }
+    else
+    if (age_ms > (int64_t) sweep->self->cfg.task_timeout_s * 1000)
+        json_array_append_new (sweep->stuck_action, json_pack ("{s:s, s:s}", "uuid", key, "task_state", task));
     return true;
 }
 
 static void
 s_sweep (self_t *self, bool at_start)
 {
-    s_sweep_t sweep = { self, at_start, json_array (), json_array (), json_array () };
+    s_sweep_t sweep = { self, at_start, json_array (), json_array (), json_array (), json_array () };
     zv_txn_t *txn = s_batch_txn (self);
     if (!txn)
         return;
@@ -2799,7 +3082,7 @@ s_sweep (self_t *self, bool at_start)
             json_t *service = s_compute_service (self, child, s_str (rec, "host"));
             char buf [80];
             const char *rq = s_open_action_rq (child, json_string_value (uuid), NULL, buf, sizeof buf);
-            zv_status_t status = s_service_up (self, service)
+            zv_status_t status = !streq (s_service_state (self, service), "down")
                 ? s_start_terminate (self, child, rec, rq, errbuf, sizeof errbuf)
                 : s_finish_delete (self, child, json_string_value (uuid), rq, errbuf, sizeof errbuf);
             //  Bump updated so a retried delete waits another build_timeout.
@@ -2817,6 +3100,30 @@ s_sweep (self_t *self, bool at_start)
             zv_txn_abort (&child);
         json_decref (rec);
     }
+    //  An action whose host never reported its end: given up, as the
+    //  instance is; the host's next sync sets the power state it really has.
+    json_t *stuck;
+    json_array_foreach (sweep.stuck_action, index, stuck) {
+        char errbuf [512], message [200], buf [80];
+        const char *stuck_uuid = s_str (stuck, "uuid");
+        snprintf (message, sizeof message, "Action timed out: its host did not report within %d s",
+                  self->cfg.task_timeout_s);
+        zv_txn_t *child = zv_txn_begin (self->store, txn, true);
+        json_t *expected = json_pack ("[s]", s_str (stuck, "task_state"));
+        json_t *changes = json_pack ("{s:n, s:o}", "task_state", "fault", s_fault (ZV_ETIMEOUT, message));
+        const char *rq = child ? s_open_action_rq (child, stuck_uuid, NULL, buf, sizeof buf) : NULL;
+        if (child && zv_store_instance_cas (child, stuck_uuid, expected, changes, NULL, errbuf, sizeof errbuf) == ZV_OK) {
+            if (rq)
+                zv_store_action_finish (child, stuck_uuid, rq, "Error", message);
+            zv_warning (ACTOR, rq, "instance %s: %s", stuck_uuid, message);
+            zv_txn_commit (&child);
+        }
+        else
+            zv_txn_abort (&child);
+        json_decref (expected);
+        json_decref (changes);
+    }
+    json_decref (sweep.stuck_action);
     json_decref (sweep.fail_build);
     json_decref (sweep.finish_delete);
     json_decref (sweep.retry_delete);
@@ -2831,7 +3138,7 @@ s_record_own_service (self_t *self)
     zv_msg_set_body (beat, &body);
     zv_msg_set_routing_str (beat, "conductor.self");
     char errbuf [256];
-    s_call_t call = { beat, NULL, NULL, ZV_OK, "" };
+    s_call_t call = { beat, NULL, NULL, ZV_OK, "", NULL, 0 };
     s_run_t run = { s_service_heartbeat, &call };
     s_nested (self, s_run, &run, errbuf, sizeof errbuf);
     json_decref (call.reply);

@@ -46,6 +46,7 @@ static const s_key_t s_keys [] = {
     INT ("DEFAULT", "report_interval", report_interval_s, "10", 1, 3600),
     INT ("DEFAULT", "service_down_time", service_down_time_s, "60", 1, 86400),
     STR ("DEFAULT", "default_availability_zone", default_availability_zone, "nova"),
+    INT ("DEFAULT", "shutdown_timeout", shutdown_timeout_s, "60", 0, 3600),
     STR ("api", "endpoint", api_endpoint, ZV_DEFAULT_API_ENDPOINT),
     INT ("api", "request_timeout", api_request_timeout_s, "30", 1, 3600),
     STR ("api", "default_project", default_project, "admin"),
@@ -55,6 +56,7 @@ static const s_key_t s_keys [] = {
     INT ("conductor", "build_timeout", build_timeout_s, "600", 1, 86400),
     INT ("conductor", "housekeeping_interval", housekeeping_interval_s, "10", 1, 3600),
     INT ("conductor", "rpc_timeout", rpc_timeout_s, "30", 1, 3600),
+    INT ("conductor", "task_timeout", task_timeout_s, "900", 10, 86400),
     INT ("scheduler", "host_refresh_interval_ms", host_refresh_interval_ms, "1000", 10, 3600000),
     INT ("scheduler", "max_attempts", max_attempts, "3", 1, 100),
     LIST ("scheduler", "enabled_filters", enabled_filters, "ComputeFilter,CoreFilter,RamFilter,DiskFilter"),
@@ -81,8 +83,15 @@ static const s_key_t s_keys [] = {
     STR ("compute", "instances_path", instances_path, ""),
     STR ("compute", "custom_resources", custom_resources, ""),
     INT ("compute", "sync_power_state_interval", sync_power_state_interval_s, "600", 1, 86400),
+    INT ("compute", "workers", workers, "8", 1, 256),
     STR ("libvirt", "connection_uri", connection_uri, "test:///default"),
     STR ("libvirt", "virt_type", virt_type, "auto"),
+    STR ("libvirt", "image_cache_path", image_cache_path, ""),
+    STR ("libvirt", "network", network, "user"),
+    STR ("libvirt", "rescue_image_id", rescue_image_id, ""),
+    INT ("libvirt", "wait_soft_reboot_seconds", wait_soft_reboot_seconds, "120", 0, 3600),
+    INT ("libvirt", "agent_timeout", agent_timeout_s, "5", 1, 600),
+    STR ("vnc", "server_listen", vnc_server_listen, "127.0.0.1"),
 };
 #define S_KEY_COUNT (sizeof (s_keys) / sizeof (s_keys [0]))
 _Static_assert (S_KEY_COUNT <= 64, "zv_config_t.keys_set has one bit per key");

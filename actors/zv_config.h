@@ -24,6 +24,7 @@ typedef struct {
     int report_interval_s;          //  heartbeat period of every service
     int service_down_time_s;        //  heartbeat age after which a service is down
     char default_availability_zone [256];   //  the zone of hosts in no zoned aggregate
+    int shutdown_timeout_s;         //  a clean shutdown waits this long, then destroys
     //  [api]
     char api_endpoint [256];        //  bound by the api; the CLI connects here
     int api_request_timeout_s;      //  how long the api waits for the conductor
@@ -35,6 +36,7 @@ typedef struct {
     int build_timeout_s;            //  a build not finished after this goes to ERROR
     int housekeeping_interval_s;    //  how often stuck transitions are looked for
     int rpc_timeout_s;              //  conductor -> scheduler calls
+    int task_timeout_s;             //  a user action not finished after this is given up
     //  [scheduler]
     int host_refresh_interval_ms;   //  how often the scheduler refreshes host states
     int max_attempts;               //  hosts tried for one build (first + alternates)
@@ -61,9 +63,17 @@ typedef struct {
     char instances_path [1024];     //  empty: <state_path>/instances
     char custom_resources [512];    //  "CUSTOM_GPU=2,CUSTOM_FPGA=1": extra inventories
     int sync_power_state_interval_s;
+    int workers;                    //  threads for calls that wait on a guest
     //  [libvirt]
     char connection_uri [1024];
     char virt_type [16];            //  kvm|qemu|auto
+    char image_cache_path [1024];   //  empty: <instances_path>/_base
+    char network [128];             //  user | bridge:<name> | network:<name> | none
+    char rescue_image_id [64];      //  empty: rescue from the instance's own image
+    int wait_soft_reboot_seconds;   //  a soft reboot falls back to hard after this
+    int agent_timeout_s;            //  how long a guest agent query may take
+    //  [vnc]
+    char vnc_server_listen [256];   //  VNC listen address of every domain; empty: no VNC
     //  Which keys a file set (bit = row of the key table), so that a
     //  deprecated alias gives way to its new key whatever their order.
     uint64_t keys_set;

@@ -1,17 +1,65 @@
-/*  zv_domain.c: domain XML from an instance record.
+/*  zv_domain.c: domain XML from an instance record and what compute
+    prepared for it on the host.
 
     Pure string generation, kept apart from the libvirt driver so that its
     output is checked against golden files (tests/data/domain/) without a
-    hypervisor.  Every value from a user (the server name) is XML-escaped.
-    The foundation's domains carry memory, vcpus, an hvm os and zova's own
-    metadata (instance name, flavor, image, project): enough for any libvirt
-    driver to define and start them; real disks, consoles and NICs are added
-    here for real guests, not elsewhere.                                      */
+    hypervisor.  Every value from a user or the host (server name, ids,
+    paths, listen address, bridge name) is XML-escaped.
+
+    Two shapes.  Without a spec, or for libvirt's test driver (which has no
+    storage), a domain carries memory, vcpus, an hvm os and zova's own
+    metadata: enough for any driver to define and start it.  For QEMU with
+    a spec, the document is the one Nova's libvirt driver writes, trimmed
+    for a guest that may run under TCG, where every emulated device costs
+    boot time: no USB controller, no memory balloon, the NIC's option ROM
+    off, virtio disks (qcow2 overlays) with the default cache mode (cache
+    'none' needs O_DIRECT, which tmpfs instance paths lack), a pty serial
+    console logged to console.log, the guest agent's channel (libvirt
+    picks its socket), VNC when a listen address is given.  The host CPU
+    model is asked for only under KVM; TCG keeps QEMU's default model.
+    Rescue boots the rescue disk (vda, with the rescue kernel when there is
+    one) and attaches the instance's root disk second (vdb), without its
+    ephemeral and swap disks, as Nova's rescue does.
+
+    NULL when memory runs out or spec->nic is not one of the kinds below
+    (a configuration error: the caller reports it).                        */
 
 #include "zv_virt.h"
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+//  Guest architectures: the machine type a guest gets when its image names
+//  none (hw_machine_type), and whether it has an x86 local APIC.
+typedef struct {
+    const char *arch;
+    const char *machine;
+    bool apic;
+} s_arch_t;
+
+static const s_arch_t s_arches [] = {
+    { "x86_64",  "pc",      true },
+    { "i686",    "pc",      true },
+    { "aarch64", "virt",    false },
+    { "armv7l",  "virt",    false },
+    { "ppc64le", "pseries", false },
+    { "s390x",   "s390-ccw-virtio", false },
+};
+
+//  NIC kinds of spec->nic: "<kind>" or "<kind>:<name>".
+typedef struct {
+    const char *kind;
+    const char *type;               //  the interface type; NULL: no interface
+    const char *source;             //  the source attribute carrying <name>; NULL: no name
+} s_nic_t;
+
+static const s_nic_t s_nics [] = {
+    { "none",    NULL,      NULL },
+    { "user",    "user",    NULL },
+    { "bridge",  "bridge",  "bridge" },
+    { "network", "network", "network" },
+};
 
 static void
 s_escaped (FILE *out, const char *text)
@@ -33,6 +81,15 @@ s_escaped (FILE *out, const char *text)
     }
 }
 
+//  <tag>text</tag> on its own line, text escaped.
+static void
+s_element (FILE *out, const char *indent, const char *tag, const char *text)
+{
+    fprintf (out, "%s<%s>", indent, tag);
+    s_escaped (out, text);
+    fprintf (out, "</%s>\n", tag);
+}
+
 static const char *
 s_str (const json_t *object, const char *key)
 {
@@ -40,9 +97,167 @@ s_str (const json_t *object, const char *key)
     return value ? value : "";
 }
 
-char *
-zv_domain_xml (const json_t *instance, const char *domain_type)
+//  A spec field, with "" meaning none as NULL does (an empty config key).
+static const char *
+s_set (const char *value)
 {
+    return value && *value ? value : NULL;
+}
+
+static const s_arch_t *
+s_arch_find (const char *arch)
+{
+    for (size_t index = 0; index < sizeof s_arches / sizeof s_arches [0]; index++)
+        if (strcmp (s_arches [index].arch, arch) == 0)
+            return &s_arches [index];
+    return NULL;
+}
+
+//  The row of spec->nic, with *name_p the text after the colon (NULL when
+//  none); NULL when the kind is unknown or its name is missing or extra.
+static const s_nic_t *
+s_nic_find (const char *nic, const char **name_p)
+{
+    if (!s_set (nic))
+        nic = "none";
+    const char *colon = strchr (nic, ':');
+    size_t kind_len = colon ? (size_t) (colon - nic) : strlen (nic);
+    *name_p = colon ? colon + 1 : NULL;
+    for (size_t index = 0; index < sizeof s_nics / sizeof s_nics [0]; index++) {
+        const s_nic_t *row = &s_nics [index];
+        if (strlen (row->kind) != kind_len || strncmp (row->kind, nic, kind_len) != 0)
+            continue;
+        bool named = *name_p && **name_p;
+        if ((row->source != NULL) != named || (!row->source && colon))
+            return NULL;
+        return row;
+    }
+    return NULL;
+}
+
+static void
+s_disk (FILE *out, const char *path, char *letter)
+{
+    if (!path)
+        return;
+    fputs ("    <disk type='file' device='disk'>\n"
+           "      <driver name='qemu' type='qcow2'/>\n"
+           "      <source file='", out);
+    s_escaped (out, path);
+    fprintf (out, "'/>\n      <target dev='vd%c' bus='virtio'/>\n    </disk>\n", *letter);
+    (*letter)++;
+}
+
+static void
+s_os (FILE *out, const json_t *image, const zv_domain_spec_t *spec, const s_arch_t **row_p)
+{
+    //  Nova's image properties hw_architecture and hw_machine_type pick
+    //  the guest architecture and machine.
+    const json_t *properties = json_object_get (image, "properties");
+    const char *arch = s_set (json_string_value (json_object_get (properties, "hw_architecture")));
+    if (!arch)
+        arch = "x86_64";
+    fputs ("  <os>\n    <type arch='", out);
+    s_escaped (out, arch);
+    *row_p = s_arch_find (arch);
+    if (spec) {
+        const char *machine = s_set (json_string_value (json_object_get (properties,
+                                                                         "hw_machine_type")));
+        if (!machine && *row_p)
+            machine = (*row_p)->machine;
+        if (machine) {
+            fputs ("' machine='", out);
+            s_escaped (out, machine);
+        }
+    }
+    fputs ("'>hvm</type>\n", out);
+    if (spec) {
+        bool rescue = s_set (spec->rescue_disk) != NULL;
+        const char *kernel = s_set (rescue ? spec->rescue_kernel : spec->kernel);
+        const char *ramdisk = s_set (rescue ? spec->rescue_ramdisk : spec->ramdisk);
+        const char *cmdline = s_set (rescue ? spec->rescue_cmdline : spec->cmdline);
+        if (kernel) {
+            s_element (out, "    ", "kernel", kernel);
+            if (ramdisk)
+                s_element (out, "    ", "initrd", ramdisk);
+            if (cmdline)
+                s_element (out, "    ", "cmdline", cmdline);
+        }
+        else
+            fputs ("    <boot dev='hd'/>\n", out);
+    }
+    fputs ("  </os>\n", out);
+}
+
+static void
+s_devices (FILE *out, const zv_domain_spec_t *spec, const s_nic_t *nic, const char *nic_name)
+{
+    fputs ("  <devices>\n"
+           "    <controller type='usb' model='none'/>\n", out);
+    char letter = 'a';
+    if (s_set (spec->rescue_disk)) {
+        s_disk (out, spec->rescue_disk, &letter);
+        s_disk (out, s_set (spec->disk), &letter);
+    }
+    else {
+        s_disk (out, s_set (spec->disk), &letter);
+        s_disk (out, s_set (spec->disk_local), &letter);
+        s_disk (out, s_set (spec->disk_swap), &letter);
+    }
+    if (nic->type) {
+        fprintf (out, "    <interface type='%s'>\n", nic->type);
+        if (s_set (spec->mac)) {
+            fputs ("      <mac address='", out);
+            s_escaped (out, spec->mac);
+            fputs ("'/>\n", out);
+        }
+        if (nic->source) {
+            fprintf (out, "      <source %s='", nic->source);
+            s_escaped (out, nic_name);
+            fputs ("'/>\n", out);
+        }
+        fputs ("      <model type='virtio'/>\n"
+               "      <rom bar='off'/>\n"
+               "    </interface>\n", out);
+    }
+    if (s_set (spec->console_log)) {
+        fputs ("    <serial type='pty'>\n      <log file='", out);
+        s_escaped (out, spec->console_log);
+        fputs ("' append='on'/>\n"
+               "      <target port='0'/>\n"
+               "    </serial>\n"
+               "    <console type='pty'>\n"
+               "      <target type='serial' port='0'/>\n"
+               "    </console>\n", out);
+    }
+    fputs ("    <channel type='unix'>\n"
+           "      <source mode='bind'/>\n"
+           "      <target type='virtio' name='org.qemu.guest_agent.0'/>\n"
+           "    </channel>\n", out);
+    if (s_set (spec->vnc_listen)) {
+        fputs ("    <graphics type='vnc' port='-1' autoport='yes' listen='", out);
+        s_escaped (out, spec->vnc_listen);
+        fputs ("'/>\n"
+               "    <video>\n"
+               "      <model type='vga'/>\n"
+               "    </video>\n", out);
+    }
+    fputs ("    <memballoon model='none'/>\n"
+           "  </devices>\n", out);
+}
+
+char *
+zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_spec_t *spec)
+{
+    assert (domain_type);
+    //  The test driver has no storage and no devices to give a guest.
+    if (strcmp (domain_type, "test") == 0)
+        spec = NULL;
+    const s_nic_t *nic = NULL;
+    const char *nic_name = NULL;
+    if (spec && !(nic = s_nic_find (spec->nic, &nic_name)))
+        return NULL;
+
     const json_t *flavor = json_object_get (instance, "flavor");
     const json_t *image = json_object_get (instance, "image");
     json_int_t ram_mb = json_integer_value (json_object_get (flavor, "ram_mb"));
@@ -69,15 +284,23 @@ zv_domain_xml (const json_t *instance, const char *domain_type)
     fputs ("'/>\n    </zova:instance>\n  </metadata>\n", out);
     fprintf (out, "  <memory unit='MiB'>%lld</memory>\n", (long long) ram_mb);
     fprintf (out, "  <vcpu>%lld</vcpu>\n", (long long) vcpus);
-    //  Nova's image property hw_architecture picks the guest architecture.
-    const char *arch = json_string_value (json_object_get (json_object_get (image, "properties"),
-                                                           "hw_architecture"));
-    fputs ("  <os>\n    <type arch='", out);
-    s_escaped (out, arch && *arch ? arch : "x86_64");
-    fputs ("'>hvm</type>\n  </os>\n", out);
+    const s_arch_t *arch = NULL;
+    s_os (out, image, spec, &arch);
+    if (spec) {
+        fprintf (out, "  <features>\n    <acpi/>\n%s  </features>\n",
+                 arch && arch->apic ? "    <apic/>\n" : "");
+        if (strcmp (domain_type, "kvm") == 0)
+            fputs ("  <cpu mode='host-model'/>\n", out);
+        fputs ("  <clock offset='utc'/>\n", out);
+    }
     fputs ("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n"
            "  <on_crash>destroy</on_crash>\n", out);
+    if (spec)
+        s_devices (out, spec, nic, nic_name);
     fputs ("</domain>\n", out);
-    fclose (out);
+    if (fclose (out) != 0) {
+        free (buffer);
+        return NULL;
+    }
     return buffer;
 }

@@ -120,9 +120,11 @@ zv_link_heartbeat (zv_link_t *self)
     json_t *body = json_pack ("{s:s, s:s, s:i}", "binary", self->binary, "host", self->host,
                               "report_interval", self->report_interval_s);
     if (self->node_fn) {
-        json_t *node = self->node_fn (self->actor);
-        if (node)
-            json_object_set_new (body, "node", node);
+        //  Fields of the actor's own: {node: facts} or {degraded: why}.
+        json_t *fields = self->node_fn (self->actor);
+        if (fields)
+            json_object_update (body, fields);
+        json_decref (fields);
     }
     zv_msg_set_body (msg, &body);
     zv_rpc_call (self->rpc, self->dealer, &msg, self->report_interval_s * 1000,

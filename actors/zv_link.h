@@ -18,7 +18,8 @@ typedef struct _zv_link_t zv_link_t;
 //  Called when a heartbeat reply shows a conductor epoch other than the last
 //  one seen (including the first).  actor is the pointer given to zv_link_new.
 typedef void (zv_link_epoch_fn) (void *actor, const char *epoch);
-//  Called to fill in the heartbeat's "node" field (compute only); may be NULL.
+//  Extra fields of the heartbeat (compute only: {node: host facts} or
+//  {degraded: why}); new object or NULL.  The link may be given none.
 typedef json_t *(zv_link_node_fn) (void *actor);
 //  Called for each request or cast the conductor sends this actor.
 typedef void (zv_link_serve_fn) (void *actor, zv_msg_t *msg);

@@ -2,16 +2,25 @@
     hypervisor.
 
     As libvirt's own drivers are, a driver is a struct of operations; an
-    operation a driver (or the connected hypervisor) cannot do is NULL or
-    returns ZV_EUNSUPPORTED with "unsupported by <uri>", and the caller
-    leaves the instance as it was.  The one implementation today is libvirt
-    itself (zv_virt_libvirt.c) for any URI: test:///default for development
-    and simulated fleets, qemu:///system for real guests.  Only that file
+    operation the connected hypervisor cannot do returns ZV_EUNSUPPORTED
+    with "<operation> is unsupported by <uri>: <why>", and the caller
+    leaves the instance as it was.  The one implementation is libvirt itself
+    (zv_virt_libvirt.c) for any URI: test:///default for development and
+    simulated fleets, qemu:///system for real guests.  Only that file
     includes libvirt.
 
     Instances cross this boundary as the conductor's json records; domains
     are named "zova-<uuid>" with the instance uuid as the domain uuid, so a
-    host's domains map back to instances without any other index.           */
+    host's domains map back to instances without any other index.  What is
+    on the host's disks for a domain (the files compute prepared) comes as a
+    zv_domain_spec_t, so the XML is a pure function of record + spec.
+
+    Threads: a connection is shared by the compute loop (fast calls: list,
+    power_state, node_info) and its workers (spawn, reboot, shutdown: calls
+    that wait on a guest).  libvirt connections are thread-safe; the
+    zv_virt_t is reference-counted so that a worker holding one survives the
+    loop replacing a dead connection.  Domain events arrive on libvirt's
+    event thread and are queued to a pipe the compute loop polls.           */
 
 #ifndef ZV_VIRT_H
 #define ZV_VIRT_H
@@ -24,27 +33,106 @@
 
 typedef struct _zv_virt_t zv_virt_t;
 
+//  What the host holds for one domain, prepared by compute.  Every path is
+//  absolute; NULL means "none".  On libvirt's test driver disks are NULL
+//  (it has no storage to give them).
+typedef struct {
+    const char *instance_dir;       //  <instances_path>/<uuid>; libvirt.xml is written there
+    const char *disk;               //  root disk (qcow2 overlay on the _base file): vda
+    const char *disk_local;         //  ephemeral disk (qcow2): vdb
+    const char *disk_swap;          //  swap disk (qcow2): vdc (vdb when no ephemeral)
+    const char *kernel;             //  direct kernel boot (image property kernel_id)
+    const char *ramdisk;            //  its initrd (ramdisk_id)
+    const char *cmdline;            //  its command line (os_command_line)
+    //  Rescue: the domain boots from rescue_disk (vda, with its own kernel
+    //  and ramdisk when the rescue image has them) and the instance's own
+    //  root disk is attached second (vdb), as Nova's rescue does.
+    const char *rescue_disk;
+    const char *rescue_kernel;
+    const char *rescue_ramdisk;
+    const char *rescue_cmdline;
+    const char *console_log;        //  serial console logged here (console.log)
+    const char *vnc_listen;         //  VNC graphics listen address; NULL: no graphics
+    //  NIC: "user" (QEMU user-mode networking), "bridge:<name>",
+    //  "network:<name>", or "none".
+    const char *nic;
+    const char *mac;                //  the NIC's MAC address (derived from the uuid)
+} zv_domain_spec_t;
+
+//  A domain event, from libvirt's event thread to the compute loop.
+typedef enum {
+    ZV_VIRT_EVENT_LIFECYCLE,        //  started, stopped, suspended, resumed, ... (power changed)
+    ZV_VIRT_EVENT_AGENT_CONNECTED,  //  the guest agent's channel connected
+    ZV_VIRT_EVENT_AGENT_DISCONNECTED,
+    ZV_VIRT_EVENT_CONNECTION_CLOSED //  libvirtd went away (uuid empty)
+} zv_virt_event_kind_t;
+
+typedef struct {
+    zv_virt_event_kind_t kind;
+    char uuid [ZV_UUID_LEN + 1];
+    char detail [48];               //  libvirt's event/detail names, for logs ("stopped/crashed")
+} zv_virt_event_t;
+
 typedef struct {
     const char *name;
-    //  Connect to uri.  NULL on failure with the reason in errbuf.
+    //  Connect to uri.  NULL on failure with the reason in errbuf.  The
+    //  connection registers for domain events at once; they queue until
+    //  read with event_next.
     zv_virt_t *(*open) (const char *uri, const char *virt_type, char *errbuf, size_t errlen);
+    //  Drop one reference (the last closes the connection).
     void (*close) (zv_virt_t **self_p);
+    //  Take one more reference (for a worker).
+    zv_virt_t *(*ref) (zv_virt_t *self);
     //  Is the connection alive?  (false after libvirtd went away)
     bool (*alive) (zv_virt_t *self);
+    //  The domain type this connection defines: "test", "qemu" or "kvm".
+    const char *(*domain_type) (zv_virt_t *self);
+    //  The connection's URI, for messages.
+    const char *(*uri) (zv_virt_t *self);
     //  Host facts: {vcpus, memory_mb, hypervisor_type, hypervisor_version,
-    //  cpu_model, uri}.  New object (caller owns) or NULL with errbuf.
+    //  cpu_model, cpu_arch, uri}.  New object (caller owns) or NULL with errbuf.
     json_t *(*node_info) (zv_virt_t *self, char *errbuf, size_t errlen);
     //  Every zova domain on the host: [{uuid, power_state}] (caller owns).
     json_t *(*list) (zv_virt_t *self, char *errbuf, size_t errlen);
-    //  Define and start the domain of an instance record.  Its XML is
-    //  first written to <instance_dir>/libvirt.xml (the directory is made),
-    //  as Nova's libvirt driver keeps it, when instance_dir is not NULL.
-    zv_status_t (*spawn) (zv_virt_t *self, const json_t *instance, const char *instance_dir,
+    //  Write the domain XML of an instance record to <instance_dir>/libvirt.xml
+    //  (when instance_dir is set; the directory is made), define it (an
+    //  existing definition is replaced) and start it.  A domain that runs
+    //  is destroyed first (hard reboot, start after stop, rescue, unrescue).
+    //  A failed start leaves the domain undefined only when it was not
+    //  defined before.
+    zv_status_t (*spawn) (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
                           char *errbuf, size_t errlen);
-    //  Stop and undefine; a domain that does not exist is not an error.
+    //  Stop and undefine (with any managed-save image, snapshots metadata
+    //  and NVRAM); a domain that does not exist is not an error.
     zv_status_t (*destroy) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    //  Power off: ask the guest (agent, else ACPI) and wait up to timeout_s
+    //  for it to shut off; then (or at once with timeout_s 0) destroy the
+    //  domain, keeping its definition.  *clean_p (may be NULL) says whether
+    //  the guest shut itself down.  A domain already off is not an error.
+    zv_status_t (*power_off) (zv_virt_t *self, const char *uuid, int timeout_s, bool *clean_p,
+                              char *errbuf, size_t errlen);
+    //  Start the defined domain as it is (restores a managed save).
+    zv_status_t (*power_on) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    //  QEMU paused / running again, RAM kept in memory.
+    zv_status_t (*pause) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    zv_status_t (*unpause) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    //  Managed save to disk (the domain stops) / restore (power_on).
+    zv_status_t (*suspend) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    //  Set a user's password through the guest agent.
+    zv_status_t (*set_password) (zv_virt_t *self, const char *uuid, const char *user,
+                                 const char *password, char *errbuf, size_t errlen);
+    //  What the guest agent says: {hostname, os: {id, name, version,
+    //  kernel_release, machine}, ip_addresses: [{interface, mac, address,
+    //  prefix, family}]}; NULL with errbuf when the agent does not answer
+    //  within timeout_s (ZV_EUNAVAILABLE) or the driver cannot ask.
+    json_t *(*guest_info) (zv_virt_t *self, const char *uuid, int timeout_s, zv_status_t *status_p,
+                           char *errbuf, size_t errlen);
     //  Current power state of one domain (ZV_POWER_NOSTATE when absent).
     zv_power_state_t (*power_state) (zv_virt_t *self, const char *uuid);
+    //  Domain events: a file descriptor that is readable while events are
+    //  queued (for zmq_poll / zloop), and the next event (false when none).
+    int (*event_fd) (zv_virt_t *self);
+    bool (*event_next) (zv_virt_t *self, zv_virt_event_t *event);
 } zv_virt_driver_t;
 
 //  The libvirt driver.
@@ -52,11 +140,15 @@ extern const zv_virt_driver_t zv_virt_libvirt;
 
 //  Initialise the hypervisor library once per process, from the main
 //  thread before any actor starts: libvirt initialises OpenSSL there, whose
-//  per-thread state must belong to a thread that outlives the actors.
+//  per-thread state must belong to a thread that outlives the actors.  It
+//  also starts the event thread that delivers domain events and keepalives.
 void zv_virt_init (void);
+//  Stop the event thread (at process exit, after every actor stopped).
+void zv_virt_shutdown (void);
 
 //  Domain XML for an instance on a hypervisor of the given domain type
-//  ("test", "qemu", "kvm").  Caller frees.  Pure: no libvirt, for golden tests.
-char *zv_domain_xml (const json_t *instance, const char *domain_type);
+//  ("test", "qemu", "kvm").  Caller frees.  Pure: no libvirt, for golden
+//  tests.  spec may be NULL (no disks, no devices: the test driver's case).
+char *zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_spec_t *spec);
 
 #endif

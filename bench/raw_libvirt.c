@@ -48,7 +48,7 @@ main (int argc, char *argv [])
         zv_uuid_new (uuid);
         snprintf (name, sizeof name, "raw-%d", index + 1);
         json_t *rec = zv_bench_instance (uuid, name, NULL, false);
-        xml [index] = zv_domain_xml (rec, "test");
+        xml [index] = zv_domain_xml (rec, "test", NULL);
         json_decref (rec);
     }
     int64_t start = zv_bench_us ();

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../common/zv_common.h"
@@ -1415,6 +1416,7 @@ typedef enum {
 
 typedef struct {
     bool deleting;
+    bool settling;          //  an action: done when task_state is None again
     json_t *servers;        //  latest record of each server (updated in place)
     wait_state_t *state;
     char **note;            //  why a server failed, when it has no fault
@@ -1453,6 +1455,12 @@ s_wait_reply (void *ctx, size_t idx, zv_msg_t *reply)
                 self->state [which] = WAIT_DONE;
         }
         else
+        if (self->settling) {
+            json_t *task = json_object_get (server, "task_state");
+            if (!task || json_is_null (task))
+                self->state [which] = WAIT_DONE;
+        }
+        else
         if (streq (state, "ACTIVE"))
             self->state [which] = WAIT_DONE;
         else
@@ -1484,7 +1492,8 @@ static int
 s_wait_servers (cli_t *cli, waiter_t *waiter, int64_t wait_s, size_t *left_p)
 {
     size_t total = json_array_size (waiter->servers);
-    const char *label = waiter->deleting ? "servers DELETED" : "servers ACTIVE";
+    const char *label = waiter->deleting ? "servers DELETED"
+                      : waiter->settling ? "servers done" : "servers ACTIVE";
     progress_t progress = { .tty = cli->stderr_tty };
     int64_t give_up = zv_mono_ms () + wait_s * 1000;
     int rc = 0;
@@ -1709,6 +1718,197 @@ s_cmd_delete (cli_t *cli)
     }
 cleanup:
     json_decref (deleter.deleted);
+    return rc;
+}
+
+//  Server actions (Nova's POST /servers/{id}/action): the command's last
+//  word names the action, except where an option picks another.
+static const struct {
+    const char *words;
+    const char *action;
+} s_server_actions [] = {
+    { "server reboot",   "reboot" },
+    { "server stop",     "stop" },
+    { "server start",    "start" },
+    { "server pause",    "pause" },
+    { "server unpause",  "unpause" },
+    { "server suspend",  "suspend" },
+    { "server resume",   "resume" },
+    { "server rescue",   "rescue" },
+    { "server unrescue", "unrescue" },
+    { "server set",      "changePassword" },
+};
+
+typedef struct {
+    cli_t *cli;
+    const char *action;
+    const char *password;
+    size_t failures;
+    json_t *servers;        //  records of the servers whose action started
+    json_t *requests;       //  their request ids, in the same order
+} actor_t;
+
+static json_t *
+s_action_make (void *ctx, size_t idx)
+{
+    actor_t *self = ctx;
+    json_t *body = s_body_from_opts (self->cli);
+    json_object_set_new (body, "ref", json_string (self->cli->args [idx]));
+    json_object_set_new (body, "action", json_string (self->action));
+    if (self->password)
+        json_object_set_new (body, "password", json_string (self->password));
+    return body;
+}
+
+static void
+s_action_reply (void *ctx, size_t idx, zv_msg_t *reply)
+{
+    actor_t *self = ctx;
+    (void) idx;
+    if (zv_msg_status (reply) != ZV_OK) {
+        s_report_error (reply);
+        self->failures++;
+        return;
+    }
+    json_t *record = json_object_get (zv_msg_body (reply), "server");
+    const char *request_id = json_string_value (json_object_get (zv_msg_body (reply), "request_id"));
+    if (json_is_object (record) && json_is_string (json_object_get (record, "id"))) {
+        json_array_append (self->servers, record);
+        json_array_append_new (self->requests, json_string (request_id ? request_id : ""));
+    }
+}
+
+//  A password from the terminal (asked twice, not echoed) or one line of
+//  standard input, as the openstack client's --root-password asks for it.
+static char *
+s_read_password (void)
+{
+    char first [256] = "", second [256] = "";
+    if (isatty (STDIN_FILENO)) {
+        struct termios old, quiet;
+        if (tcgetattr (STDIN_FILENO, &old) != 0)
+            return NULL;
+        quiet = old;
+        quiet.c_lflag &= (tcflag_t) ~ECHO;
+        tcsetattr (STDIN_FILENO, TCSANOW, &quiet);
+        fputs ("New password: ", stderr);
+        bool got = fgets (first, sizeof first, stdin) != NULL;
+        fputs ("\nRetype new password: ", stderr);
+        got = got && fgets (second, sizeof second, stdin) != NULL;
+        fputc ('\n', stderr);
+        tcsetattr (STDIN_FILENO, TCSANOW, &old);
+        first [strcspn (first, "\r\n")] = 0;
+        second [strcspn (second, "\r\n")] = 0;
+        if (!got || strcmp (first, second) != 0) {
+            s_fail ("passwords do not match");
+            return NULL;
+        }
+    }
+    else {
+        if (!fgets (first, sizeof first, stdin)) {
+            s_fail ("--root-password: no password on standard input");
+            return NULL;
+        }
+        first [strcspn (first, "\r\n")] = 0;
+    }
+    if (!*first) {
+        s_fail ("the password is empty");
+        return NULL;
+    }
+    return strdup (first);
+}
+
+//  After --wait: each server's action record says how its action ended.
+static int
+s_action_results (cli_t *cli, actor_t *actor)
+{
+    int rc = ZOVA_EXIT_OK;
+    size_t index;
+    json_t *server;
+    json_array_foreach (actor->servers, index, server) {
+        const char *id = json_string_value (json_object_get (server, "id"));
+        const char *request_id = json_string_value (json_array_get (actor->requests, index));
+        json_t *reply = s_call (cli, "api.server_events", s_body_str ("ref", id));
+        if (!reply)
+            return ZOVA_EXIT_FAIL;
+        size_t at;
+        json_t *event;
+        json_array_foreach (json_object_get (reply, "events"), at, event) {
+            if (!request_id || !streq (json_string_value (json_object_get (event, "request_id")) ?
+                                       json_string_value (json_object_get (event, "request_id")) : "", request_id))
+                continue;
+            const char *result = json_string_value (json_object_get (event, "result"));
+            const char *message = json_string_value (json_object_get (event, "message"));
+            if (result && streq (result, "Error")) {
+                s_fail ("server %s: %s failed: %s", id, actor->action, message ? message : "no reason given");
+                rc = ZOVA_EXIT_FAIL;
+            }
+            else
+            if (message && *message)
+                fprintf (stderr, "server %s: %s\n", id, message);
+        }
+        json_decref (reply);
+    }
+    return rc;
+}
+
+static int
+s_cmd_server_action (cli_t *cli)
+{
+    actor_t actor = { .cli = cli, .servers = json_array (), .requests = json_array () };
+    for (size_t index = 0; index < sizeof s_server_actions / sizeof s_server_actions [0]; index++)
+        if (streq (s_server_actions [index].words, cli->cmd->words))
+            actor.action = s_server_actions [index].action;
+    assert (actor.action);
+    if (streq (actor.action, "reboot") && s_opt_flag (cli, "hard"))
+        actor.action = "reboot_hard";
+    char *password = NULL;
+    if (streq (actor.action, "changePassword")) {
+        if (!s_opt_flag (cli, "root-password")) {
+            s_fail ("server set needs --root-password");
+            json_decref (actor.servers);
+            json_decref (actor.requests);
+            return ZOVA_EXIT_USAGE;
+        }
+        password = s_read_password ();
+        if (!password) {
+            json_decref (actor.servers);
+            json_decref (actor.requests);
+            return ZOVA_EXIT_FAIL;
+        }
+        actor.password = password;
+    }
+    int rc = ZOVA_EXIT_OK;
+    if (s_batch (cli, "api.server_action", cli->nargs, s_action_make, s_action_reply, &actor))
+        rc = ZOVA_EXIT_FAIL;
+    else
+    if (actor.failures)
+        rc = ZOVA_EXIT_FAIL;
+    if (rc == ZOVA_EXIT_OK && s_opt_flag (cli, "wait") && json_array_size (actor.servers)) {
+        waiter_t waiter;
+        s_waiter_init (&waiter, actor.servers, false);
+        waiter.settling = true;
+        int64_t wait_s = s_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
+        size_t left = 0;
+        int waited = s_wait_servers (cli, &waiter, wait_s, &left);
+        if (waited == 1)
+            s_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to finish %s",
+                    wait_s, left, json_array_size (actor.servers), actor.action);
+        if (waited)
+            rc = ZOVA_EXIT_FAIL;
+        else
+            rc = s_action_results (cli, &actor);
+        s_waiter_free (&waiter);
+    }
+    //  One server: show where it is now (its record after --wait).
+    if (rc == ZOVA_EXIT_OK && cli->nargs == 1 && json_array_size (actor.servers) == 1)
+        rc = s_print_show (cli, &s_res_server, json_array_get (actor.servers, 0));
+    if (password) {
+        memset (password, 0, strlen (password));
+        free (password);
+    }
+    json_decref (actor.servers);
+    json_decref (actor.requests);
     return rc;
 }
 
@@ -2360,7 +2560,7 @@ static const opt_spec_t s_flavor_create_opts [] = {
 
 static const opt_spec_t s_image_create_opts [] = {
     { "file",             OPT_STR, "PATH", NULL,               true,  0, NULL },
-    { "disk-format",      OPT_STR, "FMT",  "disk_format",      false, 0, "raw|qcow2" },
+    { "disk-format",      OPT_STR, "FMT",  "disk_format",      false, 0, "raw|qcow2|aki|ari|ami|iso" },
     { "container-format", OPT_STR, "FMT",  "container_format", false, 0, "bare" },
     { "property",         OPT_KV,  "KEY=VALUE", "properties",  false, 0, NULL },
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
@@ -2392,6 +2592,34 @@ static const opt_spec_t s_server_list_opts [] = {
 static const opt_spec_t s_server_delete_opts [] = {
     { "wait",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
     { "wait-timeout", OPT_INT,  "SECONDS", NULL, false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_action_opts [] = {
+    { "wait",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL, false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_reboot_opts [] = {
+    { "hard",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "soft",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL, false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_rescue_opts [] = {
+    { "image",        OPT_STR,  "IMAGE",   "image", false, 0, NULL },
+    { "wait",         OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL, false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_set_opts [] = {
+    { "root-password", OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait",          OPT_FLAG, NULL,      NULL, false, 0, NULL },
+    { "wait-timeout",  OPT_INT,  "SECONDS", NULL, false, 1, NULL },
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
@@ -2496,6 +2724,29 @@ static const command_t s_commands [] = {
       s_server_delete_opts, "REF...", 1, SIZE_MAX, "delete servers" },
     { "server event list", s_cmd_list_of, "api.server_events", &s_res_event,
       NULL, "REF", 1, 1, "list the actions taken on a server" },
+    { "server reboot", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_reboot_opts, "REF...", 1, SIZE_MAX,
+      "reboot servers (soft: the guest shuts down and starts; --hard: power cycle)" },
+    { "server stop", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF...", 1, SIZE_MAX, "shut servers down (clean, then power off)" },
+    { "server start", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF...", 1, SIZE_MAX, "start stopped servers" },
+    { "server pause", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF...", 1, SIZE_MAX, "pause servers (memory kept)" },
+    { "server unpause", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF...", 1, SIZE_MAX, "unpause servers" },
+    { "server suspend", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF...", 1, SIZE_MAX, "suspend servers (memory saved to disk)" },
+    { "server resume", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF...", 1, SIZE_MAX, "resume suspended servers" },
+    { "server rescue", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_rescue_opts, "REF", 1, 1,
+      "boot a server from a rescue image (default: its own), its disk attached second" },
+    { "server unrescue", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_action_opts, "REF", 1, 1, "boot a rescued server from its own disk again" },
+    { "server set", s_cmd_server_action, "api.server_action", &s_res_server,
+      s_server_set_opts, "REF", 1, 1,
+      "set a server's root password through its guest agent (--root-password: read from the terminal or stdin)" },
 
     { "server group create", s_cmd_group_create, "api.group_create", &s_res_group,
       s_group_create_opts, "NAME", 1, 1,

@@ -144,6 +144,9 @@ stop:
     zpoller_destroy (&poller);
     for (size_t index = S_ROLE_COUNT; index-- > 0;)
         zactor_destroy (&actors [index]);
+    //  Every connection is closed now: libvirt's event thread can go.
+    if (all || streq (role, "compute"))
+        zv_virt_shutdown ();
     zsys_info ("zovad %s stopped", role);
     return rc;
 }

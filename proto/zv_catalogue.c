@@ -107,6 +107,16 @@
     F_REF, \
     F_MAP ("properties", true)
 
+//  One user action on a server (Nova's POST /servers/{id}/action): the
+//  action's name as the transition table has it (zv_state.c), and what
+//  some actions take.
+#define F_SERVER_ACTION \
+    F_REF, \
+    F_STR ("action", true, 32), \
+    F_STR ("image", false, 0), \
+    F_STR ("password", false, 255), \
+    F_STR ("user", false, 64)
+
 #define F_SERVICE_SET \
     F_STR ("host", true, 0), \
     F_STR ("binary", false, 64), \
@@ -135,6 +145,7 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("server_show",     F_REF),
     S_FORWARDED ("server_delete",   F_REF),
     S_FORWARDED ("server_events",   F_REF),
+    S_FORWARDED ("server_action",   F_SERVER_ACTION),
     S_FORWARDED ("service_list",    F_SERVICE_LIST),
     S_FORWARDED ("service_set",     F_SERVICE_SET),
     S_FORWARDED ("flavor_set",      F_PROPERTIES_SET),
@@ -163,6 +174,7 @@ static const zv_msgdef_t s_catalogue [] = {
         F_STR ("binary", true, 64),
         F_STR ("host", true, 0),
         F_MAP ("node", false),
+        F_STR ("degraded", false, 1024),
         F_INT ("report_interval", false, 1, 86400) } },
     { .type = "conductor.instance_update", .kind = ZV_MSG_REQUEST, .fields = {
         F_UUID ("uuid", true),
@@ -180,7 +192,14 @@ static const zv_msgdef_t s_catalogue [] = {
     { .type = "conductor.compute_sync", .kind = ZV_MSG_REQUEST, .fields = {
         F_STR ("host", true, 0),
         F_ARRAY ("domains", true, 100000),
+        F_BOOL ("partial"),
         F_INT ("started_ms", false, 0, INT64_MAX) } },
+    //  A compute host fetches an image's bytes, one chunk per call, in the
+    //  reply's payload frame.
+    { .type = "conductor.image_download", .kind = ZV_MSG_REQUEST, .fields = {
+        F_UUID ("id", true),
+        F_INT ("offset", true, 0, S_TB),
+        F_INT ("length", true, 1, 4 * 1024 * 1024) } },
     { .type = "conductor.host_states", .kind = ZV_MSG_REQUEST, .fields = {
         F_INT ("since", false, 0, INT64_MAX) } },
     { .type = "scheduler.select_destinations", .kind = ZV_MSG_REQUEST, .fields = {
@@ -189,11 +208,23 @@ static const zv_msgdef_t s_catalogue [] = {
         F_STR_ARRAY ("ignore_hosts", false, 1000) } },
     { .type = "compute.build_instance", .kind = ZV_MSG_CAST, .fields = {
         F_MAP ("instance", true),
-        F_INT ("attempt", false, 1, 100) } },
+        F_INT ("attempt", false, 1, 100),
+        F_MAP ("images", false) } },
     { .type = "compute.terminate_instance", .kind = ZV_MSG_CAST, .fields = {
         F_UUID ("uuid", true),
         F_STR ("action_request_id", false, 64) } },
     { .type = "compute.sync_now", .kind = ZV_MSG_CAST },
+    //  A user action the conductor admitted (task_state already moved);
+    //  images: every image record the action needs, by id (the instance's,
+    //  its kernel and ramdisk, a rescue image).
+    { .type = "compute.instance_action", .kind = ZV_MSG_CAST, .fields = {
+        F_MAP ("instance", true),
+        F_STR ("action", true, 32),
+        F_STR ("action_request_id", false, 64),
+        F_MAP ("images", false),
+        F_STR ("rescue_image", false, 64),
+        F_STR ("password", false, 255),
+        F_STR ("user", false, 64) } },
 };
 
 #define S_ROWS (sizeof (s_catalogue) / sizeof (s_catalogue [0]))

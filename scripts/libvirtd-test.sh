@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libvirtd-test.sh start|stop|status DIR: a private libvirtd (and its virtlogd)
+# libvirtd-test.sh start|stop|restart|status DIR: a private libvirtd (and its virtlogd)
 # for tests, with every file it writes under DIR.
 #
 # Run as root, libvirtd is "privileged" and its QEMU driver keeps state in
@@ -32,7 +32,7 @@
 # in their pid files, and kills any QEMU still listed in DIR/run/qemu/*.pid.
 set -euo pipefail
 
-usage () { echo "usage: libvirtd-test.sh start|stop|status DIR" >&2; exit 2; }
+usage () { echo "usage: libvirtd-test.sh start|stop|restart|status DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 CMD=$1
 [ "$CMD" = start ] && mkdir -p "$2"
@@ -192,6 +192,31 @@ do_stop () {
     echo "libvirtd-test: stopped ($DIR)" >&2
 }
 
+# restart: libvirtd alone goes and comes back (virtlogd and the guests stay),
+# as when an operator restarts the daemon; its clients see the connection
+# drop and must reconnect.
+do_restart () {
+    alive "$LIBVIRTD_PID" || { echo "libvirtd-test: libvirtd is not running" >&2; exit 1; }
+    stop_pid "$(cat "$LIBVIRTD_PID")" libvirtd
+    rm -f "$LIBVIRTD_PID" "$DIR/run/libvirt-sock"
+    sleep "${LIBVIRTD_TEST_DOWN_S:-0}"
+    unshare --mount --propagation private -- /bin/sh -ec '
+        d=$1
+        mount --bind "$d/etc" /etc/libvirt
+        mount --bind "$d/run" /run/libvirt
+        mount --bind "$d/lib" /var/lib/libvirt
+        mount --bind "$d/cache" /var/cache/libvirt
+        mount --bind "$d/log" /var/log/libvirt
+        libvirtd -d -f "$d/etc/libvirtd.conf" -p "$d/run/libvirtd.pid"
+    ' sh "$DIR" >>"$DIR/log/start.log" 2>&1 || { echo "libvirtd-test: restart failed" >&2; exit 1; }
+    local deadline=$(( $(now_ms) + DEADLINE_S * 1000 ))
+    until virsh -c "$URI" version >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt $deadline ] || { echo "libvirtd-test: not answering after restart" >&2; exit 1; }
+        sleep 0.05
+    done
+    echo "$URI"
+}
+
 do_status () {
     local rc=0
     if alive "$LIBVIRTD_PID"; then echo "libvirtd: running, pid $(cat "$LIBVIRTD_PID")"
@@ -214,5 +239,6 @@ case "$CMD" in
     start) do_start ;;
     stop) do_stop ;;
     status) do_status ;;
+    restart) do_restart ;;
     *) usage ;;
 esac
