@@ -45,7 +45,7 @@
 #define S_CHUNK_WINDOW 4
 #define S_EVENT_DELAY_MS 100        //  events are gathered this long into one sync
 #define S_GUEST_RETRIES 6           //  agent queries until the guest has an address
-#define S_GUEST_RETRY_MS 3000
+#define S_GUEST_RETRY_MS 3000       //  (checked every 500 ms)
 
 typedef struct {
     zv_config_t cfg;
@@ -65,6 +65,7 @@ typedef struct {
     zv_workers_t *workers;
     zv_imagecache_t *cache;
     json_t *event_uuids;            //  uuids named by events since the last partial sync
+    json_t *guest_retries;          //  uuid -> {attempt, due}: agents to ask again
     int event_timer;                //  -1 when none armed
     int64_t started_ms;
     int64_t reconnect_at;           //  mono ms of the next reconnect try
@@ -218,6 +219,24 @@ s_make_disks (s_op_t *op, const char *base)
     return status;
 }
 
+//  Power off, where a domain that does not exist (undefined behind zova's
+//  back, or lost with the test driver's memory) is off already: the
+//  operations that follow define it again from the record, as Nova's hard
+//  reboot does.
+static zv_status_t
+s_power_off (s_op_t *op, int timeout_s, bool *clean_p)
+{
+    zv_status_t status = op->driver->power_off (op->virt, op->uuid, timeout_s, clean_p,
+                                                op->errbuf, sizeof op->errbuf);
+    if (status == ZV_ENOTFOUND) {
+        *op->errbuf = 0;
+        if (clean_p)
+            *clean_p = true;
+        status = ZV_OK;
+    }
+    return status;
+}
+
 static zv_status_t
 s_spawn_domain (s_op_t *op, bool rescue)
 {
@@ -265,8 +284,7 @@ static zv_status_t
 s_run_reboot (s_op_t *op)
 {
     bool clean = false;
-    zv_status_t status = op->driver->power_off (op->virt, op->uuid, op->soft_reboot_s, &clean,
-                                                op->errbuf, sizeof op->errbuf);
+    zv_status_t status = s_power_off (op, op->soft_reboot_s, &clean);
     if (status == ZV_OK && !clean)
         snprintf (op->note, sizeof op->note, "the guest did not shut down within %d s: rebooted hard",
                   op->soft_reboot_s);
@@ -283,7 +301,7 @@ s_run_hard_reboot (s_op_t *op)
     char base [1300];
     snprintf (base, sizeof base, "%s", op->disk_rescue);
     *op->disk_rescue = 0;
-    zv_status_t status = op->driver->power_off (op->virt, op->uuid, 0, NULL, op->errbuf, sizeof op->errbuf);
+    zv_status_t status = s_power_off (op, 0, NULL);
     if (status == ZV_OK)
         status = s_make_disks (op, base);
     if (status == ZV_OK)
@@ -295,8 +313,7 @@ static zv_status_t
 s_run_stop (s_op_t *op)
 {
     bool clean = false;
-    zv_status_t status = op->driver->power_off (op->virt, op->uuid, op->shutdown_timeout_s, &clean,
-                                                op->errbuf, sizeof op->errbuf);
+    zv_status_t status = s_power_off (op, op->shutdown_timeout_s, &clean);
     if (status == ZV_OK && !clean && op->shutdown_timeout_s > 0)
         snprintf (op->note, sizeof op->note, "the guest did not shut down within %d s: powered off",
                   op->shutdown_timeout_s);
@@ -344,8 +361,7 @@ s_run_rescue (s_op_t *op)
     *op->note = 0;
     snprintf (op->rescue_cmdline, sizeof op->rescue_cmdline, "%s", cmdline);
     bool clean = false;
-    zv_status_t status = op->driver->power_off (op->virt, op->uuid, op->shutdown_timeout_s, &clean,
-                                                op->errbuf, sizeof op->errbuf);
+    zv_status_t status = s_power_off (op, op->shutdown_timeout_s, &clean);
     if (status == ZV_OK)
         status = s_make_disks (op, base);
     if (status == ZV_OK && op->real) {
@@ -363,7 +379,7 @@ s_run_unrescue (s_op_t *op)
     char base [1300];
     snprintf (base, sizeof base, "%s", op->disk_rescue);
     *op->disk_rescue = 0;
-    zv_status_t status = op->driver->power_off (op->virt, op->uuid, 0, NULL, op->errbuf, sizeof op->errbuf);
+    zv_status_t status = s_power_off (op, 0, NULL);
     if (status == ZV_OK)
         status = s_make_disks (op, base);
     if (status == ZV_OK)
@@ -998,23 +1014,6 @@ s_guest_noop (void *actor, void *ctx, zv_msg_t *reply)
     (void) reply;
 }
 
-typedef struct {
-    self_t *self;
-    char uuid [ZV_UUID_LEN + 1];
-    int attempt;
-} s_retry_t;
-
-static int
-s_guest_retry (zloop_t *loop, int timer_id, void *arg)
-{
-    (void) loop;
-    (void) timer_id;
-    s_retry_t *retry = (s_retry_t *) arg;
-    s_guest_query (retry->self, retry->uuid, retry->attempt);
-    free (retry);
-    return 0;
-}
-
 static void
 s_guest_done (void *actor, void *job)
 {
@@ -1041,13 +1040,9 @@ s_guest_done (void *actor, void *job)
         if (text && strncmp (text, "fe80:", 5) != 0 && strncmp (text, "169.254.", 8) != 0)
             routable++;
     }
-    if (!cancelled && guest->attempt + 1 < S_GUEST_RETRIES && routable == 0) {
-        s_retry_t *retry = (s_retry_t *) zmalloc (sizeof (s_retry_t));
-        retry->self = self;
-        snprintf (retry->uuid, sizeof retry->uuid, "%s", guest->uuid);
-        retry->attempt = guest->attempt + 1;
-        zloop_timer (self->loop, S_GUEST_RETRY_MS, 1, s_guest_retry, retry);
-    }
+    if (!cancelled && guest->attempt + 1 < S_GUEST_RETRIES && routable == 0)
+        json_object_set_new (self->guest_retries, guest->uuid, json_pack ("{s:i, s:I}",
+            "attempt", guest->attempt + 1, "due", (json_int_t) (zv_mono_ms () + S_GUEST_RETRY_MS)));
     json_decref (guest->guest);
     guest->driver->close (&guest->virt);
     free (guest);
@@ -1209,14 +1204,27 @@ s_sync_timer (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-//  While the hypervisor is away, try it again at its backoff (the
-//  heartbeat reports degraded meanwhile).
+//  Every 500 ms: agents due to be asked again; and while the hypervisor
+//  is away, another try at its backoff (the heartbeat reports degraded
+//  meanwhile).
 static int
-s_reconnect_timer (zloop_t *loop, int timer_id, void *arg)
+s_tick_timer (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
     self_t *self = (self_t *) arg;
+    const char *uuid;
+    json_t *retry, *due = json_array ();
+    json_object_foreach (self->guest_retries, uuid, retry)
+        if (json_integer_value (json_object_get (retry, "due")) <= zv_mono_ms ())
+            json_array_append_new (due, json_pack ("{s:s, s:O}", "uuid", uuid, "attempt",
+                                                   json_object_get (retry, "attempt")));
+    size_t index;
+    json_array_foreach (due, index, retry) {
+        json_object_del (self->guest_retries, s_str (retry, "uuid"));
+        s_guest_query (self, s_str (retry, "uuid"), (int) json_integer_value (json_object_get (retry, "attempt")));
+    }
+    json_decref (due);
     if (!self->virt || self->virt_lost) {
         bool was = *self->degraded != 0;
         if (s_virt_ready (self) && was)
@@ -1259,6 +1267,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
     self->started_ms = zv_now_ms ();
     self->event_timer = -1;
     self->event_uuids = json_object ();
+    self->guest_retries = json_object ();
     snprintf (self->name, sizeof self->name, ACTOR_PREFIX ".%s", self->cfg.host);
     if (*self->cfg.instances_path)
         snprintf (self->instances_path, sizeof self->instances_path, "%s", self->cfg.instances_path);
@@ -1284,7 +1293,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
     else {
         zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
         zloop_timer (self->loop, (size_t) self->cfg.sync_power_state_interval_s * 1000, 0, s_sync_timer, self);
-        zloop_timer (self->loop, 500, 0, s_reconnect_timer, self);
+        zloop_timer (self->loop, 500, 0, s_tick_timer, self);
         zv_link_heartbeat (self->link);
         zv_info (self->name, NULL, "serving %s (instances in %s)", self->cfg.connection_uri, self->instances_path);
         zsock_signal (pipe, 0);
@@ -1298,5 +1307,6 @@ zv_compute_actor (zsock_t *pipe, void *args)
     zloop_destroy (&self->loop);
     json_decref (self->custom);
     json_decref (self->event_uuids);
+    json_decref (self->guest_retries);
     free (self);
 }

@@ -2173,10 +2173,13 @@ s_sync_visit (const char *key, json_t *rec, void *arg)
         return true;
     }
     //  An action (reboot, stop, ...) in progress when the compute restarted
-    //  will never report: its task ends here (after the power state below).
-    if (task && strcmp (task, "deleting") != 0 && strcmp (vm, "building") != 0
-    &&  s_int (rec, "updated_ms") < sync->compute_started_ms)
+    //  will never report: its task ends here, and the power state rules
+    //  apply as if it had none (Nova's init_instance).
+    bool interrupted = !sync->partial && task && strcmp (task, "deleting") != 0
+                    && strcmp (vm, "building") != 0 && s_int (rec, "updated_ms") < sync->compute_started_ms;
+    if (interrupted)
         json_array_append_new (sync->interrupted, json_pack ("{s:s, s:s}", "uuid", key, "task_state", task));
+    const char *settled_task = interrupted ? NULL : task;
     if (task && strcmp (task, "deleting") == 0) {
         char rq [80];
         const char *action_rq = s_open_action_rq (sync->txn, key, "delete", rq, sizeof rq);
@@ -2208,11 +2211,19 @@ s_sync_visit (const char *key, json_t *rec, void *arg)
                                  strcmp (vm, "error") == 0 ? "error" : "stopped");
     }
     else
-    if (strcmp (power, s_str (rec, "power_state")) != 0) {
+    if (strcmp (power, s_str (rec, "power_state")) != 0 || interrupted) {
         changes = json_pack ("{s:s}", "power_state", power);
-        if (strcmp (vm, "active") == 0 && !task
+        if (strcmp (vm, "active") == 0 && !settled_task
         &&  (strcmp (power, "shutdown") == 0 || strcmp (power, "crashed") == 0))
             json_object_set_new (changes, "vm_state", json_string ("stopped"));
+    }
+    if (interrupted) {
+        char message [400];
+        snprintf (message, sizeof message, "Action interrupted by a restart of compute host %s", sync->host);
+        if (!changes)
+            changes = json_object ();
+        json_object_set_new (changes, "task_state", json_null ());
+        json_object_set_new (changes, "fault", s_fault (ZV_EUNAVAILABLE, message));
     }
     if (changes)
         json_array_append_new (sync->changed, json_pack ("{s:s, s:o, s:o, s:s}", "uuid", key,
@@ -2283,22 +2294,21 @@ s_compute_sync (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
         status = ZV_OK;
         zv_info (ACTOR, NULL, "sync %s: instance %s reconciled with its hypervisor", sync.host, uuid);
     }
+    //  The actions a compute restart cut off: their records end in Error
+    //  once their instance's CAS above took (their task is None now).
     json_t *interrupted;
     json_array_foreach (sync.interrupted, index, interrupted) {
-        char message [400];
         const char *uuid = s_str (interrupted, "uuid");
-        snprintf (message, sizeof message, "Action interrupted by a restart of compute host %s", sync.host);
-        json_t *expected = json_pack ("[s]", s_str (interrupted, "task_state"));
-        json_t *changes = json_pack ("{s:n, s:o}", "task_state", "fault", s_fault (ZV_EUNAVAILABLE, message));
+        json_t *rec = NULL;
         char buf [80];
         const char *rq = s_open_action_rq (txn, uuid, NULL, buf, sizeof buf);
-        if (zv_store_instance_cas (txn, uuid, expected, changes, NULL, errbuf, errlen) == ZV_OK) {
-            if (rq)
-                zv_store_action_finish (txn, uuid, rq, "Error", message);
+        if (zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) == ZV_OK && !s_str (rec, "task_state") && rq) {
+            char message [400];
+            snprintf (message, sizeof message, "Action interrupted by a restart of compute host %s", sync.host);
+            zv_store_action_finish (txn, uuid, rq, "Error", message);
             zv_warning (ACTOR, rq, "instance %s: %s", uuid, message);
         }
-        json_decref (expected);
-        json_decref (changes);
+        json_decref (rec);
     }
     json_decref (sync.interrupted);
     json_t *orphans = json_array ();

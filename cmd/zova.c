@@ -1280,22 +1280,63 @@ s_buf_show (strbuf_t *out, json_t *record, const char *const *skip)
     free (keys);
 }
 
+//  What a server's guest agent said, as two readable rows: addresses
+//  ("eth0=10.0.2.15, fe80::..."; the openstack client's net=ip form, by
+//  interface) and guest_os.  Added to a copy of the record; absent when
+//  the agent never answered.
+static json_t *
+s_server_guest_rows (json_t *record)
+{
+    json_t *copy = json_copy (record);
+    json_t *guest = json_object_get (record, "guest");
+    if (!copy)
+        s_out_of_memory ();
+    if (!json_is_object (guest))
+        return copy;
+    strbuf_t text = { 0 };
+    size_t index;
+    json_t *address;
+    json_array_foreach (json_object_get (guest, "ip_addresses"), index, address) {
+        const char *iface = json_string_value (json_object_get (address, "interface"));
+        const char *ip = json_string_value (json_object_get (address, "address"));
+        if (ip)
+            s_buf_printf (&text, "%s%s=%s", text.len ? ", " : "", iface ? iface : "?", ip);
+    }
+    json_object_set_new (copy, "addresses", json_string (text.len ? text.data : ""));
+    s_buf_free (&text);
+    json_t *os = json_object_get (guest, "os");
+    const char *name = json_string_value (json_object_get (os, "name"));
+    const char *kernel = json_string_value (json_object_get (os, "kernel_release"));
+    const char *hostname = json_string_value (json_object_get (guest, "hostname"));
+    char line [512];
+    snprintf (line, sizeof line, "%s%s%s%s", name ? name : "", kernel ? " (kernel " : "", kernel ? kernel : "",
+              kernel ? ")" : "");
+    json_object_set_new (copy, "guest_os", json_string (line));
+    if (hostname)
+        json_object_set_new (copy, "guest_hostname", json_string (hostname));
+    return copy;
+}
+
 //  One record: a Field | Value table, or the JSON object (flattened first
 //  for servers).
 static int
 s_print_show (const cli_t *cli, const resource_t *res, json_t *record)
 {
     int rc;
+    json_t *shown = res && res->flatten == s_server_flatten && json_is_object (json_object_get (record, "guest"))
+                  ? s_server_guest_rows (record) : json_incref (record);
     if (cli->json) {
-        json_t *flat = res && res->flatten ? res->flatten (record, true) : json_incref (record);
+        json_t *flat = res && res->flatten ? res->flatten (shown, true) : json_incref (shown);
         rc = s_print_json (flat);
         json_decref (flat);
+        json_decref (shown);
         return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
     }
     strbuf_t out = { 0 };
-    s_buf_show (&out, record, NULL);
+    s_buf_show (&out, shown, NULL);
     rc = s_buf_write (&out);
     s_buf_free (&out);
+    json_decref (shown);
     return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
 }
 

@@ -3,9 +3,10 @@
 # Idempotent: asks apt only for what dpkg says is missing, so `make` may call
 # it whenever a library is absent without touching a complete machine.
 #
-# --guest (opt-in) also installs what the real-guest tests need: a libvirtd
-# with its QEMU driver, QEMU for x86 (TCG), qemu-img, and the Debian packages
-# scripts/build-test-guest.sh builds the tiny test guest from.
+# Real guests are part of zova and of `make test` (tests/e2e/test_guests.sh):
+# a libvirtd with its QEMU driver, QEMU for x86 (TCG), qemu-img, and the
+# Debian packages scripts/build-test-guest.sh builds the tiny test guest
+# from are installed too.  (--guest, once opt-in, is still accepted.)
 set -euo pipefail
 
 PACKAGES=(
@@ -27,9 +28,10 @@ GUEST_PACKAGES=(
   e2fsprogs cpio xz-utils
 )
 
+PACKAGES+=("${GUEST_PACKAGES[@]}")
 for arg in "$@"; do
   case "$arg" in
-    --guest) PACKAGES+=("${GUEST_PACKAGES[@]}") ;;
+    --guest) ;;
     *) echo "usage: deps.sh [--guest]" >&2; exit 2 ;;
   esac
 done

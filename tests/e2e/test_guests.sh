@@ -162,7 +162,8 @@ t_wait_for "vm-disk guest agent answers" 90 ping_ok "$DD"
 t_wait_for "vm-ram guest agent answers" 90 ping_ok "$DR"
 t_wait_for "zova shows vm-ram's OS from its agent" 30 agent_up vm-ram
 t_wait_for "zova shows vm-ram's IPv4 address (QEMU user-mode's 10.0.2.x) from its agent" 40 has_ip vm-ram
-t_log "vm-ram's guest: $(field vm-ram 'd["guest"]')"
+t_check "server show (table) lists the guest's addresses and OS" bash -c \
+    "\"$ZOVA\" server show vm-ram | grep -E 'addresses .*eth0=10\.0\.2\.' && \"$ZOVA\" server show vm-ram | grep -q guest_os"
 t_check "console.log has the guest's boot banner" grep -q "zova test guest ready" "$INST/$UR/console.log"
 DEVS=$(guest_sh "$DD" 'ls /sys/block | tr "\n" " "')
 t_eq "vm-disk sees vda vdb vdc" "vda vdb vdc" "$(echo "$DEVS" | tr ' ' '\n' | grep '^vd' | sort | tr '\n' ' ' | sed 's/ $//')"
@@ -311,6 +312,20 @@ DC=$(dom_of c1)
 t_wait_for "cluster: agent answers" 90 ping_ok "$DC"
 t_check "cluster: hard reboot" t_zova server reboot --hard --wait --wait-timeout 120 c1
 expect_states c1 "cluster: ACTIVE after hard reboot" "ACTIVE active None running"
+# A compute killed in the middle of an action: its restart ends the action
+# with the reason, and the state is what the hypervisor has.
+t_check "cluster: stop (not waited for)" t_zova server stop c1
+t_kill9 c_compute
+t_start c_compute compute "$T_DIR/cluster.conf"
+t_wait_for "cluster: the interrupted stop ends" 40 bash -c "[ \"\$(\"$ZOVA\" server show c1 -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"task_state\"])')\" = None ]"
+t_eq "cluster: the stop's record says the compute restart cut it off" "Error True" \
+    "$(t_zova server event list c1 -f json | t_json '"%s %s" % ([e for e in d if e["action"]=="stop"][-1]["result"], "interrupted" in ([e for e in d if e["action"]=="stop"][-1]["message"] or ""))')"
+LIBVIRT_STATE=$(v domstate "$DC" | head -1)
+t_log "after the interrupted stop: zova says $(states c1), libvirt says $LIBVIRT_STATE"
+t_wait_for "cluster: zova's state follows libvirt's" 30 bash -c "
+    s=\$(\"$ZOVA\" server show c1 -f json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"vm_state\"], d[\"power_state\"])')
+    l=\$(virsh -q -c '$URI' domstate $DC | head -1)
+    [ \"\$s\" = 'active running' -a \"\$l\" = running ] || [ \"\$s\" = 'stopped shutdown' -a \"\$l\" = 'shut off' ]"
 t_check "cluster: delete" t_zova server delete --wait c1
 t_eq "cluster: no domain left" "" "$(v list --all --name | grep '^zova-' || true)"
 for role in compute scheduler api conductor; do t_stop "c_$role"; done
