@@ -107,7 +107,7 @@ t_config "$T_DIR/zova.conf" "api.endpoint=$API" "DEFAULT.shutdown_timeout=15" \
     "conductor.housekeeping_interval=1" "scheduler.host_refresh_interval_ms=200" \
     "compute.instances_path=$INST" "compute.sync_power_state_interval=5" \
     "compute.reserved_host_memory_mb=0" "compute.ram_allocation_ratio=4.0" \
-    "libvirt.connection_uri=$URI" "libvirt.virt_type=auto" "libvirt.wait_soft_reboot_seconds=20"
+    "libvirt.connection_uri=$URI" "libvirt.virt_type=auto" "libvirt.wait_soft_reboot_seconds=12"
 t_start aio all "$T_DIR/zova.conf"
 t_wait_api 30 || { tail -20 "$T_DIR/aio.log"; exit 1; }
 t_eq "virt_type auto on a CPU without vmx/svm picks qemu (TCG)" "qemu" \
@@ -192,6 +192,23 @@ expect_states vm-ram "ACTIVE after hard reboot" "ACTIVE active None running"
 t_wait_for "agent back after hard reboot" 90 ping_ok "$DR"
 U2=$(uptime_of "$DR")
 t_eq "hard reboot restarted the guest (uptime $U1 s -> $U2 s)" "True" "$([ "$U2" -le "$U1" ] && echo True || echo False)"
+
+# A guest that ignores the request (no agent, no acpid): the soft reboot
+# falls back to hard after wait_soft_reboot_seconds, and says so.
+guest_sh "$DR" '(sleep 1; killall acpid qemu-ga) >/dev/null 2>&1 &' >/dev/null
+sleep 2
+t_check "soft reboot of a deaf guest --wait" t_zova server reboot --wait --wait-timeout 120 vm-ram
+t_eq "its record says it fell back to hard" "True" \
+    "$(t_zova server event list vm-ram -f json | t_json '"rebooted hard" in ([e for e in d if e["action"]=="reboot"][-1]["message"] or "")')"
+expect_states vm-ram "ACTIVE after the fallback" "ACTIVE active None running"
+t_wait_for "agent back after the fallback" 90 ping_ok "$DR"
+
+# A hard reboot makes sure the cached image files are there: one removed
+# behind zova's back is fetched again.
+rm -f "$INST/_base/$RD_FULL"
+t_check "hard reboot with the ramdisk missing from the cache" t_zova server reboot --hard --wait --wait-timeout 120 vm-ram
+t_check "the ramdisk was fetched again" test -f "$INST/_base/$RD_FULL"
+t_wait_for "agent back" 90 ping_ok "$DR"
 
 # --- stop / start ------------------------------------------------------------------
 t_check "stop --wait" t_zova server stop --wait --wait-timeout 60 vm-ram
