@@ -36,8 +36,12 @@
 #include "zv_disk.h"
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define ACTOR_PREFIX "compute"
@@ -66,6 +70,7 @@ typedef struct {
     zv_imagecache_t *cache;
     json_t *event_uuids;            //  uuids named by events since the last partial sync
     json_t *guest_retries;          //  uuid -> {attempt, due}: agents to ask again
+    json_t *serial_ports;           //  uuid -> serial console TCP port given to its domain
     int event_timer;                //  -1 when none armed
     int64_t started_ms;
     int64_t reconnect_at;           //  mono ms of the next reconnect try
@@ -113,6 +118,10 @@ struct _s_op_t {
     //  Configuration the worker reads.
     int shutdown_timeout_s, soft_reboot_s, agent_timeout_s;
     char vnc_listen [256], network [128];
+    char serial_host [256];         //  the domain's serial console on a TCP port (0: pty)
+    int serial_port;
+    char proxyclient [256];         //  where the console proxy reaches this host's consoles
+    json_t *consoles;               //  after the operation: {vnc, serial} of the running domain
     //  Build only: the build's progress through its task states.
     int step;
     json_t *guest;                  //  guest_info result
@@ -129,6 +138,7 @@ s_op_destroy (s_op_t **op_p)
     json_decref (op->instance);
     json_decref (op->images);
     json_decref (op->guest);
+    json_decref (op->consoles);
     memset (op->password, 0, sizeof op->password);
     free (op);
     *op_p = NULL;
@@ -164,6 +174,8 @@ s_spec (s_op_t *op, bool rescue)
     spec.vnc_listen = *op->vnc_listen ? op->vnc_listen : NULL;
     spec.nic = op->network;
     spec.mac = op->mac;
+    spec.serial_host = *op->serial_host ? op->serial_host : NULL;
+    spec.serial_port = op->serial_port;
     if (rescue) {
         spec.rescue_disk = op->disk_rescue;
         spec.rescue_kernel = *op->rescue_kernel ? op->rescue_kernel : NULL;
@@ -606,6 +618,17 @@ s_op_work (void *job)
     s_op_t *op = (s_op_t *) job;
     op->status = op->action->run (op);
     op->power = op->driver->power_state (op->virt, op->uuid);
+    //  Where its consoles listen now (ports change at every start), as the
+    //  console proxy will reach them.
+    if (op->real && op->driver->consoles && (op->power == ZV_POWER_RUNNING || op->power == ZV_POWER_PAUSED)) {
+        char errbuf [256];
+        op->consoles = op->driver->consoles (op->virt, op->uuid, errbuf, sizeof errbuf);
+        const char *kind;
+        json_t *console;
+        json_object_foreach (op->consoles, kind, console)
+            if (*op->proxyclient)
+                json_object_set_new (console, "host", json_string (op->proxyclient));
+    }
 }
 
 static void
@@ -651,6 +674,47 @@ s_op_fetched (void *actor, void *ctx, zv_status_t status, const char *path, cons
         s_op_run (self, op);
 }
 
+//  The TCP port of an instance's serial console: the one it had while this
+//  compute runs, else the lowest port of [serial_console] port_range that
+//  no other domain of this host was given and that can be bound now (a
+//  running QEMU holds its own).  0 when the range is exhausted (pty then).
+static int
+s_serial_port (self_t *self, const char *uuid)
+{
+    json_t *had = json_object_get (self->serial_ports, uuid);
+    if (had)
+        return (int) json_integer_value (had);
+    int low = 0, high = 0;
+    if (sscanf (self->cfg.serial_port_range, "%d:%d", &low, &high) != 2 || low <= 0 || high < low || high > 65535)
+        return 0;
+    json_t *taken = json_object ();
+    const char *key;
+    json_t *value;
+    char port_text [16];
+    json_object_foreach (self->serial_ports, key, value) {
+        snprintf (port_text, sizeof port_text, "%lld", (long long) json_integer_value (value));
+        json_object_set_new (taken, port_text, json_true ());
+    }
+    int found = 0;
+    for (int port = low; port <= high && !found; port++) {
+        snprintf (port_text, sizeof port_text, "%d", port);
+        if (json_object_get (taken, port_text))
+            continue;
+        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+        if (inet_pton (AF_INET, self->cfg.vnc_server_listen, &address.sin_addr) != 1)
+            address.sin_addr.s_addr = htonl (INADDR_ANY);
+        int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && bind (fd, (struct sockaddr *) &address, sizeof address) == 0)
+            found = port;
+        if (fd >= 0)
+            close (fd);
+    }
+    json_decref (taken);
+    if (found)
+        json_object_set_new (self->serial_ports, uuid, json_integer (found));
+    return found;
+}
+
 //  Fill an op's paths, fetch the images it needs, then run it.
 static void
 s_op_start (self_t *self, s_op_t *op)
@@ -683,6 +747,12 @@ s_op_start (self_t *self, s_op_t *op)
                    op->kernel, op->ramdisk, op->cmdline, sizeof op->kernel);
     const unsigned char *u = (const unsigned char *) op->uuid;
     snprintf (op->mac, sizeof op->mac, "52:54:00:%c%c:%c%c:%c%c", u [0], u [1], u [2], u [3], u [4], u [5]);
+    snprintf (op->proxyclient, sizeof op->proxyclient, "%s", *self->cfg.vnc_proxyclient_address
+              ? self->cfg.vnc_proxyclient_address : self->cfg.vnc_server_listen);
+    if (*self->cfg.vnc_server_listen) {
+        snprintf (op->serial_host, sizeof op->serial_host, "%s", self->cfg.vnc_server_listen);
+        op->serial_port = s_serial_port (self, op->uuid);
+    }
     char disk_local [1300], disk_swap [1300];
     snprintf (disk_local, sizeof disk_local, "%s/disk.local", op->dir);
     snprintf (disk_swap, sizeof disk_swap, "%s/disk.swap", op->dir);
@@ -761,10 +831,13 @@ s_build_report (self_t *self, s_op_t *op)
 {
     char now [32];
     json_t *changes;
-    if (op->status == ZV_OK)
+    if (op->status == ZV_OK) {
         changes = json_pack ("{s:s, s:n, s:s, s:s}", "vm_state", "active", "task_state",
                              "power_state", zv_power_state_name (op->power),
                              "launched_at", zv_iso8601 (zv_now_ms (), now));
+        if (op->real)
+            json_object_set (changes, "console", op->consoles ? op->consoles : json_null ());
+    }
     else {
         zv_warning (self->name, op->rq, "instance %s: spawn failed: %s", op->uuid, op->errbuf);
         //  What was made for this instance goes; shared things stay.
@@ -884,6 +957,8 @@ s_op_report (self_t *self, s_op_t *op)
     json_t *changes = json_pack ("{s:n}", "task_state");
     if (op->virt)
         json_object_set_new (changes, "power_state", json_string (zv_power_state_name (op->power)));
+    if (op->virt && op->real)
+        json_object_set (changes, "console", op->consoles ? op->consoles : json_null ());
     if (op->status == ZV_OK) {
         if (op->action->vm_state)
             json_object_set_new (changes, "vm_state", json_string (op->action->vm_state));
@@ -956,8 +1031,10 @@ s_terminate (self_t *self, const char *uuid, const char *action_rq)
         snprintf (errbuf, sizeof errbuf, "%s", *self->degraded ? self->degraded : "hypervisor unreachable");
     zv_msg_t *msg;
     json_t *body;
-    if (status == ZV_OK)
+    if (status == ZV_OK) {
         s_remove_instance_dir (self, uuid);
+        json_object_del (self->serial_ports, uuid);
+    }
     if (status == ZV_OK) {
         msg = zv_msg_new ("conductor.instance_destroyed");
         body = json_pack ("{s:s, s:s, s:s}", "uuid", uuid, "host", self->cfg.host,
@@ -1234,6 +1311,189 @@ s_tick_timer (zloop_t *loop, int timer_id, void *arg)
 }
 
 //  ---------------------------------------------------------------------
+//  Consoles: what only this host can answer
+
+static void
+s_answer (self_t *self, zv_msg_t **reply_p)
+{
+    zv_msg_set_src (*reply_p, self->name);
+    if (zv_msg_send (reply_p, zv_link_socket (self->link)) != 0)
+        zv_msg_destroy (reply_p);
+}
+
+//  Text that travels as a msgpack string: valid UTF-8 (no overlong
+//  forms, no surrogates) without NUL; any other byte of the guest's output
+//  becomes '?'.
+static void
+s_utf8_clean (char *text, size_t len)
+{
+    size_t at = 0;
+    while (at < len) {
+        unsigned char c = (unsigned char) text [at];
+        size_t need;
+        uint32_t point, least;
+        if (c >= 0x01 && c < 0x80) {
+            at++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0)      { need = 1; point = c & 0x1F; least = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { need = 2; point = c & 0x0F; least = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { need = 3; point = c & 0x07; least = 0x10000; }
+        else {
+            text [at++] = '?';
+            continue;
+        }
+        bool ok = at + need < len;
+        for (size_t k = 1; ok && k <= need; k++) {
+            unsigned char next = (unsigned char) text [at + k];
+            ok = (next & 0xC0) == 0x80;
+            point = (point << 6) | (next & 0x3F);
+        }
+        if (ok && (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)))
+            ok = false;
+        if (!ok) {
+            text [at++] = '?';
+            continue;
+        }
+        at += need + 1;
+    }
+}
+
+//  compute.console_log: the last lines of <instance dir>/console.log.
+#define S_LOG_MAX (4 * 1024 * 1024)
+
+static void
+s_console_log (self_t *self, zv_msg_t *msg)
+{
+    const char *uuid = zv_msg_get_str (msg, "uuid");
+    int64_t lines = zv_msg_get_int (msg, "lines", 50);
+    char path [1300], dir [1200];
+    snprintf (path, sizeof path, "%s/console.log", s_instance_dir (self, uuid, dir, sizeof dir));
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    struct stat info;
+    if (fd < 0 || fstat (fd, &info) != 0) {
+        zv_msg_t *error = zv_msg_error (msg, ZV_ECONFLICT, "Guest of instance %s has no console log on host %s "
+                                        "(it needs a hypervisor with consoles)", uuid, self->cfg.host);
+        if (fd >= 0)
+            close (fd);
+        s_answer (self, &error);
+        return;
+    }
+    //  Back from the end until lines + 1 newlines are seen (the last line
+    //  may end in one) or the cap.
+    off_t size = info.st_size, from = size;
+    char *text = NULL;
+    size_t got = 0;
+    int64_t newlines = 0;
+    while (from > 0 && newlines <= lines && got < S_LOG_MAX) {
+        size_t step = from > 65536 ? 65536 : (size_t) from;
+        from -= (off_t) step;
+        char *bigger = (char *) malloc (got + step + 1);
+        ssize_t read_now = pread (fd, bigger, step, from);
+        if (read_now != (ssize_t) step) {
+            free (bigger);
+            break;
+        }
+        memcpy (bigger + step, text ? text : "", got);
+        free (text);
+        text = bigger;
+        got += step;
+        for (size_t k = 0; k < step; k++)
+            newlines += text [k] == '\n';
+    }
+    close (fd);
+    size_t start = 0;
+    int64_t skip = newlines - lines - (got && text [got - 1] == '\n' ? 1 : 0);
+    for (size_t k = 0; k < got && skip > 0; k++)
+        if (text [k] == '\n') {
+            skip--;
+            start = k + 1;
+        }
+    if (got - start > S_LOG_MAX)
+        start = got - S_LOG_MAX;
+    if (text)
+        s_utf8_clean (text + start, got - start);
+    zv_msg_t *reply = zv_msg_reply (msg);
+    json_t *body = json_pack ("{s:s%}", "output", text ? text + start : "", got - start);
+    zv_msg_set_body (reply, &body);
+    free (text);
+    s_answer (self, &reply);
+}
+
+//  compute.screenshot: the guest's screen as PNG, taken on a worker.
+typedef struct {
+    const zv_virt_driver_t *driver;
+    zv_virt_t *virt;
+    zv_msg_t *request;
+    char uuid [ZV_UUID_LEN + 1];
+    unsigned char *png;
+    size_t size;
+    zv_status_t status;
+    char errbuf [512];
+} s_shot_t;
+
+static void
+s_shot_work (void *job)
+{
+    s_shot_t *shot = (s_shot_t *) job;
+    if (!shot->driver->screenshot) {
+        shot->status = ZV_EUNSUPPORTED;
+        snprintf (shot->errbuf, sizeof shot->errbuf, "screenshot is unsupported by driver %s", shot->driver->name);
+        return;
+    }
+    shot->status = shot->driver->screenshot (shot->virt, shot->uuid, &shot->png, &shot->size,
+                                             shot->errbuf, sizeof shot->errbuf);
+}
+
+static void
+s_shot_done (void *actor, void *job)
+{
+    self_t *self = (self_t *) actor;
+    s_shot_t *shot = (s_shot_t *) job;
+    if (!zv_workers_cancelled (self->workers)) {
+        zv_msg_t *reply;
+        if (shot->status == ZV_OK) {
+            reply = zv_msg_reply (shot->request);
+            json_t *body = json_pack ("{s:s, s:I}", "format", "png", "size", (json_int_t) shot->size);
+            zv_msg_set_body (reply, &body);
+            zv_msg_set_payload (reply, shot->png, shot->size);
+        }
+        else
+            reply = zv_msg_error (shot->request, shot->status, "%s", shot->errbuf);
+        s_answer (self, &reply);
+    }
+    free (shot->png);
+    zv_msg_destroy (&shot->request);
+    shot->driver->close (&shot->virt);
+    free (shot);
+}
+
+static void
+s_screenshot (self_t *self, zv_msg_t *msg)
+{
+    if (!s_virt_ready (self)) {
+        zv_msg_t *error = zv_msg_error (msg, ZV_EUNAVAILABLE, "%s", *self->degraded ? self->degraded
+                                                                    : "hypervisor unreachable");
+        s_answer (self, &error);
+        return;
+    }
+    s_shot_t *shot = (s_shot_t *) zmalloc (sizeof (s_shot_t));
+    shot->driver = self->driver;
+    shot->virt = self->driver->ref (self->virt);
+    //  What the reply needs of the request, kept past this handler.
+    shot->request = zv_msg_new (zv_msg_type (msg));
+    zv_msg_set_id (shot->request, zv_msg_id (msg));
+    zv_msg_set_rq (shot->request, zv_msg_rq (msg));
+    snprintf (shot->uuid, sizeof shot->uuid, "%s", zv_msg_get_str (msg, "uuid"));
+    if (s_real (self))
+        zv_workers_submit (self->workers, s_shot_work, s_shot_done, shot);
+    else {
+        s_shot_work (shot);
+        s_shot_done (self, shot);
+    }
+}
+
+//  ---------------------------------------------------------------------
 //  Messages from the conductor
 
 static void
@@ -1253,6 +1513,12 @@ s_serve (void *actor, zv_msg_t *msg)
     if (streq (type, "compute.sync_now"))
         s_sync (self);
     else
+    if (streq (type, "compute.console_log"))
+        s_console_log (self, msg);
+    else
+    if (streq (type, "compute.screenshot"))
+        s_screenshot (self, msg);
+    else
         zv_warning (self->name, zv_msg_rq (msg), "message type %s is not served by compute", type);
 }
 
@@ -1268,6 +1534,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
     self->event_timer = -1;
     self->event_uuids = json_object ();
     self->guest_retries = json_object ();
+    self->serial_ports = json_object ();
     snprintf (self->name, sizeof self->name, ACTOR_PREFIX ".%s", self->cfg.host);
     if (*self->cfg.instances_path)
         snprintf (self->instances_path, sizeof self->instances_path, "%s", self->cfg.instances_path);
@@ -1308,5 +1575,6 @@ zv_compute_actor (zsock_t *pipe, void *args)
     json_decref (self->custom);
     json_decref (self->event_uuids);
     json_decref (self->guest_retries);
+    json_decref (self->serial_ports);
     free (self);
 }

@@ -92,6 +92,16 @@ static const s_key_t s_keys [] = {
     INT ("libvirt", "wait_soft_reboot_seconds", wait_soft_reboot_seconds, "120", 0, 3600),
     INT ("libvirt", "agent_timeout", agent_timeout_s, "5", 1, 600),
     STR ("vnc", "server_listen", vnc_server_listen, "127.0.0.1"),
+    STR ("vnc", "server_proxyclient_address", vnc_proxyclient_address, ""),
+    STR ("vnc", "novncproxy_base_url", novncproxy_base_url, "http://127.0.0.1:6080/vnc_lite.html"),
+    STR ("serial_console", "base_url", serial_base_url, "ws://127.0.0.1:6080/serial"),
+    STR ("serial_console", "port_range", serial_port_range, "10000:20000"),
+    INT ("consoleauth", "token_ttl", token_ttl_s, "600", 1, 86400),
+    STR ("consoleproxy", "listen", proxy_listen, "127.0.0.1"),
+    INT ("consoleproxy", "port", proxy_port, "6080", 1, 65535),
+    LIST ("consoleproxy", "allowed_origins", proxy_allowed_origins, ""),
+    STR ("consoleproxy", "web", proxy_web, "/usr/share/novnc"),
+    INT ("consoleproxy", "buffer_kb", proxy_buffer_kb, "256", 4, 65536),
 };
 #define S_KEY_COUNT (sizeof (s_keys) / sizeof (s_keys [0]))
 _Static_assert (S_KEY_COUNT <= 64, "zv_config_t.keys_set has one bit per key");

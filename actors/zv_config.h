@@ -74,6 +74,19 @@ typedef struct {
     int agent_timeout_s;            //  how long a guest agent query may take
     //  [vnc]
     char vnc_server_listen [256];   //  VNC listen address of every domain; empty: no VNC
+    char vnc_proxyclient_address [256];     //  where the console proxy reaches it (empty: server_listen)
+    char novncproxy_base_url [512]; //  the noVNC page users are given
+    //  [serial_console]
+    char serial_base_url [512];     //  the WebSocket URL of serial consoles
+    char serial_port_range [32];    //  "10000:20000": TCP ports of domains' serial consoles
+    //  [consoleauth]
+    int token_ttl_s;                //  console tokens expire after this
+    //  [consoleproxy]
+    char proxy_listen [256];        //  address the console proxy serves HTTP and WebSocket on
+    int proxy_port;
+    char proxy_allowed_origins [512];   //  origins allowed besides the proxy's own (host[:port], comma list)
+    char proxy_web [512];           //  the noVNC files (Debian's novnc package)
+    int proxy_buffer_kb;            //  per direction and session: a slow reader is not read for beyond it
     //  Which keys a file set (bit = row of the key table), so that a
     //  deprecated alias gives way to its new key whatever their order.
     uint64_t keys_set;

@@ -57,6 +57,11 @@ typedef struct {
     //  "network:<name>", or "none".
     const char *nic;
     const char *mac;                //  the NIC's MAC address (derived from the uuid)
+    //  Serial console on a TCP port of the host (raw, QEMU listening on
+    //  serial_host:serial_port) for the console proxy, still logged to
+    //  console_log; serial_port 0 keeps a pty.
+    const char *serial_host;
+    int serial_port;
 } zv_domain_spec_t;
 
 //  A domain event, from libvirt's event thread to the compute loop.
@@ -127,6 +132,15 @@ typedef struct {
     //  within timeout_s (ZV_EUNAVAILABLE) or the driver cannot ask.
     json_t *(*guest_info) (zv_virt_t *self, const char *uuid, int timeout_s, zv_status_t *status_p,
                            char *errbuf, size_t errlen);
+    //  Where a running domain's consoles listen, from its live XML:
+    //  {vnc: {host, port}, serial: {host, port}} (members absent when the
+    //  domain has none); NULL with errbuf when the domain is not running.
+    json_t *(*consoles) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    //  The screen of a running domain as PNG bytes (*png_p malloc'd,
+    //  caller frees; *size_p its length); ZV_EUNSUPPORTED where the
+    //  hypervisor cannot take one.
+    zv_status_t (*screenshot) (zv_virt_t *self, const char *uuid, unsigned char **png_p, size_t *size_p,
+                               char *errbuf, size_t errlen);
     //  Current power state of one domain (ZV_POWER_NOSTATE when absent).
     zv_power_state_t (*power_state) (zv_virt_t *self, const char *uuid);
     //  Domain events: a file descriptor that is readable while events are
@@ -145,6 +159,12 @@ extern const zv_virt_driver_t zv_virt_libvirt;
 void zv_virt_init (void);
 //  Stop the event thread (at process exit, after every actor stopped).
 void zv_virt_shutdown (void);
+
+//  A binary PPM (P6, any maxval; samples scaled to 8 bits) as PNG bytes
+//  (*png_p malloc'd, caller frees; *size_p its length): how a QEMU
+//  screenshot becomes one a browser shows.  ZV_EINVAL when ppm is not such
+//  an image (truncated, malformed header), ZV_ENOMEM; *png_p NULL then.
+zv_status_t zv_virt_ppm_to_png (const unsigned char *ppm, size_t len, unsigned char **png_p, size_t *size_p);
 
 //  Domain XML for an instance on a hypervisor of the given domain type
 //  ("test", "qemu", "kvm").  Caller frees.  Pure: no libvirt, for golden

@@ -1953,6 +1953,82 @@ s_cmd_server_action (cli_t *cli)
     return rc;
 }
 
+//  console url show [--novnc|--serial] REF: a token-bearing URL (Nova's
+//  remote console).
+static int
+s_cmd_console_url (cli_t *cli)
+{
+    if (s_opt_flag (cli, "novnc") && s_opt_flag (cli, "serial")) {
+        s_fail ("console url show takes one of --novnc and --serial");
+        return ZOVA_EXIT_USAGE;
+    }
+    json_t *body = s_body_str ("ref", cli->args [0]);
+    json_object_set_new (body, "kind", json_string (s_opt_flag (cli, "serial") ? "serial" : "novnc"));
+    json_t *reply = s_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_t *console = s_reply_member (reply, "console", false, cli->cmd->type);
+    int rc = console ? s_print_show (cli, NULL, console) : ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+//  console log show [--lines N] REF: the guest's serial output, as it is.
+static int
+s_cmd_console_log (cli_t *cli)
+{
+    json_t *body = s_body_str ("ref", cli->args [0]);
+    json_object_set_new (body, "lines", json_integer (s_opt_int (cli, "lines", 50)));
+    json_t *reply = s_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    const char *output = json_string_value (json_object_get (reply, "output"));
+    int rc = ZOVA_EXIT_OK;
+    if (!output) {
+        s_fail ("malformed reply to %s: no output", cli->cmd->type);
+        rc = ZOVA_EXIT_FAIL;
+    }
+    else
+    if (cli->json)
+        rc = s_print_json (reply) ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+    else
+    if (fwrite (output, 1, strlen (output), stdout) != strlen (output) || fflush (stdout) != 0)
+        rc = ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    return rc;
+}
+
+//  server screenshot REF --file OUT.png
+static int
+s_cmd_server_screenshot (cli_t *cli)
+{
+    const char *path = json_string_value (s_opt (cli, "file"));
+    zv_msg_t *reply = s_call_reply (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    size_t size = 0;
+    const void *png = zv_msg_payload (reply, &size);
+    int rc = ZOVA_EXIT_OK;
+    if (!png || size < 8 || memcmp (png, "\x89PNG", 4) != 0) {
+        s_fail ("malformed reply to %s: no PNG image", cli->cmd->type);
+        rc = ZOVA_EXIT_FAIL;
+    }
+    else {
+        FILE *file = fopen (path, "wb");
+        if (!file || fwrite (png, 1, size, file) != size || fclose (file) != 0) {
+            s_fail ("cannot write %s: %s", path, strerror (errno));
+            rc = ZOVA_EXIT_FAIL;
+        }
+        else
+        if (!cli->json)
+            fprintf (stdout, "%s: %zu bytes (PNG)\n", path, size);
+        else
+            printf ("{\n  \"file\": \"%s\",\n  \"size\": %zu\n}\n", path, size);
+    }
+    zv_msg_destroy (&reply);
+    return rc;
+}
+
 static int
 s_cmd_flavor_create (cli_t *cli)
 {
@@ -2664,6 +2740,22 @@ static const opt_spec_t s_server_set_opts [] = {
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
+static const opt_spec_t s_console_url_opts [] = {
+    { "novnc",  OPT_FLAG, NULL, NULL, false, 0, NULL },
+    { "serial", OPT_FLAG, NULL, NULL, false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_console_log_opts [] = {
+    { "lines", OPT_INT, "N", NULL, false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_screenshot_opts [] = {
+    { "file", OPT_STR, "OUT.png", NULL, true, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
 static const opt_spec_t s_service_list_opts [] = {
     { "host",    OPT_STR, "HOST",   "host",   false, 0, NULL },
     { "service", OPT_STR, "BINARY", "binary", false, 0, NULL },
@@ -2788,6 +2880,14 @@ static const command_t s_commands [] = {
     { "server set", s_cmd_server_action, "api.server_action", &s_res_server,
       s_server_set_opts, "REF", 1, 1,
       "set a server's root password through its guest agent (--root-password: read from the terminal or stdin)" },
+
+    { "server screenshot", s_cmd_server_screenshot, "api.server_screenshot", &s_res_server,
+      s_screenshot_opts, "REF", 1, 1, "save the server's screen as a PNG file" },
+    { "console url show", s_cmd_console_url, "api.console_url", &s_res_server,
+      s_console_url_opts, "REF", 1, 1,
+      "a URL that opens the server's console in a browser (noVNC, or --serial: a WebSocket)" },
+    { "console log show", s_cmd_console_log, "api.console_log", &s_res_server,
+      s_console_log_opts, "REF", 1, 1, "print the last lines of the server's serial console (--lines, 50)" },
 
     { "server group create", s_cmd_group_create, "api.group_create", &s_res_group,
       s_group_create_opts, "NAME", 1, 1,

@@ -146,6 +146,9 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("server_delete",   F_REF),
     S_FORWARDED ("server_events",   F_REF),
     S_FORWARDED ("server_action",   F_SERVER_ACTION),
+    S_FORWARDED ("console_url",     F_REF, F_STR ("kind", false, 16)),
+    S_FORWARDED ("console_log",     F_REF, F_INT ("lines", false, 1, 100000)),
+    S_FORWARDED ("server_screenshot", F_REF),
     S_FORWARDED ("service_list",    F_SERVICE_LIST),
     S_FORWARDED ("service_set",     F_SERVICE_SET),
     S_FORWARDED ("flavor_set",      F_PROPERTIES_SET),
@@ -214,6 +217,15 @@ static const zv_msgdef_t s_catalogue [] = {
         F_UUID ("uuid", true),
         F_STR ("action_request_id", false, 64) } },
     { .type = "compute.sync_now", .kind = ZV_MSG_CAST },
+    //  The console proxy checks a browser's token before connecting it.
+    { .type = "conductor.console_authorize", .kind = ZV_MSG_REQUEST, .fields = {
+        F_STR ("token", true, 128) } },
+    //  Relayed by the conductor to an instance's host, answered there.
+    { .type = "compute.console_log", .kind = ZV_MSG_REQUEST, .fields = {
+        F_UUID ("uuid", true),
+        F_INT ("lines", false, 1, 100000) } },
+    { .type = "compute.screenshot", .kind = ZV_MSG_REQUEST, .fields = {
+        F_UUID ("uuid", true) } },
     //  A user action the conductor admitted (task_state already moved);
     //  images: every image record the action needs, by id (the instance's,
     //  its kernel and ramdisk, a rescue image).

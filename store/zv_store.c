@@ -57,6 +57,7 @@ static const char *s_table_names [ZV_TABLE_COUNT] = {
     [ZV_TABLE_ACTIONS]     = "actions",
     [ZV_TABLE_AGGREGATES]  = "aggregates",
     [ZV_TABLE_SERVER_GROUPS] = "server_groups",
+    [ZV_TABLE_CONSOLE_TOKENS] = "console_tokens",
 };
 
 const char *

@@ -38,6 +38,7 @@ typedef enum {
     ZV_TABLE_ACTIONS,       //  "<uuid>/<start ms, 13 digits>/<request id>" -> action
     ZV_TABLE_AGGREGATES,    //  aggregate id -> aggregate (hosts, metadata, zone)
     ZV_TABLE_SERVER_GROUPS, //  group uuid -> server group (policy, rules, members)
+    ZV_TABLE_CONSOLE_TOKENS,//  sha256 of a console token -> {instance_uuid, kind, host, port, expires_ms}
     ZV_TABLE_COUNT
 } zv_table_t;
 

@@ -72,6 +72,13 @@ t_check "start both" t_zova server start --wait vm-1 vm-2
 t_check "json output of an action" bash -c "\"$ZOVA\" server pause --wait -f json vm-2 | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d[\"status\"]==\"PAUSED\" else 1)'"
 t_check "unpause vm-2" t_zova server unpause --wait vm-2
 
+# Consoles need a hypervisor with them: the test driver has none, and says so.
+t_check_fails "no noVNC console on the test driver" "has no novnc console available" t_zova console url show vm-1
+t_check_fails "no serial console on the test driver" "has no serial console available" t_zova console url show --serial vm-1
+t_check_fails "an unknown console kind is refused" "one of --novnc and --serial" t_zova console url show --novnc --serial vm-1
+t_check_fails "no console log on the test driver (asked of its host)" "has no console log on host" t_zova console log show vm-1
+t_check_fails "console log of an unknown server" "No server with a name or ID of 'nope'" t_zova console log show nope
+
 # A dead peer: the compute is killed; an action cast to it is reverted at
 # once, its record says why, and the instance is as it was.
 t_kill9 compute
