@@ -13,9 +13,11 @@
     for a guest that may run under TCG, where every emulated device costs
     boot time: no USB controller, no memory balloon, the NIC's option ROM
     off, virtio disks (qcow2 overlays) with the default cache mode (cache
-    'none' needs O_DIRECT, which tmpfs instance paths lack), a pty serial
-    console logged to console.log, the guest agent's channel (libvirt
-    picks its socket), VNC when a listen address is given.  The host CPU
+    'none' needs O_DIRECT, which tmpfs instance paths lack), the serial
+    console logged to console.log, on a TCP port when compute gives one
+    (raw, for the console proxy; loopback unless a host is given), else on
+    a pty, the guest agent's channel (libvirt picks its socket), VNC when
+    a listen address is given.  The host CPU
     model is asked for only under KVM; TCG keeps QEMU's default model.
     Rescue boots the rescue disk (vda, with the rescue kernel when there is
     one) and attaches the instance's root disk second (vdb), without its
@@ -189,6 +191,39 @@ s_os (FILE *out, const json_t *image, const zv_domain_spec_t *spec, const s_arch
     fputs ("  </os>\n", out);
 }
 
+//  The serial console and the <console> that mirrors it (libvirt reads a
+//  serial port 0 console back as a copy of the serial, so they must agree).
+//  A TCP one listens raw for the console proxy; a pty one only when there
+//  is a log to keep, as before TCP consoles.
+static void
+s_serial (FILE *out, const zv_domain_spec_t *spec)
+{
+    bool tcp = spec->serial_port > 0;
+    const char *log = s_set (spec->console_log);
+    if (!tcp && !log)
+        return;
+    const char *type = tcp ? "tcp" : "pty";
+    //  Without a host QEMU would listen on every address: a raw console
+    //  with no authentication stays on loopback unless asked otherwise.
+    const char *host = s_set (spec->serial_host) ? spec->serial_host : "127.0.0.1";
+    for (int console = 0; console < 2; console++) {
+        fprintf (out, "    <%s type='%s'>\n", console ? "console" : "serial", type);
+        if (tcp) {
+            fputs ("      <source mode='bind' host='", out);
+            s_escaped (out, host);
+            fprintf (out, "' service='%d'/>\n"
+                          "      <protocol type='raw'/>\n", spec->serial_port);
+        }
+        if (!console && log) {
+            fputs ("      <log file='", out);
+            s_escaped (out, log);
+            fputs ("' append='on'/>\n", out);
+        }
+        fprintf (out, "      <target %sport='0'/>\n    </%s>\n",
+                 console ? "type='serial' " : "", console ? "console" : "serial");
+    }
+}
+
 static void
 s_devices (FILE *out, const zv_domain_spec_t *spec, const s_nic_t *nic, const char *nic_name)
 {
@@ -220,16 +255,7 @@ s_devices (FILE *out, const zv_domain_spec_t *spec, const s_nic_t *nic, const ch
                "      <rom bar='off'/>\n"
                "    </interface>\n", out);
     }
-    if (s_set (spec->console_log)) {
-        fputs ("    <serial type='pty'>\n      <log file='", out);
-        s_escaped (out, spec->console_log);
-        fputs ("' append='on'/>\n"
-               "      <target port='0'/>\n"
-               "    </serial>\n"
-               "    <console type='pty'>\n"
-               "      <target type='serial' port='0'/>\n"
-               "    </console>\n", out);
-    }
+    s_serial (out, spec);
     fputs ("    <channel type='unix'>\n"
            "      <source mode='bind'/>\n"
            "      <target type='virtio' name='org.qemu.guest_agent.0'/>\n"

@@ -161,8 +161,8 @@ void zv_virt_init (void);
 void zv_virt_shutdown (void);
 
 //  A binary PPM (P6, any maxval; samples scaled to 8 bits) as PNG bytes
-//  (*png_p malloc'd, caller frees; *size_p its length): how a QEMU
-//  screenshot becomes one a browser shows.  ZV_EINVAL when ppm is not such
+//  (*png_p malloc'd, caller frees; *size_p its length): how the screenshot
+//  of a QEMU older than 7.1, which sends PPM, becomes one a browser shows.  ZV_EINVAL when ppm is not such
 //  an image (truncated, malformed header), ZV_ENOMEM; *png_p NULL then.
 zv_status_t zv_virt_ppm_to_png (const unsigned char *ppm, size_t len, unsigned char **png_p, size_t *size_p);
 

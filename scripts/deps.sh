@@ -15,6 +15,8 @@ PACKAGES=(
   libvirt-dev libvirt-clients
   libmsgpack-dev liblmdb-dev lmdb-utils
   libjansson-dev uuid-dev libinih-dev libcmocka-dev libsodium-dev
+  libxml2-dev libpng-dev
+  libwebsockets-dev novnc
   valgrind procps psmisc
   python3 hostname coreutils
 )
@@ -28,7 +30,16 @@ GUEST_PACKAGES=(
   e2fsprogs cpio xz-utils
 )
 
-PACKAGES+=("${GUEST_PACKAGES[@]}")
+# The console tests (tests/e2e/test_console.sh) and bench/console.sh, besides
+# the noVNC the proxy serves: a headless Chromium that opens it; Node.js and
+# npm for their clients (playwright-core and ws from the npm registry,
+# installed by the test into a cache outside the repository); iptables to
+# count the proxy's connections to a guest's console ports.
+CONSOLE_PACKAGES=(
+  chromium nodejs npm iptables
+)
+
+PACKAGES+=("${GUEST_PACKAGES[@]}" "${CONSOLE_PACKAGES[@]}")
 for arg in "$@"; do
   case "$arg" in
     --guest) ;;
@@ -36,10 +47,19 @@ for arg in "$@"; do
   esac
 done
 
+# installed NAME: NAME is installed, or an installed package provides it.
+# A Node.js built outside Debian ships npm itself, provides "npm" and
+# conflicts with Debian's npm: asking apt for npm there would remove it.
+PROVIDED=$(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null \
+  | awk -F'|' '$1 ~ /^ii/ { n = split($2, a, /, */); for (i = 1; i <= n; i++) { sub(/ .*/, "", a[i]); if (a[i] != "") print a[i] } }')
+installed () {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ] && return 0
+  grep -qx -- "$1" <<<"$PROVIDED"
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then

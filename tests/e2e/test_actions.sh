@@ -79,6 +79,14 @@ t_check_fails "an unknown console kind is refused" "one of --novnc and --serial"
 t_check_fails "no console log on the test driver (asked of its host)" "has no console log on host" t_zova console log show vm-1
 t_check_fails "console log of an unknown server" "No server with a name or ID of 'nope'" t_zova console log show nope
 
+# A screenshot: the test driver's own fixed picture (1120x832), as PNG.
+t_check "server screenshot --file" t_zova server screenshot vm-1 --file "$T_DIR/shot.png"
+t_eq "a PNG of libvirt's test screen" "True 1120 832" \
+    "$(python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(); print(b[:8]==b"\x89PNG\r\n\x1a\n", *struct.unpack(">II", b[16:24]))' "$T_DIR/shot.png")"
+t_check "stop vm-2 for the next check" t_zova server stop --wait vm-2
+t_check_fails "no screenshot of a stopped server" "is not running" t_zova server screenshot vm-2 --file "$T_DIR/no.png"
+t_check "start vm-2 again" t_zova server start --wait vm-2
+
 # A dead peer: the compute is killed; an action cast to it is reverted at
 # once, its record says why, and the instance is as it was.
 t_kill9 compute

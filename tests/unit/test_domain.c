@@ -12,9 +12,9 @@
     Every generated document is also defined on libvirt's in-process test
     driver (test:///default), which parses it: a document that is not
     well-formed, or that libvirt reads differently (uuid, name, memory,
-    vcpus, zova's metadata; for a spec, disks, serial log, agent channel,
-    VNC listen address, NIC), fails here rather than in a compute host's
-    build.  QEMU documents are also checked against libvirt's schema with
+    vcpus, zova's metadata; for a spec, disks, serial log, the serial
+    console's kind and TCP host and port, agent channel, VNC listen
+    address, NIC), fails here rather than in a compute host's build.  QEMU documents are also checked against libvirt's schema with
     virt-xml-validate when it is installed.  Run from the repository root. */
 
 #include <stdarg.h>
@@ -39,17 +39,20 @@
 #define S_ZOVA_NS    "https://zova.dev/xmlns/instance/1"
 #define S_AGENT      "org.qemu.guest_agent.0"
 
-//  The fields of zv_domain_spec_t, by the names "_spec" uses.
-#define S_FIELD(name) { #name, offsetof (zv_domain_spec_t, name) }
+//  The fields of zv_domain_spec_t, by the names "_spec" uses: strings,
+//  and integers (S_INT).
+#define S_FIELD(name) { #name, offsetof (zv_domain_spec_t, name), false }
+#define S_INT(name)   { #name, offsetof (zv_domain_spec_t, name), true }
 static const struct {
     const char *name;
     size_t offset;
+    bool integer;
 } s_spec_fields [] = {
     S_FIELD (instance_dir), S_FIELD (disk), S_FIELD (disk_local), S_FIELD (disk_swap),
     S_FIELD (kernel), S_FIELD (ramdisk), S_FIELD (cmdline),
     S_FIELD (rescue_disk), S_FIELD (rescue_kernel), S_FIELD (rescue_ramdisk),
     S_FIELD (rescue_cmdline), S_FIELD (console_log), S_FIELD (vnc_listen),
-    S_FIELD (nic), S_FIELD (mac),
+    S_FIELD (nic), S_FIELD (mac), S_FIELD (serial_host), S_INT (serial_port),
 };
 
 //  Helpers
@@ -66,8 +69,9 @@ s_load (const char *path)
 
 //  Take "_spec" out of instance into *spec; returns the spec object, which
 //  holds the strings spec points to (caller decrefs), or NULL when the
-//  case has none.  A key that names no field, or a value that is not a
-//  string, fails the test: a misspelt field would silently test nothing.
+//  case has none.  A key that names no field, or a value not of the
+//  field's type, fails the test: a misspelt field would silently test
+//  nothing.
 static json_t *
 s_spec_take (const char *path, json_t *instance, zv_domain_spec_t *spec)
 {
@@ -84,9 +88,14 @@ s_spec_take (const char *path, json_t *instance, zv_domain_spec_t *spec)
         size_t count = sizeof s_spec_fields / sizeof s_spec_fields [0];
         while (index < count && strcmp (s_spec_fields [index].name, key) != 0)
             index++;
-        if (index == count || !json_is_string (value))
-            fail_msg ("%s: _spec.%s is not a string field of zv_domain_spec_t", path, key);
-        *(const char **) ((char *) spec + s_spec_fields [index].offset) = json_string_value (value);
+        if (index == count
+        ||  !(s_spec_fields [index].integer ? json_is_integer (value) : json_is_string (value)))
+            fail_msg ("%s: _spec.%s is not a field of zv_domain_spec_t of that type", path, key);
+        char *field = (char *) spec + s_spec_fields [index].offset;
+        if (s_spec_fields [index].integer)
+            *(int *) field = (int) json_integer_value (value);
+        else
+            *(const char **) field = json_string_value (value);
     }
     return object;
 }
@@ -171,6 +180,23 @@ s_check_devices (const char *desc, const zv_domain_spec_t *spec)
         s_escape (escaped, sizeof escaped, spec->console_log);
         snprintf (expect, sizeof expect, "<log file='%s' append='on'/>", escaped);
         assert_true (zv_test_has (desc, expect));
+    }
+    if (spec->serial_port > 0) {
+        //  Raw TCP, listening where the spec says (loopback by default),
+        //  for the serial port and the console libvirt mirrors from it.
+        assert_true (zv_test_has (desc, "<serial type='tcp'>"));
+        assert_true (zv_test_has (desc, "<console type='tcp'>"));
+        s_escape (escaped, sizeof escaped, s_set (spec->serial_host) ? spec->serial_host : "127.0.0.1");
+        snprintf (expect, sizeof expect, "<source mode='bind' host='%s' service='%d'/>",
+                  escaped, spec->serial_port);
+        assert_int_equal (s_count (desc, expect), 2);
+        assert_int_equal (s_count (desc, "<protocol type='raw'/>"), 2);
+        assert_true (zv_test_has (desc, "<target type='serial' port='0'/>"));
+    }
+    else
+    if (s_set (spec->console_log)) {
+        assert_true (zv_test_has (desc, "<serial type='pty'>"));
+        assert_true (zv_test_has (desc, "<console type='pty'>"));
     }
     else
         assert_null (strstr (desc, "<serial"));
@@ -452,6 +478,60 @@ test_domain_spec_escaping (void **state)
     json_decref (instance);
 }
 
+//  The serial console: raw TCP for the console proxy when compute gives a
+//  port (the console mirroring it, the log kept on the serial), loopback
+//  when no host is given, the host escaped; a pty without a port; none
+//  without a port or a log.
+static void
+test_domain_serial (void **state)
+{
+    (void) state;
+    json_t *instance = s_load (S_GOLDEN_DIR "/small.json");
+    zv_domain_spec_t spec = { .serial_port = 10007 };
+    char *xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_non_null (xml);
+    assert_true (zv_test_has (xml, "    <serial type='tcp'>\n"
+                                   "      <source mode='bind' host='127.0.0.1' service='10007'/>\n"
+                                   "      <protocol type='raw'/>\n"
+                                   "      <target port='0'/>\n"
+                                   "    </serial>\n"
+                                   "    <console type='tcp'>\n"
+                                   "      <source mode='bind' host='127.0.0.1' service='10007'/>\n"
+                                   "      <protocol type='raw'/>\n"
+                                   "      <target type='serial' port='0'/>\n"
+                                   "    </console>\n"));
+    assert_null (strstr (xml, "<log "));
+    char *problem = s_define (instance, xml, &spec);
+    if (problem)
+        fail_msg ("libvirt refuses a TCP serial without a log: %s", problem);
+    free (xml);
+
+    spec.serial_host = "::1'&";
+    spec.console_log = "/srv/x/console.log";
+    xml = zv_domain_xml (instance, "kvm", &spec);
+    assert_non_null (xml);
+    assert_int_equal (s_count (xml, "<source mode='bind' host='::1&apos;&amp;' service='10007'/>"), 2);
+    assert_int_equal (s_count (xml, "<log file='/srv/x/console.log' append='on'/>"), 1);
+    assert_null (strstr (xml, "type='pty'"));
+    free (xml);
+
+    spec.serial_port = 0;
+    xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_non_null (xml);
+    assert_true (zv_test_has (xml, "<serial type='pty'>"));
+    assert_true (zv_test_has (xml, "<console type='pty'>"));
+    assert_null (strstr (xml, "<source mode='bind' host="));
+    free (xml);
+
+    spec.console_log = NULL;
+    xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_non_null (xml);
+    assert_null (strstr (xml, "<serial"));
+    assert_null (strstr (xml, "<console"));
+    free (xml);
+    json_decref (instance);
+}
+
 //  The test driver has no storage: a spec changes nothing there.
 static void
 test_domain_test_type_ignores_spec (void **state)
@@ -576,6 +656,7 @@ main (void)
         cmocka_unit_test (test_domain_type_and_ids),
         cmocka_unit_test (test_domain_escaping),
         cmocka_unit_test (test_domain_spec_escaping),
+        cmocka_unit_test (test_domain_serial),
         cmocka_unit_test (test_domain_test_type_ignores_spec),
         cmocka_unit_test (test_domain_nic_kinds),
         cmocka_unit_test (test_domain_control_chars_in_name),

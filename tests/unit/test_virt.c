@@ -5,7 +5,10 @@
     domains in memory and really pauses, saves, shuts down and restores
     them, and sends lifecycle events through the event thread that
     zv_virt_init starts.  What it cannot do (it has no guest agent behind
-    virDomainGetGuestInfo) shows as ZV_EUNSUPPORTED.  test:///default is
+    virDomainGetGuestInfo) shows as ZV_EUNSUPPORTED.  Its screenshot is a
+    fixed PNG of libvirt's (passed through as it is; PPM to PNG, an older
+    QEMU's case, is tested on synthetic images), and it keeps the consoles a
+    domain's XML gives, but never gives a VNC port of its own.  test:///default is
     one hypervisor shared by every connection of the process and reset
     when the last one closes: each test opens its own connection, so it
     starts from the driver's default state.  Instances are records shaped
@@ -27,6 +30,7 @@
 #include <unistd.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <png.h>
 
 #include "../../actors/zv_virt.h"
 
@@ -35,6 +39,8 @@
 #define S_UUID_B     "7a1e3c5d-2b4f-4a6e-8c1d-9e0f1a2b3c4d"
 #define S_ABSENT     "00000000-1111-4222-8333-444444444444"
 #define S_WAIT_MS    5000
+//  What the test driver gives as a screenshot (libvirt0 installs it).
+#define S_TEST_PICTURE "/usr/share/libvirt/test-screenshot.png"
 
 static const zv_virt_driver_t *D = &zv_virt_libvirt;
 
@@ -490,6 +496,278 @@ test_virt_bad_input (void **state)
     assert_int_equal (D->power_state (virt, NULL), ZV_POWER_NOSTATE);
 }
 
+//  A domain on the test driver with consoles of the kinds a QEMU domain
+//  has, defined and started on a connection of the test's own (the driver
+//  shares its domains with fx's).  vnc_port -1 leaves the port to libvirt,
+//  which the test driver never gives.
+static void
+s_define_with_consoles (const char *uuid, int vnc_port)
+{
+    char xml [2048];
+    snprintf (xml, sizeof xml,
+        "<domain type='test'><name>zova-%s</name><uuid>%s</uuid>"
+        "<memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>"
+        "<devices>"
+        //  A client-mode socket and a pty are no console to reach.
+        "<serial type='tcp'><source mode='connect' host='192.0.2.9' service='4444'/>"
+        "<protocol type='raw'/><target port='0'/></serial>"
+        "<serial type='pty'><target port='1'/></serial>"
+        "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='10005'/>"
+        "<protocol type='raw'/><target port='2'/></serial>"
+        "<graphics type='vnc' port='%d' autoport='%s' listen='192.0.2.1'/>"
+        "</devices></domain>",
+        uuid, uuid, vnc_port, vnc_port < 0 ? "yes" : "no");
+    virConnectPtr conn = virConnectOpen (S_URI);
+    assert_non_null (conn);
+    virDomainPtr domain = virDomainDefineXML (conn, xml);
+    if (!domain)
+        fail_msg ("define: %s", virGetLastErrorMessage ());
+    assert_int_equal (virDomainCreate (domain), 0);
+    virDomainFree (domain);
+    virConnectClose (conn);
+}
+
+//  Is value the json text expect?  Says both when not.
+static void
+s_json_is (json_t *value, const char *expect)
+{
+    json_error_t jerr;
+    json_t *want = json_loads (expect, 0, &jerr);
+    assert_non_null (want);
+    if (!json_equal (value, want)) {
+        char *got = value ? json_dumps (value, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+        print_error ("expected %s, got %s\n", expect, got ? got : "NULL");
+        free (got);
+        json_decref (want);
+        fail ();
+    }
+    json_decref (want);
+}
+
+static void
+test_virt_consoles (void **state)
+{
+    s_fixture_t *fx = (s_fixture_t *) *state;
+    zv_virt_t *virt = fx->virt;
+    char *errbuf = fx->errbuf;
+    size_t errlen = sizeof fx->errbuf;
+
+    //  zova's test-driver domains have no devices: no consoles at all.
+    s_spawn (fx, S_UUID_A, NULL);
+    json_t *consoles = D->consoles (virt, S_UUID_A, errbuf, errlen);
+    s_json_is (consoles, "{}");
+    json_decref (consoles);
+    assert_int_equal (D->destroy (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+
+    //  The VNC server and the serial port listening on TCP, from the live
+    //  XML; still there while paused.
+    s_define_with_consoles (S_UUID_B, 5907);
+    consoles = D->consoles (virt, S_UUID_B, errbuf, errlen);
+    s_json_is (consoles, "{\"vnc\": {\"host\": \"192.0.2.1\", \"port\": 5907},"
+                         " \"serial\": {\"host\": \"127.0.0.1\", \"port\": 10005}}");
+    json_decref (consoles);
+    assert_int_equal (D->pause (virt, S_UUID_B, errbuf, errlen), ZV_OK);
+    consoles = D->consoles (virt, S_UUID_B, errbuf, errlen);
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (consoles, "vnc"), "port")), 5907);
+    json_decref (consoles);
+
+    //  Stopped: no ports to give.
+    assert_int_equal (D->power_off (virt, S_UUID_B, 0, NULL, errbuf, errlen), ZV_OK);
+    assert_null (D->consoles (virt, S_UUID_B, errbuf, errlen));
+    assert_string_equal (errbuf, "consoles: domain zova-" S_UUID_B " is shutdown");
+    assert_int_equal (D->destroy (virt, S_UUID_B, errbuf, errlen), ZV_OK);
+
+    //  A VNC port libvirt has not given (-1) is no console.
+    s_define_with_consoles (S_UUID_B, -1);
+    consoles = D->consoles (virt, S_UUID_B, errbuf, errlen);
+    s_json_is (consoles, "{\"serial\": {\"host\": \"127.0.0.1\", \"port\": 10005}}");
+    json_decref (consoles);
+    assert_int_equal (D->destroy (virt, S_UUID_B, errbuf, errlen), ZV_OK);
+
+    assert_null (D->consoles (virt, S_ABSENT, errbuf, errlen));
+    assert_string_equal (errbuf, "domain " S_ABSENT " does not exist on " S_URI);
+    assert_null (D->consoles (virt, "nonsense", errbuf, errlen));
+    assert_string_equal (errbuf, "consoles: 'nonsense' is not a uuid");
+}
+
+//  PNG bytes decoded as 8-bit RGB (caller frees), with the image's size;
+//  the PNG must itself be 8-bit RGB when rgb_only.
+static unsigned char *
+s_png_decode (const unsigned char *png, size_t size, bool rgb_only, unsigned *width_p, unsigned *height_p)
+{
+    png_image image;
+    memset (&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory (&image, png, size))
+        fail_msg ("not a PNG: %s", image.message);
+    if (rgb_only)
+        assert_int_equal (image.format, PNG_FORMAT_RGB);
+    image.format = PNG_FORMAT_RGB;
+    unsigned char *pixels = (unsigned char *) malloc (PNG_IMAGE_SIZE (image));
+    assert_non_null (pixels);
+    if (!png_image_finish_read (&image, NULL, pixels, 0, NULL))
+        fail_msg ("PNG does not decode: %s", image.message);
+    *width_p = image.width;
+    *height_p = image.height;
+    png_image_free (&image);
+    return pixels;
+}
+
+static void
+test_virt_screenshot (void **state)
+{
+    s_fixture_t *fx = (s_fixture_t *) *state;
+    zv_virt_t *virt = fx->virt;
+    char *errbuf = fx->errbuf;
+    size_t errlen = sizeof fx->errbuf;
+    unsigned char *png = NULL;
+    size_t size = 0;
+
+    //  The test driver streams its own picture, a PNG, which passes
+    //  through byte for byte.
+    FILE *file = fopen (S_TEST_PICTURE, "rb");
+    if (!file)
+        fail_msg ("%s is missing (package libvirt0)", S_TEST_PICTURE);
+    unsigned char *picture = (unsigned char *) malloc (1 << 20);
+    size_t picture_size = fread (picture, 1, 1 << 20, file);
+    fclose (file);
+    s_spawn (fx, S_UUID_A, NULL);
+    assert_int_equal (D->screenshot (virt, S_UUID_A, &png, &size, errbuf, errlen), ZV_OK);
+    assert_int_equal (size, picture_size);
+    assert_memory_equal (png, picture, size);
+    unsigned width = 0, height = 0;
+    free (s_png_decode (png, size, false, &width, &height));
+    assert_int_equal (width, 1120);
+    assert_int_equal (height, 832);
+    free (png);
+    free (picture);
+
+    //  A paused screen is still there.
+    assert_int_equal (D->pause (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->screenshot (virt, S_UUID_A, &png, &size, errbuf, errlen), ZV_OK);
+    assert_int_equal (size, picture_size);
+    free (png);
+
+    //  A stopped one is not (the test driver would give its picture).
+    assert_int_equal (D->power_off (virt, S_UUID_A, 0, NULL, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->screenshot (virt, S_UUID_A, &png, &size, errbuf, errlen), ZV_ECONFLICT);
+    assert_null (png);
+    assert_int_equal (size, 0);
+    assert_string_equal (errbuf, "screenshot: domain zova-" S_UUID_A " is shutdown");
+    assert_int_equal (D->destroy (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->screenshot (virt, S_UUID_A, &png, &size, errbuf, errlen), ZV_ENOTFOUND);
+    assert_null (png);
+    assert_int_equal (D->screenshot (virt, "nonsense", &png, &size, errbuf, errlen), ZV_EINVAL);
+    assert_null (png);
+}
+
+//  A PPM from its header and raster (caller frees).
+static unsigned char *
+s_ppm (const char *header, const unsigned char *raster, size_t raster_len, size_t *len_p)
+{
+    size_t header_len = strlen (header);
+    unsigned char *ppm = (unsigned char *) malloc (header_len + raster_len + 1);
+    memcpy (ppm, header, header_len);
+    if (raster_len)
+        memcpy (ppm + header_len, raster, raster_len);
+    *len_p = header_len + raster_len;
+    return ppm;
+}
+
+//  Convert, decode and compare with the 8-bit RGB pixels expected.
+static void
+s_ppm_converts (const char *header, const unsigned char *raster, size_t raster_len,
+                unsigned width, unsigned height, const unsigned char *expect)
+{
+    size_t len = 0, size = 0;
+    unsigned char *ppm = s_ppm (header, raster, raster_len, &len);
+    unsigned char *png = NULL;
+    assert_int_equal (zv_virt_ppm_to_png (ppm, len, &png, &size), ZV_OK);
+    assert_non_null (png);
+    unsigned got_width = 0, got_height = 0;
+    unsigned char *pixels = s_png_decode (png, size, true, &got_width, &got_height);
+    assert_int_equal (got_width, width);
+    assert_int_equal (got_height, height);
+    assert_memory_equal (pixels, expect, (size_t) width * height * 3);
+    free (pixels);
+    free (png);
+    free (ppm);
+}
+
+static void
+test_virt_ppm_to_png (void **state)
+{
+    (void) state;
+    //  3 x 2, maxval 255 (QEMU's), a comment in the header.
+    static const unsigned char pixels [] = {
+        255, 0, 0,    0, 255, 0,    0, 0, 255,
+        0, 0, 0,      255, 255, 255, 18, 52, 86,
+    };
+    s_ppm_converts ("P6\n# zova\n3 2\n255\n", pixels, sizeof pixels, 3, 2, pixels);
+    //  Bytes past the raster are ignored.
+    unsigned char longer [sizeof pixels + 4] = { 0 };
+    memcpy (longer, pixels, sizeof pixels);
+    s_ppm_converts ("P6 3 2 255 ", longer, sizeof longer, 3, 2, pixels);
+
+    //  Another maxval scales to 8 bits; past 255 samples are two bytes.
+    static const unsigned char four_bits [] = { 0, 15, 7,   16, 1, 8 };
+    static const unsigned char four_bits_8 [] = { 0, 255, 119,   255, 17, 136 };
+    s_ppm_converts ("P6 2 1 15\n", four_bits, sizeof four_bits, 2, 1, four_bits_8);
+    static const unsigned char sixteen [] = { 0, 0, 0xff, 0xff, 0x80, 0x00 };
+    static const unsigned char sixteen_8 [] = { 0, 255, 128 };
+    s_ppm_converts ("P6 1 1 65535\n", sixteen, sizeof sixteen, 1, 1, sixteen_8);
+
+    //  A screen-sized one: the output buffer grows many times over.
+    size_t big = 640 * 480 * 3;
+    unsigned char *noise = (unsigned char *) malloc (big);
+    uint32_t seed = 12345;
+    for (size_t index = 0; index < big; index++) {
+        seed = seed * 1103515245u + 12345u;
+        noise [index] = (unsigned char) (seed >> 16);
+    }
+    s_ppm_converts ("P6\n640 480\n255\n", noise, big, 640, 480, noise);
+    free (noise);
+
+    //  Not a binary PPM, or a broken one: refused, nothing returned.
+    static const struct {
+        const char *header;
+        size_t raster_len;
+    } refused [] = {
+        { "", 0 },
+        { "P5 3 2 255\n", 6 },                  //  greyscale
+        { "P3 1 1 255\n", 3 },                  //  ASCII
+        { "P6 3 2\n", 18 },                     //  no maxval
+        { "P6 3 2 255", 0 },                    //  nothing after maxval
+        { "P6 3 2 255\n", 17 },                 //  raster one byte short
+        { "P6 0 2 255\n", 0 },
+        { "P6 3 0 255\n", 0 },
+        { "P6 3 2 0\n", 18 },
+        { "P6 1 1 65536\n", 6 },
+        { "P6 100000 1 255\n", 300000 },        //  wider than any screen
+        { "P6 99999999999999999999 1 255\n", 3 },
+        { "P6 -3 2 255\n", 18 },
+        { "P6 3 2 255x", 18 },                  //  no whitespace after the header
+        { "P6 3 2 # comment to the end", 18 },
+    };
+    unsigned char *raster = (unsigned char *) calloc (1, 300000);
+    for (size_t index = 0; index < sizeof refused / sizeof refused [0]; index++) {
+        size_t len = 0, size = 1;
+        unsigned char *ppm = s_ppm (refused [index].header, raster, refused [index].raster_len, &len);
+        unsigned char *png = (unsigned char *) "x";
+        zv_status_t status = zv_virt_ppm_to_png (ppm, len, &png, &size);
+        if (status != ZV_EINVAL)
+            fail_msg ("'%s' + %zu bytes gives %s", refused [index].header, refused [index].raster_len,
+                      zv_status_name (status));
+        assert_null (png);
+        assert_int_equal (size, 0);
+        free (ppm);
+    }
+    free (raster);
+    unsigned char *png = NULL;
+    size_t size = 0;
+    assert_int_equal (zv_virt_ppm_to_png (NULL, 0, &png, &size), ZV_EINVAL);
+}
+
 //  The event thread stops and starts again; connections opened after the
 //  restart hear events as before.
 static void
@@ -524,6 +802,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_virt_unsupported, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_conflicts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_bad_input, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_virt_consoles, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_virt_screenshot, s_setup, s_teardown),
+        cmocka_unit_test (test_virt_ppm_to_png),
         cmocka_unit_test (test_virt_event_thread_restart),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
