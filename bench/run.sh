@@ -19,6 +19,10 @@
 #   5. fleet: 100 separate computes (heartbeats every 10 s), 2,000 servers
 #      booted with 100 requests in flight, their spread across hosts, all
 #      deleted
+#   6. guest: real QEMU guests (TCG) on a private libvirtd, bench/guest.sh:
+#      spawn to running and to guest-agent ready through zova against the
+#      same domain XML defined and started by hand (bench/raw_spawn.c), and
+#      an image fetched over the bus against cp + fsync of the same bytes
 #
 # Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
 # which plays its conductor: select_destinations at 100, 1,000 and 10,000
@@ -31,7 +35,8 @@
 # logs), BENCH_PERF=1 (perf-record the conductor during the concurrent boot),
 # BENCH_SCHED_DECISIONS (timed decisions per host count, 2000),
 # BENCH_FLEET=0 (skip step 5), BENCH_FLEET_HOSTS (100), BENCH_FLEET_SERVERS
-# (2000), BENCH_FLEET_WINDOW (100).
+# (2000), BENCH_FLEET_WINDOW (100), BENCH_GUEST=0 (skip step 6),
+# BENCH_GUEST_RUNS (5), BENCH_GUEST_IMAGE_MB (256).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -54,6 +59,7 @@ FLEET=${BENCH_FLEET:-1}
 FLEET_HOSTS=${BENCH_FLEET_HOSTS:-100}
 FLEET_SERVERS=${BENCH_FLEET_SERVERS:-2000}
 FLEET_WINDOW=${BENCH_FLEET_WINDOW:-100}
+GUEST=${BENCH_GUEST:-1}
 
 DIR=$(mktemp -d /tmp/zova-bench.XXXXXX)
 PIDS=()
@@ -378,6 +384,20 @@ if [ "$FLEET" != 0 ]; then
     sed 's/^/  /' "$DIR/fleet.out" >&2
 fi
 
+# --- 6. guest --------------------------------------------------------------
+# bench/guest.sh owns its own directory, libvirtd, zovad and guests, and
+# stops them all whatever happens; its figures come back on stdout.
+if [ "$GUEST" != 0 ]; then
+    note "guest: real QEMU guests (TCG), spawn vs raw libvirt, image transfer vs cp"
+    # Not in a pipe, and remembered: cleanup's SIGTERM reaches it, and its
+    # own trap then stops what it started.
+    bash "$ROOT/bench/guest.sh" "$BUILD" >"$DIR/guest.out" &
+    GUEST_PID=$!
+    PIDS+=("$GUEST_PID")
+    wait "$GUEST_PID" || note "guest step failed (BENCH_KEEP=1 keeps its logs)"
+    sed 's/^/  /' "$DIR/guest.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -437,5 +457,15 @@ if [ "$FLEET" != 0 ]; then
                 fleet_cpu_us_per_server_scheduler fleet_cpu_us_per_server_computes fleet_delete_rate_servers_per_s; do
         show "$name" "$DIR/fleet.out"
     done
+fi
+# Every figure guest.sh printed; the headline ones as failed if it printed none.
+if [ "$GUEST" != 0 ]; then
+    if grep -q '^spawn_' "$DIR/guest.out" 2>/dev/null; then
+        grep -E '^[a-z0-9_]+: ' "$DIR/guest.out"
+    else
+        for name in spawn_running_overhead_ratio spawn_agent_overhead_ratio image_transfer_ratio; do
+            figure "$name" failed
+        done
+    fi
 fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
