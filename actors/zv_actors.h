@@ -34,5 +34,6 @@ void zv_conductor_actor (zsock_t *pipe, void *args);
 void zv_scheduler_actor (zsock_t *pipe, void *args);
 void zv_compute_actor (zsock_t *pipe, void *args);
 void zv_api_actor (zsock_t *pipe, void *args);
+void zv_consoleproxy_actor (zsock_t *pipe, void *args);
 
 #endif

@@ -1,11 +1,14 @@
 /*  zovad: the zova daemon.  Runs one actor, or all of them.
 
-        zovad all|api|conductor|scheduler|compute [--config FILE]
+        zovad all|api|conductor|scheduler|compute|consoleproxy [--config FILE]
 
     `all` runs every actor as a thread of this process with an inproc
     endpoint to the conductor (one compute host: this machine, on the
     configured hypervisor URI); any other role runs that one actor with the
     tcp endpoints of the config.  The actor code is the same either way.
+    An actor that fails to start stops zovad, except the console proxy in
+    `all`: without its port the rest still makes a working cloud, so it is
+    logged and the others go on (`zovad consoleproxy` alone fails).
     SIGTERM and SIGINT stop the actors in reverse order of start, the
     conductor last, so that no actor outlives the store it talks to.  The
     signals are blocked in every thread and taken synchronously by the main
@@ -21,18 +24,48 @@
 static const struct {
     const char *role;
     zactor_fn *actor;
+    bool optional;                  //  in `all`, a failed start is not fatal
 } s_roles [] = {
-    { "conductor", zv_conductor_actor },
-    { "scheduler", zv_scheduler_actor },
-    { "compute",   zv_compute_actor },
-    { "api",       zv_api_actor },
+    { "conductor",    zv_conductor_actor,    false },
+    { "scheduler",    zv_scheduler_actor,    false },
+    { "compute",      zv_compute_actor,      false },
+    { "api",          zv_api_actor,          false },
+    { "consoleproxy", zv_consoleproxy_actor, true },
 };
 #define S_ROLE_COUNT (sizeof (s_roles) / sizeof (s_roles [0]))
+
+//  An actor said something on its pipe (FAILED after its handshake, or
+//  anything once running: it stopped).  In `all`, an optional actor is
+//  let go and the others run on; true when zovad must stop.
+static bool
+s_actor_said (zactor_t *actors [], zpoller_t *poller, void *which, bool all)
+{
+    size_t index;
+    for (index = 0; index < S_ROLE_COUNT; index++)
+        if (actors [index] && (void *) actors [index] == which)
+            break;
+    assert (index < S_ROLE_COUNT);
+    char *said = zstr_recv (which);
+    bool fatal = !all || !s_roles [index].optional;
+    if (fatal && said && streq (said, "FAILED"))
+        fprintf (stderr, "zovad: %s failed to start (see the log above)\n", s_roles [index].role);
+    else
+    if (fatal)
+        fprintf (stderr, "zovad: an actor stopped: %s (%s)\n", s_roles [index].role, said ? said : "nothing said");
+    else {
+        zsys_error ("zovad: %s %s (see the log above); the other actors go on without it", s_roles [index].role,
+                    said && streq (said, "FAILED") ? "failed to start" : "stopped");
+        zpoller_remove (poller, which);
+        zactor_destroy (&actors [index]);
+    }
+    zstr_free (&said);
+    return fatal;
+}
 
 static void
 s_usage (FILE *out)
 {
-    fprintf (out, "usage: zovad all|api|conductor|scheduler|compute [--config FILE] [--log-level LEVEL]\n"
+    fprintf (out, "usage: zovad all|api|conductor|scheduler|compute|consoleproxy [--config FILE] [--log-level LEVEL]\n"
                   "       zovad --version\n");
 }
 
@@ -117,8 +150,8 @@ main (int argc, char *argv [])
             zpoller_add (poller, actors [index]);
         //  An actor that failed to start says FAILED right after its
         //  handshake: give it a moment to say so.
-        if (zpoller_wait (poller, 0)) {
-            fprintf (stderr, "zovad: %s failed to start (see the log above)\n", s_roles [index].role);
+        void *which = zpoller_wait (poller, 0);
+        if (which && s_actor_said (actors, poller, which, all)) {
             rc = 1;
             goto stop;
         }
@@ -132,10 +165,7 @@ main (int argc, char *argv [])
             break;
         }
         void *which = zpoller_wait (poller, 0);
-        if (which) {
-            char *said = zstr_recv (which);
-            fprintf (stderr, "zovad: an actor stopped: %s\n", said ? said : "(nothing)");
-            zstr_free (&said);
+        if (which && s_actor_said (actors, poller, which, all)) {
             rc = 1;
             break;
         }
