@@ -1403,7 +1403,9 @@ s_console_log (self_t *self, zv_msg_t *msg)
     }
     close (fd);
     size_t start = 0;
-    int64_t skip = newlines - lines - (got && text [got - 1] == '\n' ? 1 : 0);
+    //  Lines to drop from the front: a text ending in a newline holds as
+    //  many lines as newlines, one without it one more.
+    int64_t skip = newlines - lines + (got && text [got - 1] == '\n' ? 0 : 1);
     for (size_t k = 0; k < got && skip > 0; k++)
         if (text [k] == '\n') {
             skip--;

@@ -114,7 +114,11 @@ t_config () {
         echo "report_interval = 1"
         echo "service_down_time = 4"
         echo "log_level = ${ZV_LOG_LEVEL:-info}"
-        local kv section key value current=DEFAULT
+        # Every test's console proxy on a port of its own (a key given
+        # below, later in the file, wins).
+        echo "[consoleproxy]"
+        echo "port = $(t_port)"
+        local kv section key value current=consoleproxy
         for kv in "$@"; do
             section=${kv%%.*}; key=${kv#*.}; value=${key#*=}; key=${key%%=*}
             if [ "$section" != "$current" ]; then echo "[$section]"; current=$section; fi

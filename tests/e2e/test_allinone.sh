@@ -55,7 +55,7 @@ t_wait_for "hypervisor shows 4 running vms" 10 bash -c \
 t_eq "hypervisor usage = 4 x m1.tiny" "4 512 4" \
     "$(t_zova hypervisor show "$HOST" -f json | t_json '"%d %d %d" % (d["vcpus_used"], d["memory_mb_used"], d["local_gb_used"])')"
 sleep 5   # past service_down_time (4 s): every service, the conductor too, keeps itself up
-t_eq "services: api compute conductor scheduler, all up" "api:up compute:up conductor:up scheduler:up" \
+t_eq "services: api compute conductor consoleproxy scheduler, all up" "api:up compute:up conductor:up consoleproxy:up scheduler:up" \
     "$(t_zova compute service list -f json | t_json '" ".join(sorted(s["binary"]+":"+s["state"] for s in d))')"
 
 # No valid host: too big for the test driver's 3 GiB node.

@@ -111,7 +111,7 @@ test_table_names (void **state)
     (void) state;
     static const char *names [] = { "meta", "instances", "flavors", "images",
                                     "services", "nodes", "allocations", "actions",
-                                    "aggregates", "server_groups" };
+                                    "aggregates", "server_groups", "console_tokens" };
     for (int t = 0; t < ZV_TABLE_COUNT; t++)
         assert_string_equal (zv_table_name ((zv_table_t) t), names [t]);
     assert_null (zv_table_name (ZV_TABLE_COUNT));
