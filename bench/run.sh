@@ -36,7 +36,8 @@
 # BENCH_SCHED_DECISIONS (timed decisions per host count, 2000),
 # BENCH_FLEET=0 (skip step 5), BENCH_FLEET_HOSTS (100), BENCH_FLEET_SERVERS
 # (2000), BENCH_FLEET_WINDOW (100), BENCH_GUEST=0 (skip step 6),
-# BENCH_GUEST_RUNS (5), BENCH_GUEST_IMAGE_MB (256).
+# BENCH_GUEST_RUNS (5), BENCH_GUEST_IMAGE_MB (256), BENCH_CONSOLE=0 (skip
+# step 7: the console proxy's relay vs direct TCP, bench/console.sh).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -60,6 +61,7 @@ FLEET_HOSTS=${BENCH_FLEET_HOSTS:-100}
 FLEET_SERVERS=${BENCH_FLEET_SERVERS:-2000}
 FLEET_WINDOW=${BENCH_FLEET_WINDOW:-100}
 GUEST=${BENCH_GUEST:-1}
+CONSOLE=${BENCH_CONSOLE:-1}
 
 DIR=$(mktemp -d /tmp/zova-bench.XXXXXX)
 PIDS=()
@@ -398,6 +400,18 @@ if [ "$GUEST" != 0 ]; then
     sed 's/^/  /' "$DIR/guest.out" >&2
 fi
 
+# --- 7. console --------------------------------------------------------------
+# bench/console.sh: the console proxy's relay against a direct connection to
+# the same guest's VNC server (its own libvirtd, zovad and guest).
+if [ "$CONSOLE" != 0 ]; then
+    note "console: proxy relay vs direct TCP to the guest's VNC server"
+    bash "$ROOT/bench/console.sh" "$BUILD" >"$DIR/console.out" &
+    CONSOLE_PID=$!
+    PIDS+=("$CONSOLE_PID")
+    wait "$CONSOLE_PID" || note "console step failed (BENCH_KEEP=1 keeps its logs)"
+    sed 's/^/  /' "$DIR/console.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -466,6 +480,13 @@ if [ "$GUEST" != 0 ]; then
         for name in spawn_running_overhead_ratio spawn_agent_overhead_ratio image_transfer_ratio; do
             figure "$name" failed
         done
+    fi
+fi
+if [ "$CONSOLE" != 0 ]; then
+    if grep -q '^console_' "$DIR/console.out" 2>/dev/null; then
+        grep -E '^[a-z0-9_]+: ' "$DIR/console.out"
+    else
+        for name in console_latency_ratio console_throughput_ratio; do figure "$name" failed; done
     fi
 fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
