@@ -848,6 +848,49 @@ s_forbidden_transition (s_ctx_t *ctx)
     return s_expect_body (ctx, "conductor.instance_update", body, S_MASK (ZV_EINVAL));
 }
 
+//  Server actions and consoles: a wrong field type, an unknown action, one
+//  not implemented, a missing password, an unknown console kind, a line
+//  count out of range; with --server (ACTIVE, test driver) a forbidden
+//  transition and a console it cannot have; at the conductor, tokens that
+//  open nothing.
+static int
+s_bad_action (s_ctx_t *ctx)
+{
+    //  User requests: not a peer's to send.  (A run that borrows a peer's
+    //  identity is kept short: the real peer takes its identity back.)
+    if (ctx->identity) {
+        ctx->skipped = true;
+        return s_fail (ctx, "user requests are sent anonymously");
+    }
+    const char *ref = ctx->server ? ctx->server : "badinput-no-such-server";
+    const char *type = s_type (ctx, "server_action");
+    if (s_expect_body (ctx, type, json_pack ("{s:s, s:i}", "ref", ref, "action", 7), S_MASK (ZV_EINVAL))
+    ||  s_expect_body (ctx, type, json_pack ("{s:s, s:s}", "ref", ref, "action", "explode"), S_MASK (ZV_EINVAL))
+    ||  s_expect_body (ctx, type, json_pack ("{s:s, s:s}", "ref", ref, "action", "shelve"),
+                       S_MASK (ZV_EUNSUPPORTED))
+    ||  s_expect_body (ctx, type, json_pack ("{s:s, s:s}", "ref", ref, "action", "changePassword"),
+                       S_MASK (ZV_EINVAL))
+    ||  s_expect_body (ctx, s_type (ctx, "console_url"), json_pack ("{s:s, s:s}", "ref", ref, "kind", "rdp"),
+                       S_MASK (ZV_EINVAL))
+    ||  s_expect_body (ctx, s_type (ctx, "console_log"), json_pack ("{s:s, s:i}", "ref", ref, "lines", 0),
+                       S_MASK (ZV_EINVAL)))
+        return -1;
+    if (ctx->server
+    &&  (s_expect_body (ctx, type, json_pack ("{s:s, s:s}", "ref", ref, "action", "unpause"), S_MASK (ZV_ECONFLICT))
+    ||   s_expect_body (ctx, s_type (ctx, "console_url"), json_pack ("{s:s}", "ref", ref), S_MASK (ZV_ECONFLICT))))
+        return -1;
+    if (!streq (ctx->service, "conductor"))
+        return 0;
+    char long_token [201];
+    memset (long_token, 'a', 200);
+    long_token [200] = '\0';
+    return s_expect_body (ctx, "conductor.console_authorize", json_pack ("{s:s}", "token", "00ff"),
+                          S_MASK (ZV_ENOTFOUND))
+        || s_expect_body (ctx, "conductor.console_authorize", json_pack ("{s:s}", "token", long_token),
+                          S_MASK (ZV_ETOOBIG) | S_MASK (ZV_EINVAL))
+        || s_expect_body (ctx, "conductor.console_authorize", json_pack ("{s:i}", "token", 5), S_MASK (ZV_EINVAL));
+}
+
 //  Frames over the decoder's limits but under the transport's.
 static int
 s_envelope_too_big (s_ctx_t *ctx)
@@ -1010,6 +1053,7 @@ static const struct {
     { "over_wire_max",        s_over_wire_max,        "frame over the transport's maximum" },
     { "unserved_type",        s_unserved_type,        "catalogue types this socket does not serve" },
     { "peer_junk",            s_peer_junk,            "conductor: junk sync domains, heartbeat node not a map" },
+    { "bad_action",           s_bad_action,           "server actions and consoles: bad names, types, states, tokens" },
 };
 #define S_CASE_COUNT (sizeof (s_cases) / sizeof (s_cases [0]))
 
