@@ -8,7 +8,7 @@
 #
 # SANITIZE=1 builds with AddressSanitizer and UBSan into build-san/.
 
-LIBS     := libzmq libczmq libvirt msgpack lmdb jansson uuid inih libsodium libwebsockets libxml-2.0 libpng
+LIBS     := libzmq libczmq libvirt msgpack lmdb jansson uuid inih libsodium libwebsockets libxml-2.0 libpng libcrypto
 PKG_OK   := $(shell pkg-config --exists $(LIBS) cmocka 2>/dev/null && echo yes)
 ifneq ($(PKG_OK),yes)
   $(info zova: installing missing build dependencies (scripts/deps.sh))

@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include "../common/zv_sha256.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -675,29 +676,10 @@ s_image_create (self_t *self, zv_txn_t *txn, s_call_t *call, char *errbuf, size_
 static zv_status_t
 s_file_sha256 (const char *path, char hex [65], int64_t *size_p, char *errbuf, size_t errlen)
 {
-    int fd = open (path, O_RDONLY);
-    if (fd < 0) {
+    if (zv_sha256_file (path, hex, size_p) != 0) {
         snprintf (errbuf, errlen, "cannot read %s: %s", path, strerror (errno));
         return ZV_EIO;
     }
-    crypto_hash_sha256_state state;
-    crypto_hash_sha256_init (&state);
-    unsigned char buffer [65536];
-    ssize_t got;
-    int64_t size = 0;
-    while ((got = read (fd, buffer, sizeof buffer)) > 0) {
-        crypto_hash_sha256_update (&state, buffer, (unsigned long long) got);
-        size += got;
-    }
-    close (fd);
-    if (got < 0) {
-        snprintf (errbuf, errlen, "cannot read %s: %s", path, strerror (errno));
-        return ZV_EIO;
-    }
-    unsigned char digest [crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final (&state, digest);
-    sodium_bin2hex (hex, 65, digest, sizeof digest);
-    *size_p = size;
     return ZV_OK;
 }
 

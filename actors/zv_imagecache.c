@@ -32,7 +32,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <sodium.h>
+#include "../common/zv_sha256.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +99,7 @@ typedef struct {
     int in_flight;                  //  chunk calls
     int64_t started_ms;
     int64_t transfer_ms;            //  from start to the digest checked
-    crypto_hash_sha256_state sha;
+    zv_sha256_t *sha;
     s_waiter_t *waiters;
     size_t waiter_count;
     size_t waiter_max;
@@ -157,6 +157,7 @@ s_download_unref (s_download_t *self)
         close (self->fd);
     free (self->chunks);
     free (self->waiters);
+    zv_sha256_destroy (&self->sha);
     free (self);
 }
 
@@ -314,10 +315,8 @@ static void
 s_verify (s_download_t *self)
 {
     zv_imagecache_t *cache = self->cache;
-    unsigned char digest [crypto_hash_sha256_BYTES];
-    char hex [crypto_hash_sha256_BYTES * 2 + 1];
-    crypto_hash_sha256_final (&self->sha, digest);
-    sodium_bin2hex (hex, sizeof hex, digest, sizeof digest);
+    char hex [65];
+    zv_sha256_hex (self->sha, hex);
     if (strcasecmp (hex, self->checksum) != 0) {
         s_fail (self, ZV_EIO, "image %s: checksum mismatch (expected %s, got %s)",
                 self->id, self->checksum, hex);
@@ -357,7 +356,7 @@ s_hash_work (void *arg)
             job->error = got < 0 ? errno : EIO;     //  0: the file is shorter than written
             break;
         }
-        crypto_hash_sha256_update (&self->sha, buffer, (unsigned long long) got);
+        zv_sha256_update (self->sha, buffer, (size_t) got);
         offset += got;
     }
     free (buffer);
@@ -593,8 +592,6 @@ zv_imagecache_new (const char *dir, zv_link_t *link, zv_workers_t *workers,
                    void *actor, size_t chunk_size, int window)
 {
     assert (dir && link && workers);
-    if (sodium_init () < 0)
-        return NULL;
     //  A cache that cannot be made yet is not fatal: a host on libvirt's
     //  test driver never uses it, and each download tries again (and
     //  fails with the reason).
@@ -703,7 +700,7 @@ zv_imagecache_fetch (zv_imagecache_t *self, const json_t *image, const char *rq,
     snprintf (download->part, sizeof download->part, "%s.part", final);
     snprintf (download->converting, sizeof download->converting, "%s.converting", final);
     snprintf (download->final, sizeof download->final, "%s", final);
-    crypto_hash_sha256_init (&download->sha);
+    download->sha = zv_sha256_new ();
     zv_disk_mkdirs (self->dir);
     download->fd = open (download->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (download->fd < 0) {

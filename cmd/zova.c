@@ -25,7 +25,6 @@
 #include <czmq.h>
 #include <jansson.h>
 #include <ini.h>
-#include <sodium.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +40,7 @@
 #include <unistd.h>
 
 #include "../common/zv_common.h"
+#include "../common/zv_sha256.h"
 #include "../proto/zv_msg.h"
 #include "../proto/zv_pack.h"
 
@@ -2121,28 +2121,29 @@ s_cmd_image_create (cli_t *cli)
     }
     uint64_t size = (uint64_t) info.st_size;
 
-    crypto_hash_sha256_state sha;
-    crypto_hash_sha256_init (&sha);
+    zv_sha256_t *sha = zv_sha256_new ();
+    if (!sha)
+        s_out_of_memory ();
     uint64_t total = 0;
     while (true) {
         ssize_t n = s_read_full (fd, chunk, ZOVA_IMAGE_CHUNK);
         if (n < 0) {
             s_fail ("cannot read %s: %s", path, strerror (errno));
+            zv_sha256_destroy (&sha);
             goto cleanup;
         }
         if (n == 0)
             break;
-        crypto_hash_sha256_update (&sha, chunk, (unsigned long long) n);
+        zv_sha256_update (sha, chunk, (size_t) n);
         total += (uint64_t) n;
     }
+    char checksum [65];
+    zv_sha256_hex (sha, checksum);
+    zv_sha256_destroy (&sha);
     if (total != size) {
         s_fail ("%s changed while it was being read", path);
         goto cleanup;
     }
-    unsigned char digest [crypto_hash_sha256_BYTES];
-    char checksum [crypto_hash_sha256_BYTES * 2 + 1];
-    crypto_hash_sha256_final (&sha, digest);
-    sodium_bin2hex (checksum, sizeof checksum, digest, sizeof digest);
 
     json_t *body = s_body_from_opts (cli);
     json_object_set_new (body, "name", json_string (cli->args [0]));
@@ -3474,10 +3475,6 @@ main (int argc, char *argv [])
     cli.opts = json_object ();
     if (!cli.opts)
         s_out_of_memory ();
-    if (sodium_init () < 0) {
-        s_fail ("cannot initialise libsodium");
-        return ZOVA_EXIT_FAIL;
-    }
     int rc = s_parse (&cli, argc, argv);
     if (rc == ZOVA_RUN)
         rc = cli.cmd->handler (&cli);

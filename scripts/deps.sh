@@ -15,7 +15,7 @@ PACKAGES=(
   libvirt-dev libvirt-clients
   libmsgpack-dev liblmdb-dev lmdb-utils
   libjansson-dev uuid-dev libinih-dev libcmocka-dev libsodium-dev
-  libxml2-dev libpng-dev
+  libxml2-dev libpng-dev libssl-dev
   libwebsockets-dev novnc
   valgrind procps psmisc
   python3 hostname coreutils
