@@ -111,6 +111,8 @@ struct _s_op_t {
     zv_power_state_t power;         //  after the operation
     //  The host's files for the domain.
     char dir [1200], disk [1300], disk_local [1300], disk_swap [1300], disk_rescue [1300];
+    char base [1300];               //  the cached file of the instance's image (the root disk's backing)
+    char rescue_base [1300];        //  the cached file of the rescue image
     char console_log [1300], kernel [1300], ramdisk [1300], cmdline [1024];
     char rescue_kernel [1300], rescue_ramdisk [1300], rescue_cmdline [1024];
     char mac [18];
@@ -280,10 +282,7 @@ s_image_files (s_op_t *op, const char *image_id, const char *cache, char *base, 
 static zv_status_t
 s_run_build (s_op_t *op)
 {
-    char base [1300];
-    snprintf (base, sizeof base, "%s", op->disk_rescue);        //  the build's base file (see s_op_prepare)
-    *op->disk_rescue = 0;
-    zv_status_t status = s_make_disks (op, base);
+    zv_status_t status = s_make_disks (op, op->base);
     if (status == ZV_OK)
         status = s_spawn_domain (op, false);
     return status;
@@ -310,12 +309,9 @@ s_run_reboot (s_op_t *op)
 static zv_status_t
 s_run_hard_reboot (s_op_t *op)
 {
-    char base [1300];
-    snprintf (base, sizeof base, "%s", op->disk_rescue);
-    *op->disk_rescue = 0;
     zv_status_t status = s_power_off (op, 0, NULL);
     if (status == ZV_OK)
-        status = s_make_disks (op, base);
+        status = s_make_disks (op, op->base);
     if (status == ZV_OK)
         status = s_spawn_domain (op, false);
     return status;
@@ -362,40 +358,26 @@ s_run_resume (s_op_t *op)
 static zv_status_t
 s_run_rescue (s_op_t *op)
 {
-    char base [1300], rescue_base [1300], unused [1300];
-    snprintf (base, sizeof base, "%s", op->disk_rescue);
     snprintf (op->disk_rescue, sizeof op->disk_rescue, "%s/disk.rescue", op->dir);
-    //  The rescue image's files (rescue_* fields hold its cache paths).
-    snprintf (rescue_base, sizeof rescue_base, "%s", op->rescue_cmdline);
-    (void) unused;
-    char cmdline [1024];
-    snprintf (cmdline, sizeof cmdline, "%s", op->note);       //  the rescue image's command line
-    *op->note = 0;
-    snprintf (op->rescue_cmdline, sizeof op->rescue_cmdline, "%s", cmdline);
     bool clean = false;
     zv_status_t status = s_power_off (op, op->shutdown_timeout_s, &clean);
     if (status == ZV_OK)
-        status = s_make_disks (op, base);
+        status = s_make_disks (op, op->base);
     if (status == ZV_OK && op->real) {
         unlink (op->disk_rescue);
-        status = zv_disk_overlay (op->disk_rescue, rescue_base, 0, op->errbuf, sizeof op->errbuf);
+        status = zv_disk_overlay (op->disk_rescue, op->rescue_base, 0, op->errbuf, sizeof op->errbuf);
     }
     if (status == ZV_OK)
         status = s_spawn_domain (op, true);
     return status;
 }
 
+//  Unrescue: the instance's own domain again (a hard reboot from its
+//  record), then the rescue disk goes.
 static zv_status_t
 s_run_unrescue (s_op_t *op)
 {
-    char base [1300];
-    snprintf (base, sizeof base, "%s", op->disk_rescue);
-    *op->disk_rescue = 0;
-    zv_status_t status = s_power_off (op, 0, NULL);
-    if (status == ZV_OK)
-        status = s_make_disks (op, base);
-    if (status == ZV_OK)
-        status = s_spawn_domain (op, false);
+    zv_status_t status = s_run_hard_reboot (op);
     if (status == ZV_OK) {
         char path [1300];
         snprintf (path, sizeof path, "%s/disk.rescue", op->dir);
@@ -738,12 +720,11 @@ s_op_start (self_t *self, s_op_t *op)
         s_op_run (self, op);
         return;
     }
-    //  The domain's files.  The base file of the instance's image goes in
-    //  disk_rescue until the worker moves it (see s_run_build and the rest).
+    //  The domain's files.
     const char *image_id = s_str (json_object_get (op->instance, "image"), "id");
     snprintf (op->disk, sizeof op->disk, "%s/disk", op->dir);
     snprintf (op->console_log, sizeof op->console_log, "%s/console.log", op->dir);
-    s_image_files (op, image_id, self->cache_path, op->disk_rescue, sizeof op->disk_rescue,
+    s_image_files (op, image_id, self->cache_path, op->base, sizeof op->base,
                    op->kernel, op->ramdisk, op->cmdline, sizeof op->kernel);
     const unsigned char *u = (const unsigned char *) op->uuid;
     snprintf (op->mac, sizeof op->mac, "52:54:00:%c%c:%c%c:%c%c", u [0], u [1], u [2], u [3], u [4], u [5]);
@@ -771,12 +752,8 @@ s_op_start (self_t *self, s_op_t *op)
             json_array_append_new (wanted, json_string (s_str (properties, "ramdisk_id")));
     }
     if (op->action->rescue_images) {
-        //  rescue_cmdline carries the rescue image's base file and note its
-        //  command line until s_run_rescue (one buffer each way).
-        char base [1300];
-        s_image_files (op, op->rescue_image, self->cache_path, base, sizeof base,
-                       op->rescue_kernel, op->rescue_ramdisk, op->note, sizeof op->rescue_kernel);
-        snprintf (op->rescue_cmdline, sizeof op->rescue_cmdline, "%s", base);
+        s_image_files (op, op->rescue_image, self->cache_path, op->rescue_base, sizeof op->rescue_base,
+                       op->rescue_kernel, op->rescue_ramdisk, op->rescue_cmdline, sizeof op->rescue_kernel);
         const json_t *properties = json_object_get (json_object_get (op->images, op->rescue_image), "properties");
         json_array_append_new (wanted, json_string (op->rescue_image));
         if (*op->rescue_kernel)

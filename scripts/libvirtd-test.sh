@@ -108,6 +108,24 @@ EOF
     echo "uri_default = \"qemu:///system\"" >"$DIR/etc/libvirt.conf"
 }
 
+# in_namespace DAEMON...: start the daemons (virtlogd, libvirtd) in a new
+# private mount namespace with DIR's directories over libvirt's own.  They
+# fork into the background (-d) and keep the namespace alive after the
+# shell that made it exits.
+in_namespace () {
+    unshare --mount --propagation private -- /bin/sh -ec '
+        d=$1; shift
+        mount --bind "$d/etc" /etc/libvirt
+        mount --bind "$d/run" /run/libvirt
+        mount --bind "$d/lib" /var/lib/libvirt
+        mount --bind "$d/cache" /var/cache/libvirt
+        mount --bind "$d/log" /var/log/libvirt
+        for daemon in "$@"; do
+            "$daemon" -d -f "$d/etc/$daemon.conf" -p "$d/run/$daemon.pid"
+        done
+    ' sh "$DIR" "$@"
+}
+
 do_start () {
     if alive "$LIBVIRTD_PID"; then
         echo "$URI"
@@ -127,18 +145,7 @@ do_start () {
         cp -r "$caps/qemu/capabilities" "$DIR/cache/qemu/"
     fi
 
-    # Both daemons fork into the background (-d) and keep the namespace
-    # alive after the shell that made it exits.
-    unshare --mount --propagation private -- /bin/sh -ec '
-        d=$1
-        mount --bind "$d/etc" /etc/libvirt
-        mount --bind "$d/run" /run/libvirt
-        mount --bind "$d/lib" /var/lib/libvirt
-        mount --bind "$d/cache" /var/cache/libvirt
-        mount --bind "$d/log" /var/log/libvirt
-        virtlogd -d -f "$d/etc/virtlogd.conf" -p "$d/run/virtlogd.pid"
-        libvirtd -d -f "$d/etc/libvirtd.conf" -p "$d/run/libvirtd.pid"
-    ' sh "$DIR" >>"$DIR/log/start.log" 2>&1 || {
+    in_namespace virtlogd libvirtd >>"$DIR/log/start.log" 2>&1 || {
         echo "libvirtd-test: start failed; see $DIR/log/start.log" >&2
         tail -5 "$DIR/log/start.log" >&2
         exit 1
@@ -200,15 +207,7 @@ do_restart () {
     stop_pid "$(cat "$LIBVIRTD_PID")" libvirtd
     rm -f "$LIBVIRTD_PID" "$DIR/run/libvirt-sock"
     sleep "${LIBVIRTD_TEST_DOWN_S:-0}"
-    unshare --mount --propagation private -- /bin/sh -ec '
-        d=$1
-        mount --bind "$d/etc" /etc/libvirt
-        mount --bind "$d/run" /run/libvirt
-        mount --bind "$d/lib" /var/lib/libvirt
-        mount --bind "$d/cache" /var/cache/libvirt
-        mount --bind "$d/log" /var/log/libvirt
-        libvirtd -d -f "$d/etc/libvirtd.conf" -p "$d/run/libvirtd.pid"
-    ' sh "$DIR" >>"$DIR/log/start.log" 2>&1 || { echo "libvirtd-test: restart failed" >&2; exit 1; }
+    in_namespace libvirtd >>"$DIR/log/start.log" 2>&1 || { echo "libvirtd-test: restart failed" >&2; exit 1; }
     local deadline=$(( $(now_ms) + DEADLINE_S * 1000 ))
     until virsh -c "$URI" version >/dev/null 2>&1; do
         [ "$(now_ms)" -lt $deadline ] || { echo "libvirtd-test: not answering after restart" >&2; exit 1; }
