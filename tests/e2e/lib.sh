@@ -166,6 +166,21 @@ t_wait_api () { t_wait_for "api ping" "${1:-20}" t_zova ping; }
 # t_json EXPR: read JSON on stdin, print a python expression of it (d = the document).
 t_json () { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# t_libvirt_cleanup URI LVDIR OWN: what a real-guest test leaves in libvirt
+# goes: every zova domain at URI is destroyed and undefined (with its managed
+# save), and the private libvirtd under LVDIR is stopped when OWN is set.
+t_libvirt_cleanup () {
+    local uri=$1 lv=$2 own=$3 dom
+    if [ -n "$uri" ]; then
+        for dom in $(virsh -c "$uri" list --all --name 2>/dev/null | grep '^zova-'); do
+            virsh -c "$uri" destroy "$dom" >/dev/null 2>&1
+            virsh -c "$uri" undefine --managed-save "$dom" >/dev/null 2>&1
+        done
+    fi
+    [ -n "$own" ] && bash "$ZV_ROOT/scripts/libvirtd-test.sh" stop "$lv" 2>/dev/null
+    return 0
+}
+
 # t_done: the test's result line and exit code.
 t_done () {
     echo "$T_NAME: $T_CHECKS checks, $T_FAILS failed"

@@ -86,14 +86,7 @@ s_cleanup () {
         iptables -X "$CHAIN" 2>/dev/null
     fi
     for pid in "${T_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    if [ -n "$URI" ]; then
-        local dom
-        for dom in $(virsh -c "$URI" list --all --name 2>/dev/null | grep '^zova-'); do
-            virsh -c "$URI" destroy "$dom" >/dev/null 2>&1
-            virsh -c "$URI" undefine --managed-save "$dom" >/dev/null 2>&1
-        done
-    fi
-    [ -n "$OWN_LIBVIRTD" ] && bash "$ZV_ROOT/scripts/libvirtd-test.sh" stop "$LV" 2>/dev/null
+    t_libvirt_cleanup "$URI" "$LV" "$OWN_LIBVIRTD"
     t_cleanup
 }
 trap s_cleanup EXIT
