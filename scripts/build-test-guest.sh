@@ -41,14 +41,14 @@ OUT=$1
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 
-# The packages and tools this needs; deps.sh --guest installs them.
+# The packages and tools this needs; deps.sh installs them.
 need_install=0
 for p in linux-image-amd64 busybox-static qemu-guest-agent qemu-utils e2fsprogs cpio kmod python3; do
     [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || need_install=1
 done
 if [ $need_install -eq 1 ]; then
-    log "installing guest packages (scripts/deps.sh --guest)"
-    bash "$HERE/deps.sh" --guest >&2
+    log "installing guest packages (scripts/deps.sh)"
+    bash "$HERE/deps.sh" >&2
 fi
 
 # The kernel package linux-image-amd64 points at, e.g. linux-image-6.1.0-56-amd64.

@@ -131,7 +131,7 @@ do_start () {
         echo "$URI"
         return 0
     fi
-    command -v libvirtd >/dev/null || { echo "libvirtd-test: libvirtd missing (scripts/deps.sh --guest)" >&2; exit 1; }
+    command -v libvirtd >/dev/null || { echo "libvirtd-test: libvirtd missing (scripts/deps.sh)" >&2; exit 1; }
     write_configs
     if [ "${LIBVIRTD_TEST_QEMU_USER:-root}" != root ] && [ -e /dev/kvm ] \
         && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
