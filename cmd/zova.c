@@ -50,6 +50,7 @@
 #define ZOVA_MAX_TIMEOUT_S      86400.0     //  keeps milliseconds well inside an int
 #define ZOVA_DEFAULT_WAIT_S     600
 #define ZOVA_IMAGE_CHUNK        (1024 * 1024)
+#define ZOVA_UPLOAD_WINDOW      4       //  image chunks in flight
 #define ZOVA_POLL_INTERVAL_MS   100
 //  Requests in flight at once: far below ZeroMQ's default HWM of 1000, so
 //  the api's ROUTER never has to drop a reply to us.
@@ -2175,48 +2176,78 @@ s_cmd_image_create (cli_t *cli)
         goto cleanup;
     }
     progress_t progress = { .tty = cli->stderr_tty };
-    uint64_t offset = 0;
+    uint64_t offset = 0, acked = 0;
     bool last = false;
-    //  An empty image is still one (empty, last) chunk: the upload is what
-    //  moves the image from queued to active.
-    while (!last) {
-        size_t want = size - offset < ZOVA_IMAGE_CHUNK ? (size_t) (size - offset) : ZOVA_IMAGE_CHUNK;
-        ssize_t n = s_read_full (fd, chunk, want);
-        if (n < 0 || (size_t) n != want) {
-            s_progress_end (&progress);
-            if (n < 0)
-                s_fail ("cannot read %s: %s", path, strerror (errno));
-            else
-                s_fail ("%s changed while it was being uploaded", path);
-            goto cleanup;
+    //  Chunks go ZOVA_UPLOAD_WINDOW at a time: the conductor takes them in
+    //  the order sent (one connection, one queue) and commits the ones that
+    //  arrive together at once.  An empty image is still one (empty, last)
+    //  chunk: the upload is what moves the image from queued to active.
+    json_t *pending = json_object ();       //  request id -> chunk length
+    if (!pending || s_connect (cli))
+        goto upload_failed;
+    int64_t deadline = zv_mono_ms () + cli->timeout_ms;
+    while (!last || json_object_size (pending)) {
+        while (!last && json_object_size (pending) < ZOVA_UPLOAD_WINDOW) {
+            size_t want = size - offset < ZOVA_IMAGE_CHUNK ? (size_t) (size - offset) : ZOVA_IMAGE_CHUNK;
+            ssize_t n = s_read_full (fd, chunk, want);
+            if (n < 0 || (size_t) n != want) {
+                s_progress_end (&progress);
+                if (n < 0)
+                    s_fail ("cannot read %s: %s", path, strerror (errno));
+                else
+                    s_fail ("%s changed while it was being uploaded", path);
+                goto upload_failed;
+            }
+            last = offset + want == size;
+            json_t *upload = json_pack ("{s:s, s:I, s:b}", "id", image_id,
+                                        "offset", (json_int_t) offset, "last", last);
+            if (!upload)
+                s_out_of_memory ();
+            char *request_id = s_send (cli, "api.image_upload", &upload, chunk, want);
+            if (!request_id)
+                goto upload_failed;
+            json_object_set_new (pending, request_id, json_pack ("{s:I, s:b}", "length", (json_int_t) want,
+                                                                 "last", last));
+            free (request_id);
+            offset += want;
         }
-        last = offset + want == size;
-        json_t *upload = json_pack ("{s:s, s:I, s:b}", "id", image_id,
-                                    "offset", (json_int_t) offset, "last", last);
-        if (!upload)
-            s_out_of_memory ();
-        zv_msg_t *answer = s_rpc (cli, "api.image_upload", &upload, chunk, want);
+        zv_msg_t *answer = s_recv_until (cli, deadline);
         if (!answer) {
             s_progress_end (&progress);
-            goto cleanup;
+            s_no_answer (cli);
+            goto upload_failed;
+        }
+        if (s_unreadable (&answer))
+            goto upload_failed;
+        const char *re = zv_msg_re (answer);
+        json_t *slot = re ? json_object_get (pending, re) : NULL;
+        if (!slot) {
+            zv_msg_destroy (&answer);       //  a reply to nothing of ours
+            continue;
         }
         if (zv_msg_status (answer) != ZV_OK) {
+            //  The first refusal is the reason; the chunks after it are
+            //  refused for their offset and say nothing new.
             s_progress_end (&progress);
             s_report_error (answer);
             zv_msg_destroy (&answer);
-            goto cleanup;
+            goto upload_failed;
         }
-        if (last)
+        acked += (uint64_t) json_integer_value (json_object_get (slot, "length"));
+        if (json_is_true (json_object_get (slot, "last")))
             reply = json_incref (zv_msg_body (answer));
+        json_object_del (pending, re);
         zv_msg_destroy (&answer);
-        offset += want;
+        deadline = zv_mono_ms () + cli->timeout_ms;
         if (progress.tty) {
-            int percent = size ? (int) (offset * 100 / size) : 100;
+            int percent = size ? (int) (acked * 100 / size) : 100;
             fprintf (stderr, "\rUploading %s: %3d%%  (%.1f of %.1f MiB)", cli->args [0],
-                     percent, offset / 1048576.0, size / 1048576.0);
+                     percent, acked / 1048576.0, size / 1048576.0);
             progress.drawn = true;
         }
     }
+    json_decref (pending);
+    pending = NULL;
     s_progress_end (&progress);
 
     image = s_reply_member (reply, "image", false, "api.image_upload");
@@ -2234,7 +2265,11 @@ s_cmd_image_create (cli_t *cli)
         goto cleanup;
     }
     rc = s_print_show (cli, &s_res_image, image);
+    goto cleanup;
 
+upload_failed:
+    s_progress_end (&progress);
+    json_decref (pending);
 cleanup:
     if (fd >= 0)
         close (fd);
