@@ -91,6 +91,7 @@ typedef struct {
     const char *vm_state;           //  vm_state on success (NULL: unchanged)
     bool needs_images;              //  the _base files must be there (re-fetched if not)
     bool rescue_images;             //  the rescue image's too
+    bool defines;                   //  (re)defines the domain from its record: a new serial port
 } s_action_t;
 
 struct _s_op_t {
@@ -394,18 +395,18 @@ s_run_set_password (s_op_t *op)
 }
 
 static const s_action_t s_actions [] = {
-    { "create",         "spawning",           s_run_build,        "active",    true,  false },
-    { "reboot",         "rebooting",          s_run_reboot,       "active",    false, false },
-    { "reboot_hard",    "rebooting_hard",     s_run_hard_reboot,  "active",    true,  false },
-    { "stop",           "powering-off",       s_run_stop,         "stopped",   false, false },
-    { "start",          "powering-on",        s_run_hard_reboot,  "active",    true,  false },
-    { "pause",          "pausing",            s_run_pause,        "paused",    false, false },
-    { "unpause",        "unpausing",          s_run_unpause,      "active",    false, false },
-    { "suspend",        "suspending",         s_run_suspend,      "suspended", false, false },
-    { "resume",         "resuming",           s_run_resume,       "active",    false, false },
-    { "rescue",         "rescuing",           s_run_rescue,       "rescued",   true,  true  },
-    { "unrescue",       "unrescuing",         s_run_unrescue,     "active",    true,  false },
-    { "changePassword", "updating_password",  s_run_set_password, NULL,        false, false },
+    { "create",         "spawning",           s_run_build,        "active",    true,  false, true  },
+    { "reboot",         "rebooting",          s_run_reboot,       "active",    false, false, true  },
+    { "reboot_hard",    "rebooting_hard",     s_run_hard_reboot,  "active",    true,  false, true  },
+    { "stop",           "powering-off",       s_run_stop,         "stopped",   false, false, false },
+    { "start",          "powering-on",        s_run_hard_reboot,  "active",    true,  false, true  },
+    { "pause",          "pausing",            s_run_pause,        "paused",    false, false, false },
+    { "unpause",        "unpausing",          s_run_unpause,      "active",    false, false, false },
+    { "suspend",        "suspending",         s_run_suspend,      "suspended", false, false, false },
+    { "resume",         "resuming",           s_run_resume,       "active",    false, false, false },
+    { "rescue",         "rescuing",           s_run_rescue,       "rescued",   true,  true,  true  },
+    { "unrescue",       "unrescuing",         s_run_unrescue,     "active",    true,  false, true  },
+    { "changePassword", "updating_password",  s_run_set_password, NULL,        false, false, false },
 };
 #define S_ACTIONS (sizeof (s_actions) / sizeof (s_actions [0]))
 
@@ -730,7 +731,7 @@ s_op_start (self_t *self, s_op_t *op)
     snprintf (op->mac, sizeof op->mac, "52:54:00:%c%c:%c%c:%c%c", u [0], u [1], u [2], u [3], u [4], u [5]);
     snprintf (op->proxyclient, sizeof op->proxyclient, "%s", *self->cfg.vnc_proxyclient_address
               ? self->cfg.vnc_proxyclient_address : self->cfg.vnc_server_listen);
-    if (*self->cfg.vnc_server_listen) {
+    if (op->action->defines && *self->cfg.vnc_server_listen) {
         snprintf (op->serial_host, sizeof op->serial_host, "%s", self->cfg.vnc_server_listen);
         op->serial_port = s_serial_port (self, op->uuid);
     }
@@ -1459,10 +1460,7 @@ s_screenshot (self_t *self, zv_msg_t *msg)
     s_shot_t *shot = (s_shot_t *) zmalloc (sizeof (s_shot_t));
     shot->driver = self->driver;
     shot->virt = self->driver->ref (self->virt);
-    //  What the reply needs of the request, kept past this handler.
-    shot->request = zv_msg_new (zv_msg_type (msg));
-    zv_msg_set_id (shot->request, zv_msg_id (msg));
-    zv_msg_set_rq (shot->request, zv_msg_rq (msg));
+    shot->request = zv_msg_request_stub (msg);
     snprintf (shot->uuid, sizeof shot->uuid, "%s", zv_msg_get_str (msg, "uuid"));
     if (s_real (self))
         zv_workers_submit (self->workers, s_shot_work, s_shot_done, shot);

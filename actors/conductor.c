@@ -1096,9 +1096,10 @@ s_flush_waiting (self_t *self)
 
 static void s_build_unreachable (self_t *self, json_t *arg);
 
-//  Cast the build of a claimed instance to its host.
+//  Cast the build of a claimed instance to its host, with the image records
+//  its domain needs (one lookup per job: a job's instances share them).
 static void
-s_cast_build (self_t *self, json_t *rec, s_job_t *job)
+s_cast_build (self_t *self, json_t *rec, s_job_t *job, json_t *images)
 {
     const char *host = s_str (rec, "host");
     zv_msg_t *msg = zv_msg_new ("compute.build_instance");
@@ -1108,8 +1109,8 @@ s_cast_build (self_t *self, json_t *rec, s_job_t *job)
     snprintf (identity, sizeof identity, "compute.%s", host);
     zv_msg_set_routing_str (msg, identity);
     json_t *view = s_server_view (json_deep_copy (rec));
-    json_t *body = json_pack ("{s:o, s:i, s:o}", "instance", view, "attempt", job->attempt,
-                              "images", s_action_images (s_batch_txn (self), rec, NULL));
+    json_t *body = json_pack ("{s:o, s:i, s:O}", "instance", view, "attempt", job->attempt,
+                              "images", images);
     zv_msg_set_body (msg, &body);
     json_t *arg = json_pack ("{s:s, s:s, s:O, s:O, s:i}", "uuid", s_str (rec, "uuid"), "host", host,
                              "spec", job->spec, "ignore_hosts", job->ignore_hosts,
@@ -1213,8 +1214,10 @@ s_select_done (void *actor, void *ctx, zv_msg_t *reply)
         s_job_fail (self, job, ZV_EIO, "cannot commit the claims");
     else {
         json_t *rec;
+        json_t *images = s_action_images (s_batch_txn (self), json_array_get (placed, 0), NULL);
         json_array_foreach (placed, index, rec)
-            s_cast_build (self, rec, job);
+            s_cast_build (self, rec, job, images);
+        json_decref (images);
         //  Beyond the minimum, what found no host is in ERROR, as a
         //  build with no valid host is.
         json_t *expected = json_pack ("[s]", "scheduling");
@@ -1980,20 +1983,6 @@ s_action_unreachable (self_t *self, json_t *arg)
 //  ---------------------------------------------------------------------
 //  Consoles: tokens (Nova's consoleauth) and what only the host can answer
 
-//  A request answered later, by the instance's host: what is needed to
-//  address the reply to the original asker.
-static zv_msg_t *
-s_request_copy (const zv_msg_t *msg)
-{
-    zv_msg_t *copy = zv_msg_new (zv_msg_type (msg));
-    zv_msg_set_id (copy, zv_msg_id (msg));
-    zv_msg_set_rq (copy, zv_msg_rq (msg));
-    zframe_t *rid = zv_msg_routing_id (msg) ? zframe_dup (zv_msg_routing_id (msg)) : NULL;
-    if (rid)
-        zv_msg_set_routing_id (copy, &rid);
-    return copy;
-}
-
 static void
 s_request_free (void *ctx)
 {
@@ -2043,7 +2032,7 @@ s_relay_to_host (self_t *self, s_call_t *call, const json_t *rec, const char *ty
     snprintf (identity, sizeof identity, "compute.%s", host);
     zv_msg_set_routing_str (ask, identity);
     zv_msg_set_body (ask, &body);
-    s_out_call (self, &ask, 10000, s_relay_done, s_request_copy (call->msg), s_request_free);
+    s_out_call (self, &ask, 10000, s_relay_done, zv_msg_request_stub (call->msg), s_request_free);
     call->deferred = true;
     return ZV_OK;
 }

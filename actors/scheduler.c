@@ -121,9 +121,7 @@ s_answer (self_t *self, zv_msg_t *msg, bool final)
     if (!final) {
         //  Keep what answering needs: type, id, request id, body.
         s_deferred_t *deferred = (s_deferred_t *) zmalloc (sizeof (s_deferred_t));
-        deferred->request = zv_msg_new (zv_msg_type (msg));
-        zv_msg_set_id (deferred->request, zv_msg_id (msg));
-        zv_msg_set_rq (deferred->request, zv_msg_rq (msg));
+        deferred->request = zv_msg_request_stub (msg);
         json_t *copy = json_deep_copy (body);
         zv_msg_set_body (deferred->request, &copy);
         deferred->after = self->refresh_sent + 1;   //  the next refresh sent

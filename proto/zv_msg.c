@@ -196,6 +196,25 @@ zv_msg_new (const char *type)
 }
 
 zv_msg_t *
+zv_msg_request_stub (const zv_msg_t *request)
+{
+    assert (request);
+    zv_msg_t *self = s_blank ();
+    if (!self)
+        return NULL;
+    memcpy (self->type, request->type, sizeof self->type);
+    memcpy (self->id, request->id, sizeof self->id);
+    memcpy (self->rq, request->rq, sizeof self->rq);
+    self->def = request->def;
+    if (request->routing_id) {
+        self->routing_id = zframe_dup (request->routing_id);
+        if (!self->routing_id)
+            zv_msg_destroy (&self);
+    }
+    return self;
+}
+
+zv_msg_t *
 zv_msg_reply (const zv_msg_t *request)
 {
     assert (request);

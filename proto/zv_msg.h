@@ -50,6 +50,10 @@ zv_msg_t *zv_msg_new (const char *type);
 //  New successful reply to request: same type, re = request's id, same rq,
 //  same routing id (so it can be sent straight back on a ROUTER).
 zv_msg_t *zv_msg_reply (const zv_msg_t *request);
+//  What answering a request later needs, kept past its handler: a copy
+//  with its type, id, request id and routing id, and no body (for
+//  zv_msg_reply / zv_msg_error once the answer is known).
+zv_msg_t *zv_msg_request_stub (const zv_msg_t *request);
 //  New error reply to request with a status and a formatted message.
 zv_msg_t *zv_msg_error (const zv_msg_t *request, zv_status_t status,
                         const char *format, ...) __attribute__ ((format (printf, 3, 4)));

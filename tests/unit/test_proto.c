@@ -761,6 +761,31 @@ test_msg_wrong_field_on_wire (void **state)
     }
 }
 
+//  A stub keeps what answering later needs: the reply to it is the reply
+//  to the request (type, re = id, rq), and it carries no body.
+static void
+test_msg_request_stub (void **state)
+{
+    (void) state;
+    zv_msg_t *request = zv_msg_new ("conductor.console_log");
+    assert_non_null (request);
+    json_t *body = json_pack ("{s:s}", "ref", "web");
+    zv_msg_set_body (request, &body);
+    zv_msg_t *stub = zv_msg_request_stub (request);
+    assert_non_null (stub);
+    assert_string_equal (zv_msg_type (stub), "conductor.console_log");
+    assert_string_equal (zv_msg_id (stub), zv_msg_id (request));
+    assert_string_equal (zv_msg_rq (stub), zv_msg_rq (request));
+    assert_false (zv_msg_is_reply (stub));
+    assert_int_equal (json_object_size (zv_msg_body (stub)), 0);
+    zv_msg_t *reply = zv_msg_reply (stub);
+    assert_string_equal (zv_msg_re (reply), zv_msg_id (request));
+    assert_string_equal (zv_msg_rq (reply), zv_msg_rq (request));
+    zv_msg_destroy (&reply);
+    zv_msg_destroy (&stub);
+    zv_msg_destroy (&request);
+}
+
 static void
 test_msg_error_reply (void **state)
 {
@@ -2382,6 +2407,7 @@ main (void)
         cmocka_unit_test (test_msg_roundtrip_every_type),
         cmocka_unit_test (test_msg_wrong_field_on_wire),
         cmocka_unit_test (test_msg_error_reply),
+        cmocka_unit_test (test_msg_request_stub),
         cmocka_unit_test (test_msg_truncated_envelope),
         cmocka_unit_test (test_msg_bad_envelopes),
         cmocka_unit_test (test_msg_bad_frames),
