@@ -26,11 +26,12 @@ else
   BUILD  ?= build
   SAN    :=
 endif
-CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE $(shell pkg-config --cflags $(LIBS))
+CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN) -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(LIBS))
 LDLIBS   += $(shell pkg-config --libs $(LIBS)) -lpthread -lm
 LDFLAGS  += $(SAN)
 
-LIB_SRC  := $(wildcard common/*.c proto/*.c store/*.c actors/*.c)
+# The library is every module but the mains; a folder per actor or library.
+LIB_SRC  := $(wildcard common/*.c proto/*.c store/*.c bus/*.c virt/*.c actors/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libzova.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -56,7 +57,9 @@ $(LIB): $(LIB_OBJ)
 
 $(BUILD)/zovad: $(BUILD)/cmd/zovad.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/zova: $(BUILD)/cmd/zova.o $(LIB)
+CLI_SRC  := $(wildcard cmd/zova/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/zova: $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -94,7 +97,7 @@ bench:
 	@bash bench/run.sh $(BUILD)
 
 format:
-	clang-format -i $(LIB_SRC) $(wildcard */*.h) cmd/*.c $(UNIT_SRC)
+	clang-format -i $(LIB_SRC) $(wildcard */*.h */*/*.h) cmd/*.c $(CLI_SRC) $(UNIT_SRC)
 
 clean:
 	rm -rf build build-san build-mc

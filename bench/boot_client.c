@@ -26,7 +26,7 @@
 
 #include <czmq.h>
 #include <getopt.h>
-#include "../proto/zv_msg.h"
+#include "proto/zv_msg.h"
 #include "zv_bench.h"
 
 typedef struct {

@@ -15,7 +15,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <string.h>
-#include "../actors/zv_virt.h"
+#include "virt/zv_virt.h"
 #include "zv_bench.h"
 
 static void

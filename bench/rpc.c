@@ -19,7 +19,7 @@
 
 #include <czmq.h>
 #include <pthread.h>
-#include "../proto/zv_msg.h"
+#include "proto/zv_msg.h"
 #include "zv_bench.h"
 
 #define S_UUID "0b4ad1f0-3c1e-4d55-9f3a-8e2b7c6d5a41"

@@ -11,7 +11,7 @@
     The physical limit here is the CPU: a decision is a pass over the hosts. */
 
 #include "zv_bench.h"
-#include "../actors/zv_sched.h"
+#include "actors/scheduler/zv_sched.h"
 
 #define S_DECISIONS 2000
 

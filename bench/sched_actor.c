@@ -46,9 +46,9 @@
     the medians, which few refreshes touch.                              */
 
 #include <sys/stat.h>
-#include "../proto/zv_msg.h"
-#include "../store/zv_placement.h"
-#include "../store/zv_store.h"
+#include "proto/zv_msg.h"
+#include "store/zv_placement.h"
+#include "store/zv_store.h"
 #include "zv_bench.h"
 
 #define S_WARMUP     50

@@ -14,7 +14,7 @@
 
 #include <assert.h>
 #include <sys/stat.h>
-#include "../store/zv_store.h"
+#include "store/zv_store.h"
 #include "zv_bench.h"
 
 #define S_PER_TXN 500

@@ -20,7 +20,7 @@
 #include <lmdb.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "../store/zv_store.h"
+#include "store/zv_store.h"
 #include "zv_bench.h"
 
 #define S_INSTANCES 1000

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 //  Monotonic microseconds.
 static inline int64_t

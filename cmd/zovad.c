@@ -14,8 +14,8 @@
     signals are blocked in every thread and taken synchronously by the main
     thread (sigtimedwait), so no library's handler can swallow one.      */
 
-#include "../actors/zv_actors.h"
-#include "../actors/zv_virt.h"
+#include "actors/zv_actors.h"
+#include "virt/zv_virt.h"
 #include <getopt.h>
 #include <signal.h>
 

@@ -7,7 +7,7 @@
     Log lines go to czmq's zsys so that every actor in one process shares one
     stream; the line is formatted once here, into a stack buffer.            */
 
-#include "zv_common.h"
+#include "common/zv_common.h"
 
 #include <czmq.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /*  zv_sha256.c: SHA-256 on OpenSSL's EVP interface (see zv_sha256.h).     */
 
-#include "zv_sha256.h"
+#include "common/zv_sha256.h"
 #include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>

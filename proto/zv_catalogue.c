@@ -8,7 +8,7 @@
     O(log n) however many rows are added.  Field lists shared by an api row
     and its conductor row are one macro, so the two cannot drift apart.       */
 
-#include "zv_catalogue.h"
+#include "proto/zv_catalogue.h"
 
 #include <assert.h>
 #include <inttypes.h>

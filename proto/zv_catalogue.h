@@ -15,7 +15,7 @@
 #define ZV_CATALOGUE_H
 
 #include <jansson.h>
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 typedef enum {
     ZV_FIELD_STR,       //  UTF-8 string, max_len bytes (0: ZV_FIELD_DEFAULT_MAX)

@@ -27,8 +27,8 @@
     process without a syscall per message.  The prefix is chosen once, and
     chosen again in a forked child so parent and child never share ids.      */
 
-#include "zv_msg.h"
-#include "zv_pack.h"
+#include "proto/zv_msg.h"
+#include "proto/zv_pack.h"
 
 #include <msgpack.h>
 #include <assert.h>

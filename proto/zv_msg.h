@@ -29,8 +29,8 @@
 
 #include <czmq.h>
 #include <jansson.h>
-#include "../common/zv_common.h"
-#include "zv_catalogue.h"
+#include "common/zv_common.h"
+#include "proto/zv_catalogue.h"
 
 #define ZV_MSG_VERSION      1
 //  A request or cast is small; a reply may carry a whole listing (10,000

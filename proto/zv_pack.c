@@ -19,7 +19,7 @@
 
     No state outside the call: both directions are thread-safe.              */
 
-#include "zv_pack.h"
+#include "proto/zv_pack.h"
 
 #include <msgpack.h>
 #include <assert.h>

@@ -15,7 +15,7 @@
 #define ZV_PACK_H
 
 #include <jansson.h>
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 #define ZV_PACK_MAX_DEPTH   16
 #define ZV_PACK_MAX_STR     65536           //  bytes, any single string

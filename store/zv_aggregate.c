@@ -1,7 +1,7 @@
 /*  zv_aggregate.c: aggregates as store records; zone rules checked here so
     that every path (add host, set zone, create) keeps one zone per host.   */
 
-#include "zv_aggregate.h"
+#include "store/zv_aggregate.h"
 #include <stdio.h>
 #include <string.h>
 

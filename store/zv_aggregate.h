@@ -13,7 +13,7 @@
 #ifndef ZV_AGGREGATE_H
 #define ZV_AGGREGATE_H
 
-#include "zv_store.h"
+#include "store/zv_store.h"
 
 //  New aggregate (zone may be NULL).  ZV_EEXIST for a taken name.
 zv_status_t zv_aggregate_create (zv_txn_t *txn, const char *name, const char *zone,

@@ -1,6 +1,6 @@
 /*  zv_group.c: server groups as store records and their late check.       */
 
-#include "zv_group.h"
+#include "store/zv_group.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -14,7 +14,7 @@
 #ifndef ZV_GROUP_H
 #define ZV_GROUP_H
 
-#include "zv_store.h"
+#include "store/zv_store.h"
 
 //  ZV_EINVAL for an unknown policy or a rule the policy does not take.
 zv_status_t zv_group_create (zv_txn_t *txn, const char *name, const char *policy,

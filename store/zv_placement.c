@@ -5,7 +5,7 @@
     instance's compare-and-swap and the usage update commit together or not
     at all.  Amounts are integers (json integers), ratios doubles.          */
 
-#include "zv_placement.h"
+#include "store/zv_placement.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

@@ -23,7 +23,7 @@
 #ifndef ZV_PLACEMENT_H
 #define ZV_PLACEMENT_H
 
-#include "zv_store.h"
+#include "store/zv_store.h"
 
 //  Set a provider's inventories as its host reports them (created when
 //  new), keeping usages and admin overrides.  inventories is borrowed.

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <assert.h>
-#include "zv_state.h"
+#include "store/zv_state.h"
 
 //  Bit sets over the enums; task_states need more than 32 bits.
 #define VM_BIT(v)   (UINT32_C (1) << (v))

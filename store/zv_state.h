@@ -12,7 +12,7 @@
 #ifndef ZV_STATE_H
 #define ZV_STATE_H
 
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 typedef enum {
     ZV_VM_BUILDING, ZV_VM_ACTIVE, ZV_VM_STOPPED, ZV_VM_PAUSED, ZV_VM_SUSPENDED,

@@ -24,8 +24,8 @@
 #include <assert.h>
 #include <sys/stat.h>
 #include <lmdb.h>
-#include "zv_store.h"
-#include "../proto/zv_pack.h"
+#include "store/zv_store.h"
+#include "proto/zv_pack.h"
 
 #define S_ACTOR         "store"
 #define S_EXTRA_DBS     4               //  room for tables added by a migration

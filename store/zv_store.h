@@ -22,8 +22,8 @@
 #define ZV_STORE_H
 
 #include <jansson.h>
-#include "../common/zv_common.h"
-#include "zv_state.h"
+#include "common/zv_common.h"
+#include "store/zv_state.h"
 
 #define ZV_STORE_SCHEMA_VERSION 1
 

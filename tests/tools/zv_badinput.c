@@ -23,8 +23,8 @@
     failed, 2 on bad usage.  The request ids let a test find the peer's log
     line for a refused request.                                              */
 
-#include "../../proto/zv_msg.h"
-#include "../../proto/zv_pack.h"
+#include "proto/zv_msg.h"
+#include "proto/zv_pack.h"
 
 #include <msgpack.h>
 #include <assert.h>

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../../store/zv_aggregate.h"
-#include "../../store/zv_group.h"
+#include "store/zv_aggregate.h"
+#include "store/zv_group.h"
 
 typedef struct {
     char dir [64];

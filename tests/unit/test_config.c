@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../actors/zv_config.h"
+#include "common/zv_config.h"
 
 #define S_DATA_DIR "tests/data/config"
 #define S_SAMPLE   "config/zova.conf.sample"

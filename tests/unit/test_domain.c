@@ -33,7 +33,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "../../actors/zv_virt.h"
+#include "virt/zv_virt.h"
 
 #define S_GOLDEN_DIR "tests/data/domain"
 #define S_ZOVA_NS    "https://zova.dev/xmlns/instance/1"

@@ -26,8 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../actors/zv_imagecache.h"
-#include "../../actors/zv_disk.h"
+#include "virt/zv_imagecache.h"
+#include "virt/zv_disk.h"
 #include "zv_test.h"
 
 #define S_MIB           (INT64_C (1) << 20)

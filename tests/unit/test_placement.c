@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../../store/zv_placement.h"
+#include "store/zv_placement.h"
 
 typedef struct {
     char dir [64];

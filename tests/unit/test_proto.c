@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/zv_common.h"
-#include "../../proto/zv_pack.h"
-#include "../../proto/zv_catalogue.h"
-#include "../../proto/zv_msg.h"
+#include "common/zv_common.h"
+#include "proto/zv_pack.h"
+#include "proto/zv_catalogue.h"
+#include "proto/zv_msg.h"
 
 #define S_GOLDEN_DIR "tests/data/proto"
 

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../actors/zv_rpc.h"
+#include "bus/zv_rpc.h"
 
 #define S_TYPE       "api.ping"
 #define S_MAX_RUNS   16

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../actors/zv_config.h"
-#include "../../actors/zv_sched.h"
+#include "common/zv_config.h"
+#include "actors/scheduler/zv_sched.h"
 
 #define S_GOLDEN_DIR "tests/data/sched"
 #define S_ALL_FILTERS "ComputeFilter,CoreFilter,RamFilter,DiskFilter"

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../common/zv_sha256.h"
+#include "common/zv_sha256.h"
 
 static void
 s_hex_of (const char *text, char hex [65])

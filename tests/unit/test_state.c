@@ -13,7 +13,7 @@
 #include <string.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include "../../store/zv_state.h"
+#include "store/zv_state.h"
 
 #define S_COUNT(a) (sizeof (a) / sizeof ((a) [0]))
 #define UUID "4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31"

@@ -13,8 +13,8 @@
 #include <ftw.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "../../store/zv_store.h"
-#include "../../proto/zv_pack.h"
+#include "store/zv_store.h"
+#include "proto/zv_pack.h"
 
 #define UUID  "4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31"
 #define UUID2 "9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"

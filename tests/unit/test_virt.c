@@ -32,7 +32,7 @@
 #include <libvirt/virterror.h>
 #include <png.h>
 
-#include "../../actors/zv_virt.h"
+#include "virt/zv_virt.h"
 
 #define S_URI        "test:///default"
 #define S_UUID_A     "4f1c2a0e-8d3b-4c55-9a6e-0b7d2f1e9c31"

@@ -28,12 +28,12 @@
     orphan domains to reap.  While the hypervisor is unreachable the host
     heartbeats as degraded and reconnects with backoff.                      */
 
-#include "zv_actors.h"
-#include "zv_link.h"
-#include "zv_virt.h"
-#include "zv_workers.h"
-#include "zv_imagecache.h"
-#include "zv_disk.h"
+#include "actors/zv_actors.h"
+#include "bus/zv_link.h"
+#include "virt/zv_virt.h"
+#include "bus/zv_workers.h"
+#include "virt/zv_imagecache.h"
+#include "virt/zv_disk.h"
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <arpa/inet.h>

@@ -9,7 +9,7 @@
     an empty signal mask, whatever the actor's thread had.  Everything here
     runs on a worker thread and keeps no state.                              */
 
-#include "zv_disk.h"
+#include "virt/zv_disk.h"
 
 #include <assert.h>
 #include <dirent.h>

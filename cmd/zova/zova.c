@@ -39,10 +39,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "../common/zv_common.h"
-#include "../common/zv_sha256.h"
-#include "../proto/zv_msg.h"
-#include "../proto/zv_pack.h"
+#include "common/zv_common.h"
+#include "common/zv_sha256.h"
+#include "proto/zv_msg.h"
+#include "proto/zv_pack.h"
 
 #define ZOVA_VERSION            "0.1.0"
 #define ZOVA_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5774"

@@ -4,7 +4,7 @@
     an actor uses the same timeout; a call with another timeout is inserted in
     place (rare, and the list is short where it happens).                     */
 
-#include "zv_rpc.h"
+#include "bus/zv_rpc.h"
 
 typedef struct {
     char id [72];

@@ -28,18 +28,18 @@
     Housekeeping puts any build stuck past build_timeout into ERROR, so no
     instance stays in a transitional task_state forever.                    */
 
-#include "zv_actors.h"
-#include "zv_rpc.h"
-#include "../proto/zv_msg.h"
-#include "../proto/zv_pack.h"
-#include "../store/zv_store.h"
-#include "../store/zv_placement.h"
-#include "../store/zv_aggregate.h"
-#include "../store/zv_group.h"
+#include "actors/zv_actors.h"
+#include "bus/zv_rpc.h"
+#include "proto/zv_msg.h"
+#include "proto/zv_pack.h"
+#include "store/zv_store.h"
+#include "store/zv_placement.h"
+#include "store/zv_aggregate.h"
+#include "store/zv_group.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include "../common/zv_sha256.h"
+#include "common/zv_sha256.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

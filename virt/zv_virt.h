@@ -26,8 +26,8 @@
 #define ZV_VIRT_H
 
 #include <jansson.h>
-#include "../common/zv_common.h"
-#include "../store/zv_state.h"
+#include "common/zv_common.h"
+#include "store/zv_state.h"
 
 #define ZV_DOMAIN_PREFIX "zova-"
 

@@ -10,7 +10,7 @@
 #ifndef ZV_RPC_H
 #define ZV_RPC_H
 
-#include "../proto/zv_msg.h"
+#include "proto/zv_msg.h"
 
 typedef struct _zv_rpc_t zv_rpc_t;
 

@@ -10,8 +10,8 @@
 #ifndef ZV_LINK_H
 #define ZV_LINK_H
 
-#include "zv_actors.h"
-#include "zv_rpc.h"
+#include "bus/zv_actor.h"
+#include "bus/zv_rpc.h"
 
 typedef struct _zv_link_t zv_link_t;
 

@@ -1,7 +1,7 @@
 /*  zv_link.c: the DEALER to the conductor, its reader, heartbeat timer and
     rpc expiry timer, all registered on the actor's own zloop.               */
 
-#include "zv_link.h"
+#include "bus/zv_link.h"
 
 struct _zv_link_t {
     zsock_t *dealer;

@@ -39,8 +39,8 @@
     dispatched are freed after the pass, so a stale event never reaches a
     reused handle.                                                          */
 
-#include "zv_ws.h"
-#include "../common/zv_common.h"
+#include "actors/consoleproxy/zv_ws.h"
+#include "common/zv_common.h"
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <sys/socket.h>

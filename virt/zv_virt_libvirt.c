@@ -31,7 +31,7 @@
     (measured: about 60 ms for 720x400); an older QEMU sends PPM, which
     libpng encodes as PNG here (zv_virt_ppm_to_png).                         */
 
-#include "zv_virt.h"
+#include "virt/zv_virt.h"
 #define VIR_ENUM_SENTINELS     //  name every case of libvirt enums (-Wswitch-enum)
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>

@@ -10,7 +10,7 @@
 #ifndef ZV_CONFIG_H
 #define ZV_CONFIG_H
 
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 #define ZV_DEFAULT_API_ENDPOINT       "tcp://127.0.0.1:5774"
 #define ZV_DEFAULT_CONDUCTOR_ENDPOINT "tcp://127.0.0.1:5775"

@@ -10,9 +10,9 @@
     choice worse, never over-commit a host: the conductor's claim, in one
     store transaction, is the judge, and it tries the alternates.          */
 
-#include "zv_actors.h"
-#include "zv_link.h"
-#include "zv_sched.h"
+#include "actors/zv_actors.h"
+#include "bus/zv_link.h"
+#include "actors/scheduler/zv_sched.h"
 
 typedef struct {
     zv_config_t cfg;

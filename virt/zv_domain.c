@@ -26,7 +26,7 @@
     NULL when memory runs out or spec->nic is not one of the kinds below
     (a configuration error: the caller reports it).                        */
 
-#include "zv_virt.h"
+#include "virt/zv_virt.h"
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>

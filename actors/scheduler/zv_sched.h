@@ -41,7 +41,7 @@
 #define ZV_SCHED_H
 
 #include <jansson.h>
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 typedef struct _zv_sched_t zv_sched_t;
 

@@ -13,8 +13,8 @@
     one conductor.  A request the conductor does not answer within
     request_timeout gets a timeout error, never silence.                   */
 
-#include "zv_actors.h"
-#include "zv_link.h"
+#include "actors/zv_actors.h"
+#include "bus/zv_link.h"
 
 typedef struct {
     zv_config_t cfg;

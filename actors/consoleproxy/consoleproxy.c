@@ -31,9 +31,9 @@
     name it by id, so one that comes after it ended finds nothing.  Tokens
     are never logged beyond their first 8 characters.                     */
 
-#include "zv_actors.h"
-#include "zv_link.h"
-#include "zv_ws.h"
+#include "actors/zv_actors.h"
+#include "bus/zv_link.h"
+#include "actors/consoleproxy/zv_ws.h"
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>

@@ -18,9 +18,8 @@
 #ifndef ZV_IMAGECACHE_H
 #define ZV_IMAGECACHE_H
 
-#include "zv_actors.h"
-#include "zv_link.h"
-#include "zv_workers.h"
+#include "bus/zv_link.h"
+#include "bus/zv_workers.h"
 
 typedef struct _zv_imagecache_t zv_imagecache_t;
 

@@ -6,7 +6,7 @@
     job waiting, up to the limit: an actor that never blocks (libvirt's test
     driver) never starts one.                                                */
 
-#include "zv_workers.h"
+#include "bus/zv_workers.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

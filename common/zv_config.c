@@ -4,7 +4,7 @@
     bounds.  Defaults, parsing and validation all read that table, so a new
     key is one row (plus its line in config/zova.conf.sample).               */
 
-#include "zv_config.h"
+#include "common/zv_config.h"
 #include <assert.h>
 #include <errno.h>
 #include <stddef.h>

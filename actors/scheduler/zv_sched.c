@@ -12,7 +12,7 @@
     [0, 1] over the hosts that passed, multiplied by its multiplier, and
     summed; the choice is drawn among the best host_subset_size.         */
 
-#include "zv_sched.h"
+#include "actors/scheduler/zv_sched.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>

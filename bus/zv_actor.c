@@ -3,7 +3,7 @@
     handshake's status, so a failed start is a handshake followed by the
     word FAILED, which zovad's main thread watches for.                     */
 
-#include "zv_actors.h"
+#include "bus/zv_actor.h"
 
 int
 zv_actor_pipe_readable (zloop_t *loop, zsock_t *pipe, void *arg)

@@ -17,7 +17,7 @@
 #define ZV_DISK_H
 
 #include <jansson.h>
-#include "../common/zv_common.h"
+#include "common/zv_common.h"
 
 //  Create path as a qcow2 overlay of the raw file backing_raw_path, of
 //  size_gb GiB (0: the backing file's size).  Give backing_raw_path as an

@@ -23,8 +23,8 @@
     is what a completion holds.  A finish job still running at destroy
     completes its rename: the file it puts in place is verified.            */
 
-#include "zv_imagecache.h"
-#include "zv_disk.h"
+#include "virt/zv_imagecache.h"
+#include "virt/zv_disk.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -32,7 +32,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include "../common/zv_sha256.h"
+#include "common/zv_sha256.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
