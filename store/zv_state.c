@@ -124,6 +124,7 @@ static const char *s_action_names [ZV_ACTION_COUNT] = {
     [ZV_ACTION_UNSHELVE]        = "unshelve",
     [ZV_ACTION_SET_PASSWORD]    = "changePassword",
     [ZV_ACTION_SNAPSHOT]        = "createImage",
+    [ZV_ACTION_EVACUATE]        = "evacuate",
 };
 
 //  Nova's _STATE_MAP: the default status of each vm_state, then the pairs
@@ -169,65 +170,100 @@ static const struct {
 };
 
 //  The transition table.  Unless a row says otherwise Nova's decorator
-//  allows only task_state None.  create is absent: it is no transition.
+//  allows only task_state None.  A row whose vms is empty is no user action
+//  (create: an instance is born building, scheduling).  done, power and
+//  failed say what the host's report leaves: ZV_VM_SAME keeps the vm_state,
+//  ZV_VM_PRIOR restores the one the action started from (old_vm_state),
+//  ZV_POWER_REPORTED takes what the host saw.  Moves (resize, migrate,
+//  live migration, evacuate) end through the phases of their migration,
+//  which finish with these same columns.
+#define SAME     ZV_VM_SAME
+#define PRIOR    ZV_VM_PRIOR
+#define REPORTED ZV_POWER_REPORTED
+
 static const struct {
     zv_action_t action;
     uint32_t vms;                       //  allowed vm_states
     uint64_t tasks;                     //  allowed task_states
-    zv_task_state_t next;
+    zv_task_state_t next;               //  the task in flight
+    int done;                           //  vm_state when it succeeds
+    int power;                          //  power_state when it succeeds
+    int failed;                         //  vm_state when it fails
+    bool keeps_prior;                   //  records old_vm_state for PRIOR
 } s_transitions [] = {
+    { ZV_ACTION_CREATE,         0, 0,
+                                ZV_TASK_SCHEDULING, ZV_VM_ACTIVE, REPORTED, ZV_VM_ERROR, false },
     { ZV_ACTION_DELETE,         VM_ALL & ~VM (DELETED),
                                 TASK_ALL & ~TASK (DELETING),
-                                ZV_TASK_DELETING },
+                                ZV_TASK_DELETING, ZV_VM_DELETED, ZV_POWER_NOSTATE, ZV_VM_ERROR, false },
     { ZV_ACTION_REBOOT,         VM (ACTIVE),
                                 TASK (NONE) | TASK (REBOOTING)
                                 | TASK (REBOOT_PENDING) | TASK (REBOOT_STARTED),
-                                ZV_TASK_REBOOTING },
+                                ZV_TASK_REBOOTING, ZV_VM_ACTIVE, REPORTED, SAME, false },
+    //  Nova leaves a failed hard reboot in ERROR.
     { ZV_ACTION_REBOOT_HARD,    VM (ACTIVE) | VM (STOPPED) | VM (PAUSED)
                                 | VM (SUSPENDED) | VM (ERROR),
                                 TASK (NONE) | TASK_REBOOTS,
-                                ZV_TASK_REBOOTING_HARD },
+                                ZV_TASK_REBOOTING_HARD, ZV_VM_ACTIVE, REPORTED, ZV_VM_ERROR, false },
     { ZV_ACTION_STOP,           VM (ACTIVE) | VM (ERROR),
-                                TASK (NONE), ZV_TASK_POWERING_OFF },
+                                TASK (NONE), ZV_TASK_POWERING_OFF, ZV_VM_STOPPED, REPORTED, SAME, false },
     { ZV_ACTION_START,          VM (STOPPED),
-                                TASK (NONE), ZV_TASK_POWERING_ON },
+                                TASK (NONE), ZV_TASK_POWERING_ON, ZV_VM_ACTIVE, REPORTED, SAME, false },
     { ZV_ACTION_PAUSE,          VM (ACTIVE),
-                                TASK (NONE), ZV_TASK_PAUSING },
+                                TASK (NONE), ZV_TASK_PAUSING, ZV_VM_PAUSED, REPORTED, SAME, false },
     { ZV_ACTION_UNPAUSE,        VM (PAUSED),
-                                TASK (NONE), ZV_TASK_UNPAUSING },
+                                TASK (NONE), ZV_TASK_UNPAUSING, ZV_VM_ACTIVE, REPORTED, SAME, false },
     { ZV_ACTION_SUSPEND,        VM (ACTIVE),
-                                TASK (NONE), ZV_TASK_SUSPENDING },
+                                TASK (NONE), ZV_TASK_SUSPENDING, ZV_VM_SUSPENDED, REPORTED, SAME, false },
     { ZV_ACTION_RESUME,         VM (SUSPENDED),
-                                TASK (NONE), ZV_TASK_RESUMING },
+                                TASK (NONE), ZV_TASK_RESUMING, ZV_VM_ACTIVE, REPORTED, SAME, false },
     { ZV_ACTION_RESCUE,         VM (ACTIVE) | VM (STOPPED) | VM (ERROR),
-                                TASK (NONE), ZV_TASK_RESCUING },
+                                TASK (NONE), ZV_TASK_RESCUING, ZV_VM_RESCUED, REPORTED, SAME, false },
     { ZV_ACTION_UNRESCUE,       VM (RESCUED),
-                                TASK (NONE), ZV_TASK_UNRESCUING },
+                                TASK (NONE), ZV_TASK_UNRESCUING, ZV_VM_ACTIVE, REPORTED, SAME, false },
     { ZV_ACTION_REBUILD,        VM (ACTIVE) | VM (STOPPED) | VM (ERROR),
-                                TASK (NONE), ZV_TASK_REBUILDING },
+                                TASK (NONE), ZV_TASK_REBUILDING, PRIOR, REPORTED, ZV_VM_ERROR, true },
     { ZV_ACTION_RESIZE,         VM (ACTIVE) | VM (STOPPED),
-                                TASK (NONE), ZV_TASK_RESIZE_PREP },
+                                TASK (NONE), ZV_TASK_RESIZE_PREP, ZV_VM_RESIZED, REPORTED, SAME, true },
     //  Nova confirms with task None; zova shows the confirm in progress.
     { ZV_ACTION_CONFIRM_RESIZE, VM (RESIZED),
-                                TASK (NONE), ZV_TASK_RESIZE_CONFIRMING },
+                                TASK (NONE), ZV_TASK_RESIZE_CONFIRMING, PRIOR, REPORTED, SAME, false },
     { ZV_ACTION_REVERT_RESIZE,  VM (RESIZED),
-                                TASK (NONE), ZV_TASK_RESIZE_REVERTING },
+                                TASK (NONE), ZV_TASK_RESIZE_REVERTING, PRIOR, REPORTED, SAME, false },
     { ZV_ACTION_MIGRATE,        VM (ACTIVE) | VM (STOPPED),
-                                TASK (NONE), ZV_TASK_RESIZE_PREP },
+                                TASK (NONE), ZV_TASK_RESIZE_PREP, ZV_VM_RESIZED, REPORTED, SAME, true },
     { ZV_ACTION_LIVE_MIGRATE,   VM (ACTIVE) | VM (PAUSED),
-                                TASK (NONE), ZV_TASK_MIGRATING },
+                                TASK (NONE), ZV_TASK_MIGRATING, SAME, REPORTED, SAME, false },
     { ZV_ACTION_SHELVE,         VM (ACTIVE) | VM (STOPPED) | VM (PAUSED)
                                 | VM (SUSPENDED),
-                                TASK (NONE), ZV_TASK_SHELVING },
+                                TASK (NONE), ZV_TASK_SHELVING, ZV_VM_SHELVED, ZV_POWER_SHUTDOWN, SAME, false },
     { ZV_ACTION_SHELVE_OFFLOAD, VM (SHELVED),
-                                TASK (NONE), ZV_TASK_SHELVING_OFFLOADING },
+                                TASK (NONE), ZV_TASK_SHELVING_OFFLOADING, ZV_VM_SHELVED_OFFLOADED,
+                                ZV_POWER_NOSTATE, SAME, false },
     { ZV_ACTION_UNSHELVE,       VM (SHELVED) | VM (SHELVED_OFFLOADED),
-                                TASK (NONE), ZV_TASK_UNSHELVING },
+                                TASK (NONE), ZV_TASK_UNSHELVING, ZV_VM_ACTIVE, REPORTED, SAME, false },
     { ZV_ACTION_SET_PASSWORD,   VM (ACTIVE),
-                                TASK (NONE), ZV_TASK_UPDATING_PASSWORD },
+                                TASK (NONE), ZV_TASK_UPDATING_PASSWORD, SAME, REPORTED, SAME, false },
     { ZV_ACTION_SNAPSHOT,       VM (ACTIVE) | VM (STOPPED) | VM (PAUSED)
                                 | VM (SUSPENDED),
-                                TASK (NONE), ZV_TASK_IMAGE_SNAPSHOT },
+                                TASK (NONE), ZV_TASK_IMAGE_SNAPSHOT, SAME, REPORTED, SAME, false },
+    //  Nova's evacuate is a rebuild on another host: a stopped server stays
+    //  stopped, any other comes back active.
+    { ZV_ACTION_EVACUATE,       VM (ACTIVE) | VM (STOPPED) | VM (ERROR),
+                                TASK (NONE), ZV_TASK_REBUILDING, PRIOR, REPORTED, ZV_VM_ERROR, true },
+};
+
+//  Chains of task_states a host walks step by step, each step a
+//  compare-and-swap (a delete that lands between two steps ends the chain).
+//  The chain's first task is the one its action's row moves to.
+static const struct {
+    zv_task_state_t from, to;
+} s_steps [] = {
+    { ZV_TASK_SCHEDULING,           ZV_TASK_NETWORKING },
+    { ZV_TASK_NETWORKING,           ZV_TASK_BLOCK_DEVICE_MAPPING },
+    { ZV_TASK_BLOCK_DEVICE_MAPPING, ZV_TASK_SPAWNING },
+    { ZV_TASK_REBUILDING,           ZV_TASK_REBUILD_BLOCK_DEVICE_MAPPING },
+    { ZV_TASK_REBUILD_BLOCK_DEVICE_MAPPING, ZV_TASK_REBUILD_SPAWNING },
 };
 
 _Static_assert (ZV_VM_COUNT <= 32, "vm_state sets are uint32_t");
@@ -323,7 +359,7 @@ zv_state_check (zv_action_t action, const char *uuid,
     assert (next_p);
     const char *name = zv_action_name (action);
     for (size_t i = 0; i < S_COUNT (s_transitions); i++) {
-        if (s_transitions [i].action != action)
+        if (s_transitions [i].action != action || !s_transitions [i].vms)
             continue;
         //  Nova checks vm_state first, so that is the reason it gives.
         if ((unsigned) vm >= ZV_VM_COUNT
@@ -345,5 +381,126 @@ zv_state_check (zv_action_t action, const char *uuid,
     }
     snprintf (errbuf, errlen, "'%s' is not an instance state transition",
               name? name: "unknown");
+    return ZV_EINVAL;
+}
+
+zv_task_state_t
+zv_state_action_task (zv_action_t action)
+{
+    for (size_t i = 0; i < S_COUNT (s_transitions); i++)
+        if (s_transitions [i].action == action)
+            return s_transitions [i].next;
+    return ZV_TASK_NONE;
+}
+
+bool
+zv_state_action_keeps_prior (zv_action_t action)
+{
+    for (size_t i = 0; i < S_COUNT (s_transitions); i++)
+        if (s_transitions [i].action == action)
+            return s_transitions [i].keeps_prior;
+    return false;
+}
+
+static const char *s_outcome_names [ZV_OUTCOME_COUNT] = {
+    [ZV_OUTCOME_STEP]   = "step",
+    [ZV_OUTCOME_DONE]   = "done",
+    [ZV_OUTCOME_FAILED] = "failed",
+};
+
+const char *
+zv_outcome_name (zv_outcome_t outcome)
+{
+    return (unsigned) outcome < ZV_OUTCOME_COUNT? s_outcome_names [outcome]: NULL;
+}
+
+int
+zv_outcome_from_name (const char *name)
+{
+    return name? s_lookup (s_outcome_names, ZV_OUTCOME_COUNT, name): -1;
+}
+
+//  The step out of task, or NONE when task ends no step.
+static zv_task_state_t
+s_step_after (zv_task_state_t task)
+{
+    for (size_t i = 0; i < S_COUNT (s_steps); i++)
+        if (s_steps [i].from == task)
+            return s_steps [i].to;
+    return ZV_TASK_NONE;
+}
+
+//  The first task of the chain task belongs to (task itself when none).
+static zv_task_state_t
+s_chain_head (zv_task_state_t task)
+{
+    for (bool moved = true; moved; ) {
+        moved = false;
+        for (size_t i = 0; i < S_COUNT (s_steps); i++)
+            if (s_steps [i].to == task) {
+                task = s_steps [i].from;
+                moved = true;
+            }
+    }
+    return task;
+}
+
+zv_status_t
+zv_state_outcome (zv_task_state_t task, zv_outcome_t outcome, zv_status_t why,
+                  zv_state_result_t *result, char *errbuf, size_t errlen)
+{
+    assert (result);
+    const char *task_name = zv_task_state_name (task);
+    const char *outcome_name = zv_outcome_name (outcome);
+    if ((unsigned) task >= ZV_TASK_COUNT || task == ZV_TASK_NONE || !outcome_name) {
+        snprintf (errbuf, errlen, "no operation is in flight (task_state %s) to report %s on",
+                  task_name? task_name: "None", outcome_name? outcome_name: "an unknown outcome");
+        return ZV_ECONFLICT;
+    }
+    zv_task_state_t head = s_chain_head (task);
+    size_t row = S_COUNT (s_transitions);
+    for (size_t i = 0; i < S_COUNT (s_transitions) && row == S_COUNT (s_transitions); i++)
+        if (s_transitions [i].next == head)
+            row = i;
+    if (row == S_COUNT (s_transitions)) {
+        snprintf (errbuf, errlen, "task_state %s is no operation a host reports on", task_name);
+        return ZV_ECONFLICT;
+    }
+    zv_task_state_t step = s_step_after (task);
+    *result = (zv_state_result_t) {
+        .action = s_transitions [row].action, .task = ZV_TASK_NONE,
+        .vm = ZV_VM_SAME, .power = ZV_POWER_REPORTED,
+        .build = s_transitions [row].action == ZV_ACTION_CREATE,
+    };
+    switch (outcome) {
+        case ZV_OUTCOME_STEP:
+            if (step == ZV_TASK_NONE) {
+                snprintf (errbuf, errlen, "task_state %s has no next step", task_name);
+                return ZV_ECONFLICT;
+            }
+            result->task = step;
+            return ZV_OK;
+        case ZV_OUTCOME_DONE:
+            //  A chain is done only from its last step.
+            if (step != ZV_TASK_NONE) {
+                snprintf (errbuf, errlen, "'%s' cannot be done in task_state %s (steps remain)",
+                          zv_action_name (result->action), task_name);
+                return ZV_ECONFLICT;
+            }
+            result->vm = s_transitions [row].done;
+            result->power = s_transitions [row].power;
+            result->finished = true;
+            return ZV_OK;
+        case ZV_OUTCOME_FAILED:
+            result->vm = (why == ZV_EUNSUPPORTED && !result->build)? ZV_VM_SAME
+                                                                    : s_transitions [row].failed;
+            if (result->build)
+                result->power = ZV_POWER_NOSTATE;
+            result->finished = true;
+            return ZV_OK;
+        case ZV_OUTCOME_COUNT:
+            break;
+    }
+    snprintf (errbuf, errlen, "unknown outcome");
     return ZV_EINVAL;
 }

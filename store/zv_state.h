@@ -6,8 +6,13 @@
     for each action, the vm_states and task_states it is allowed from and the
     task_state it moves the instance to.  zv_state_check is the only place a
     user action is judged; the store applies its answer inside the same
-    compare-and-swap transaction.  Names are what is stored and sent: enums
-    never reach the wire or the disk as numbers.                              */
+    compare-and-swap transaction.  Each row also says what the action leaves
+    when its host reports it done or failed (vm_state, and power_state where
+    it is fixed), so that a host reports outcomes and facts and never names a
+    vm_state: zv_state_outcome is the only place a report is judged.  Builds
+    and rebuilds walk a chain of task_states (scheduling -> networking ->
+    block_device_mapping -> spawning), one step table.  Names are what is
+    stored and sent: enums never reach the wire or the disk as numbers.      */
 
 #ifndef ZV_STATE_H
 #define ZV_STATE_H
@@ -58,7 +63,7 @@ typedef enum {
     ZV_ACTION_REBUILD, ZV_ACTION_RESIZE, ZV_ACTION_CONFIRM_RESIZE,
     ZV_ACTION_REVERT_RESIZE, ZV_ACTION_MIGRATE, ZV_ACTION_LIVE_MIGRATE,
     ZV_ACTION_SHELVE, ZV_ACTION_SHELVE_OFFLOAD, ZV_ACTION_UNSHELVE,
-    ZV_ACTION_SET_PASSWORD, ZV_ACTION_SNAPSHOT,
+    ZV_ACTION_SET_PASSWORD, ZV_ACTION_SNAPSHOT, ZV_ACTION_EVACUATE,
     ZV_ACTION_COUNT
 } zv_action_t;
 
@@ -87,5 +92,51 @@ const char *zv_status_derive (zv_vm_state_t vm, zv_task_state_t task);
 zv_status_t zv_state_check (zv_action_t action, const char *uuid,
                             zv_vm_state_t vm, zv_task_state_t task,
                             zv_task_state_t *next_p, char *errbuf, size_t errlen);
+
+//  The task_state an action moves the instance to (what zv_state_check
+//  answers when the action is allowed); ZV_TASK_NONE for an unknown action.
+//  create's is scheduling, the first step of a build.
+zv_task_state_t zv_state_action_task (zv_action_t action);
+
+//  What a host reports of an operation in flight.
+typedef enum {
+    ZV_OUTCOME_STEP,                //  the next step of a chain (build, rebuild)
+    ZV_OUTCOME_DONE,                //  the operation succeeded
+    ZV_OUTCOME_FAILED,              //  it failed; why says how (zv_status_t)
+    ZV_OUTCOME_COUNT
+} zv_outcome_t;
+
+const char *zv_outcome_name (zv_outcome_t outcome);  //  "step", "done", "failed"
+int zv_outcome_from_name (const char *name);        //  -1 when unknown
+
+//  Markers in a result where a state is not fixed by the table.
+#define ZV_VM_SAME          ZV_VM_COUNT             //  vm_state unchanged
+#define ZV_VM_PRIOR         (ZV_VM_COUNT + 1)       //  as before the action: stopped if it
+                                                    //  was stopped, else active
+#define ZV_POWER_REPORTED   ZV_POWER_COUNT          //  what the host saw (unchanged if none)
+
+//  What a report makes of the instance, from the table.
+typedef struct {
+    zv_action_t action;             //  the action the task in flight belongs to
+    zv_task_state_t task;           //  task_state after the report
+    int vm;                         //  a zv_vm_state_t, ZV_VM_SAME or ZV_VM_PRIOR
+    int power;                      //  a zv_power_state_t or ZV_POWER_REPORTED
+    bool finished;                  //  the action is over (its record is closed)
+    bool build;                     //  a build's end: launched_at on done, reschedule on failure
+} zv_state_result_t;
+
+//  Judge a host's report on an instance whose task_state is task: which
+//  outcomes that task can have, and what each leaves.  why is the failure's
+//  status (ZV_OK for step and done); an operation the hypervisor does not
+//  support (ZV_EUNSUPPORTED) leaves the vm_state as it was, whatever the
+//  row says, except for a build.  ZV_ECONFLICT with a clear message when the
+//  task cannot have this outcome (a step of a task that is no chain, done
+//  in the middle of a build, anything with task_state None).
+zv_status_t zv_state_outcome (zv_task_state_t task, zv_outcome_t outcome, zv_status_t why,
+                              zv_state_result_t *result, char *errbuf, size_t errlen);
+
+//  Does the action keep the vm_state it started from (old_vm_state on the
+//  record), for a later ZV_VM_PRIOR?  (resize, migrate, evacuate, rebuild)
+bool zv_state_action_keeps_prior (zv_action_t action);
 
 #endif

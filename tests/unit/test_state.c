@@ -46,7 +46,7 @@ static const char *s_actions [] = {
     "create", "delete", "reboot", "reboot_hard", "stop", "start", "pause",
     "unpause", "suspend", "resume", "rescue", "unrescue", "rebuild", "resize",
     "confirmResize", "revertResize", "migrate", "live-migration", "shelve",
-    "shelveOffload", "unshelve", "changePassword", "createImage",
+    "shelveOffload", "unshelve", "changePassword", "createImage", "evacuate",
 };
 
 static void
@@ -217,6 +217,7 @@ static const struct {
     { "unshelve",       "shelved shelved_offloaded", "-", "unshelving" },
     { "changePassword", "active",             "-", "updating_password" },
     { "createImage",    "active stopped paused suspended", "-", "image_snapshot" },
+    { "evacuate",       "active stopped error", "-", "rebuilding" },
 };
 
 //  True when name is in the set spec (see s_rows).
@@ -318,6 +319,111 @@ test_transition_messages (void **state)
     assert_string_equal (tiny, "Cannot ");
 }
 
+//  What a host's report leaves, written out by name: the task in flight,
+//  the outcome, the failure's status, then the next task ("-" None), the
+//  vm_state ("=" unchanged, "prior" as before the action), the power state
+//  ("seen" as reported) and whether the action is over; "refused" when the
+//  table must refuse the report.
+static const struct {
+    const char *task, *outcome;
+    zv_status_t why;
+    const char *next, *vm, *power;
+    bool finished;
+} s_reports [] = {
+    { "scheduling",           "step",   ZV_OK, "networking",           "=", "seen", false },
+    { "networking",           "step",   ZV_OK, "block_device_mapping", "=", "seen", false },
+    { "block_device_mapping", "step",   ZV_OK, "spawning",             "=", "seen", false },
+    { "spawning",             "done",   ZV_OK, "-", "active",  "seen",    true },
+    { "spawning",             "failed", ZV_EIO, "-", "error",  "nostate", true },
+    { "spawning",             "failed", ZV_EUNSUPPORTED, "-", "error", "nostate", true },
+    { "networking",           "failed", ZV_EIO, "-", "error",  "nostate", true },
+    { "rebooting",            "done",   ZV_OK, "-", "active",  "seen",    true },
+    { "rebooting",            "failed", ZV_EIO, "-", "=",      "seen",    true },
+    { "rebooting_hard",       "failed", ZV_EIO, "-", "error",  "seen",    true },
+    { "rebooting_hard",       "failed", ZV_EUNSUPPORTED, "-", "=", "seen", true },
+    { "powering-off",         "done",   ZV_OK, "-", "stopped", "seen",    true },
+    { "powering-on",          "done",   ZV_OK, "-", "active",  "seen",    true },
+    { "pausing",              "done",   ZV_OK, "-", "paused",  "seen",    true },
+    { "unpausing",            "done",   ZV_OK, "-", "active",  "seen",    true },
+    { "suspending",           "done",   ZV_OK, "-", "suspended", "seen",  true },
+    { "resuming",             "done",   ZV_OK, "-", "active",  "seen",    true },
+    { "rescuing",             "done",   ZV_OK, "-", "rescued", "seen",    true },
+    { "rescuing",             "failed", ZV_EIO, "-", "=",      "seen",    true },
+    { "unrescuing",           "done",   ZV_OK, "-", "active",  "seen",    true },
+    { "updating_password",    "done",   ZV_OK, "-", "=",       "seen",    true },
+    { "updating_password",    "failed", ZV_EIO, "-", "=",      "seen",    true },
+    { "deleting",             "done",   ZV_OK, "-", "deleted", "nostate", true },
+    { "deleting",             "failed", ZV_EIO, "-", "error",  "seen",    true },
+    { "rebuilding",           "step",   ZV_OK, "rebuild_block_device_mapping", "=", "seen", false },
+    { "rebuild_block_device_mapping", "step", ZV_OK, "rebuild_spawning", "=", "seen", false },
+    { "rebuild_spawning",     "done",   ZV_OK, "-", "prior",   "seen",    true },
+    { "rebuild_spawning",     "failed", ZV_EIO, "-", "error",  "seen",    true },
+    { "resize_confirming",    "done",   ZV_OK, "-", "prior",   "seen",    true },
+    { "resize_reverting",     "done",   ZV_OK, "-", "prior",   "seen",    true },
+    { "migrating",            "done",   ZV_OK, "-", "=",       "seen",    true },
+    { "migrating",            "failed", ZV_EIO, "-", "=",      "seen",    true },
+    //  What the table refuses.
+    { "-",                    "done",   ZV_OK, "refused", NULL, NULL, false },
+    { "spawning",             "step",   ZV_OK, "refused", NULL, NULL, false },
+    { "networking",           "done",   ZV_OK, "refused", NULL, NULL, false },
+    { "rebooting",            "step",   ZV_OK, "refused", NULL, NULL, false },
+    { "reboot_pending",       "done",   ZV_OK, "refused", NULL, NULL, false },
+};
+
+static void
+test_outcomes (void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < S_COUNT (s_reports); i++) {
+        int task = s_task (s_reports [i].task);
+        int outcome = zv_outcome_from_name (s_reports [i].outcome);
+        assert_true (task >= 0 && outcome >= 0);
+        zv_state_result_t result;
+        char err [256] = "";
+        zv_status_t rc = zv_state_outcome ((zv_task_state_t) task, (zv_outcome_t) outcome,
+                                           s_reports [i].why, &result, err, sizeof err);
+        if (!strcmp (s_reports [i].next, "refused")) {
+            if (rc != ZV_ECONFLICT)
+                fail_msg ("%s %s: accepted, want refused", s_reports [i].task, s_reports [i].outcome);
+            assert_true (strlen (err) > 0);
+            continue;
+        }
+        if (rc != ZV_OK)
+            fail_msg ("%s %s: refused: %s", s_reports [i].task, s_reports [i].outcome, err);
+        assert_int_equal (result.task, s_task (s_reports [i].next));
+        int vm = !strcmp (s_reports [i].vm, "=")? ZV_VM_SAME
+               : !strcmp (s_reports [i].vm, "prior")? ZV_VM_PRIOR
+               : zv_vm_state_from_name (s_reports [i].vm);
+        if (result.vm != vm)
+            fail_msg ("%s %s: vm %d, want %s", s_reports [i].task, s_reports [i].outcome,
+                      result.vm, s_reports [i].vm);
+        int power = !strcmp (s_reports [i].power, "seen")? ZV_POWER_REPORTED
+                  : zv_power_state_from_name (s_reports [i].power);
+        if (result.power != power)
+            fail_msg ("%s %s: power %d, want %s", s_reports [i].task, s_reports [i].outcome,
+                      result.power, s_reports [i].power);
+        assert_int_equal (result.finished, s_reports [i].finished);
+    }
+    //  Every user action's task, and create's chain, is a task a host can
+    //  report on; the build flag marks create's only.
+    zv_state_result_t result;
+    char err [256];
+    assert_int_equal (zv_state_action_task (ZV_ACTION_CREATE), ZV_TASK_SCHEDULING);
+    assert_int_equal (zv_state_outcome (ZV_TASK_SPAWNING, ZV_OUTCOME_DONE, ZV_OK, &result,
+                                        err, sizeof err), ZV_OK);
+    assert_true (result.build);
+    assert_int_equal (result.action, ZV_ACTION_CREATE);
+    assert_int_equal (zv_state_outcome (ZV_TASK_POWERING_OFF, ZV_OUTCOME_DONE, ZV_OK, &result,
+                                        err, sizeof err), ZV_OK);
+    assert_false (result.build);
+    assert_int_equal (result.action, ZV_ACTION_STOP);
+    assert_true (zv_state_action_keeps_prior (ZV_ACTION_RESIZE));
+    assert_true (zv_state_action_keeps_prior (ZV_ACTION_EVACUATE));
+    assert_false (zv_state_action_keeps_prior (ZV_ACTION_STOP));
+    assert_int_equal (zv_outcome_from_name ("finished"), -1);
+    assert_null (zv_outcome_name (ZV_OUTCOME_COUNT));
+}
+
 int
 main (void)
 {
@@ -327,6 +433,7 @@ main (void)
         cmocka_unit_test (test_status_derive),
         cmocka_unit_test (test_transitions_exhaustive),
         cmocka_unit_test (test_transition_messages),
+        cmocka_unit_test (test_outcomes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
