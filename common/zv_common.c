@@ -35,6 +35,7 @@ static const s_status_row_t s_status [ZV_STATUS_COUNT] = {
     [ZV_EIO]          = { "io",            500 },
     [ZV_ENOMEM]       = { "nomem",         500 },
     [ZV_EINTERNAL]    = { "internal",      500 },
+    [ZV_EFORBIDDEN]   = { "forbidden",     403 },
 };
 
 const char *
@@ -168,4 +169,21 @@ zv_log_emit (int level, const char *actor, const char *request_id,
         case 2:  zsys_info ("%s", line);    break;
         default: zsys_debug ("%s", line);   break;
     }
+}
+
+bool
+zv_text_printable (const char *text, size_t len)
+{
+    if (!text || len == 0 || text [0] == ' ' || text [len - 1] == ' ')
+        return false;
+    const unsigned char *bytes = (const unsigned char *) text;
+    for (size_t at = 0; at < len; at++) {
+        if (bytes [at] < 0x20 || bytes [at] == 0x7f)
+            return false;
+        //  U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+        if (bytes [at] == 0xef && at + 2 < len && bytes [at + 1] == 0xbf
+        &&  (bytes [at + 2] == 0xbe || bytes [at + 2] == 0xbf))
+            return false;
+    }
+    return true;
 }

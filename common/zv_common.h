@@ -27,6 +27,7 @@ typedef enum {
     ZV_EIO,             //  local I/O, LMDB or libvirt failure (500)
     ZV_ENOMEM,          //  allocation failed (500)
     ZV_EINTERNAL,       //  a bug: broken invariant reported to a peer (500)
+    ZV_EFORBIDDEN,      //  the caller may not do this (403)
     ZV_STATUS_COUNT
 } zv_status_t;
 
@@ -48,6 +49,12 @@ const char *zv_iso8601 (int64_t ms, char buf[32]);
 void zv_uuid_new (char out[ZV_UUID_LEN + 1]);
 //  True when s is a canonical 36-char UUID string.
 bool zv_uuid_valid (const char *s);
+
+//  Is text[0..len) (valid UTF-8) a printable name: no control character
+//  (C0, DEL), no U+FFFE or U+FFFF (which XML 1.0, and so libvirt's domain
+//  XML, does not allow), no leading or trailing blank?  What Nova's name
+//  parameter requires, in one place for every name zova stores.
+bool zv_text_printable (const char *text, size_t len);
 
 //  Logging.  Levels: 0 error, 1 warning, 2 info, 3 debug.
 extern int zv_log_level;

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <lmdb.h>
 #include "store/zv_store.h"
+#include "store/zv_instance.h"
 #include "proto/zv_pack.h"
 
 #define S_ACTOR         "store"
@@ -58,6 +59,8 @@ static const char *s_table_names [ZV_TABLE_COUNT] = {
     [ZV_TABLE_AGGREGATES]  = "aggregates",
     [ZV_TABLE_SERVER_GROUPS] = "server_groups",
     [ZV_TABLE_CONSOLE_TOKENS] = "console_tokens",
+    [ZV_TABLE_MIGRATIONS]  = "migrations",
+    [ZV_TABLE_OPEN_MIGRATIONS] = "open_migrations",
 };
 
 const char *
@@ -222,10 +225,21 @@ s_write (zv_txn_t *txn, zv_table_t table, const char *key, const json_t *rec,
                     key, s_table_names [table]);
         return ZV_EINVAL;
     }
+    //  An instance record is checked by its codec: what is written here can
+    //  always be listed and decoded again.
+    if (table == ZV_TABLE_INSTANCES) {
+        char reason [256];
+        status = zv_instance_check (rec, reason, sizeof reason);
+        if (status) {
+            zv_warning (S_ACTOR, NULL, "instance record %s refused: %s", key, reason);
+            return status;
+        }
+    }
     json_t *copy = NULL;
     if (!json_object_get (rec, "_rv")) {
         copy = json_copy ((json_t *) rec);
-        if (!copy || json_object_set_new (copy, "_rv", json_integer (1))) {
+        json_int_t version = table == ZV_TABLE_INSTANCES? ZV_INSTANCE_VERSION: 1;
+        if (!copy || json_object_set_new (copy, "_rv", json_integer (version))) {
             json_decref (copy);
             return ZV_ENOMEM;
         }
@@ -364,11 +378,50 @@ zv_store_count (zv_txn_t *txn, zv_table_t table)
 //  Open, schema version and migrations
 
 //  Migration from version v to v + 1 runs as s_migrations [v], inside the
-//  opening write transaction; nothing older than version 1 exists, so the
-//  table is empty until the schema changes.
+//  opening write transaction; nothing older than version 1 exists.  New
+//  tables need no migration (every table is opened with MDB_CREATE).
 typedef zv_status_t (s_migration_fn) (zv_txn_t *txn, char *errbuf, size_t errlen);
+
+//  1 -> 2: instance records are checked before every write (flat string
+//  metadata, bounded depth).  Records an older zova wrote unchecked are
+//  brought within those bounds, so that no record can make a listing fail.
+typedef struct {
+    json_t *changed;                    //  [uuid, record] pairs to write back
+} s_upgrade_t;
+
+static bool
+s_upgrade_visit (const char *key, json_t *rec, void *arg)
+{
+    s_upgrade_t *upgrade = (s_upgrade_t *) arg;
+    if (zv_instance_upgrade (rec))
+        json_array_append_new (upgrade->changed, json_pack ("[s,O]", key, rec));
+    return true;
+}
+
+static zv_status_t
+s_migrate_1_2 (zv_txn_t *txn, char *errbuf, size_t errlen)
+{
+    s_upgrade_t upgrade = { json_array () };
+    zv_status_t status = zv_store_scan (txn, ZV_TABLE_INSTANCES, "", s_upgrade_visit, &upgrade);
+    size_t index;
+    json_t *pair;
+    json_array_foreach (upgrade.changed, index, pair) {
+        if (status != ZV_OK)
+            break;
+        status = zv_store_put (txn, ZV_TABLE_INSTANCES, json_string_value (json_array_get (pair, 0)),
+                               json_array_get (pair, 1));
+        zv_warning (S_ACTOR, NULL, "instance %s: record upgraded (metadata or nesting out of bounds)",
+                    json_string_value (json_array_get (pair, 0)));
+    }
+    json_decref (upgrade.changed);
+    if (status != ZV_OK)
+        snprintf (errbuf, errlen, "cannot upgrade instance records: %s", zv_status_name (status));
+    return status;
+}
+
 static s_migration_fn *const s_migrations [ZV_STORE_SCHEMA_VERSION + 1] = {
     [0] = NULL,
+    [1] = s_migrate_1_2,
 };
 
 static zv_status_t
@@ -653,6 +706,9 @@ zv_store_instance_cas (zv_txn_t *txn, const char *uuid,
         status = ZV_ENOMEM;
         goto cleanup;
     }
+    status = zv_instance_check (rec, errbuf, errlen);
+    if (status)
+        goto cleanup;
     s_set_updated (rec);
     status = zv_store_put (txn, ZV_TABLE_INSTANCES, uuid, rec);
     if (status) {
@@ -705,6 +761,9 @@ zv_store_instance_action (zv_txn_t *txn, const char *uuid,
         goto cleanup;
     const char *next_name = zv_task_state_name (next);
     json_object_set_new (rec, "task_state", next_name? json_string (next_name): json_null ());
+    //  A move or rebuild ends in the vm_state it started from (ZV_VM_PRIOR).
+    if (zv_state_action_keeps_prior (action))
+        json_object_set_new (rec, "old_vm_state", json_string (zv_vm_state_name ((zv_vm_state_t) vm)));
     s_set_updated (rec);
     status = zv_store_put (txn, ZV_TABLE_INSTANCES, uuid, rec);
     if (!status)

@@ -16,7 +16,8 @@
     Instance state changes go through zv_store_instance_cas (compare-and-swap
     on the expected task_state) and zv_store_instance_action (a user action
     judged by zv_state_check, plus its action-log record), both inside the
-    caller's transaction.                                                     */
+    caller's transaction; every instance write is checked by the record's
+    codec (store/zv_instance.h) first.                                        */
 
 #ifndef ZV_STORE_H
 #define ZV_STORE_H
@@ -25,7 +26,7 @@
 #include "common/zv_common.h"
 #include "store/zv_state.h"
 
-#define ZV_STORE_SCHEMA_VERSION 1
+#define ZV_STORE_SCHEMA_VERSION 2
 
 typedef enum {
     ZV_TABLE_META,          //  "schema_version" -> {version}
@@ -39,6 +40,8 @@ typedef enum {
     ZV_TABLE_AGGREGATES,    //  aggregate id -> aggregate (hosts, metadata, zone)
     ZV_TABLE_SERVER_GROUPS, //  group uuid -> server group (policy, rules, members)
     ZV_TABLE_CONSOLE_TOKENS,//  sha256 of a console token -> {instance_uuid, kind, host, port, expires_ms}
+    ZV_TABLE_MIGRATIONS,    //  migration id (10 digits) -> migration record (store/zv_migration.h)
+    ZV_TABLE_OPEN_MIGRATIONS,   //  instance uuid -> {id, source_host, dest_host, kind, phase}
     ZV_TABLE_COUNT
 } zv_table_t;
 

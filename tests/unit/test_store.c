@@ -111,7 +111,9 @@ test_table_names (void **state)
     (void) state;
     static const char *names [] = { "meta", "instances", "flavors", "images",
                                     "services", "nodes", "allocations", "actions",
-                                    "aggregates", "server_groups", "console_tokens" };
+                                    "aggregates", "server_groups", "console_tokens",
+                                    "migrations", "open_migrations" };
+    assert_int_equal (sizeof names / sizeof names [0], ZV_TABLE_COUNT);
     for (int t = 0; t < ZV_TABLE_COUNT; t++)
         assert_string_equal (zv_table_name ((zv_table_t) t), names [t]);
     assert_null (zv_table_name (ZV_TABLE_COUNT));
