@@ -26,6 +26,8 @@
 #define F_MAP(n, req)           { .name = n, .kind = ZV_FIELD_MAP, .required = req }
 #define F_ARRAY(n, req, mx)     { .name = n, .kind = ZV_FIELD_ARRAY, .required = req, .max = mx }
 #define F_STR_ARRAY(n, req, mx) { .name = n, .kind = ZV_FIELD_STR_ARRAY, .required = req, .max = mx }
+#define F_NAME(n, req)          { .name = n, .kind = ZV_FIELD_NAME, .required = req, .max = 255 }
+#define F_STR_MAP(n, req, mx)   { .name = n, .kind = ZV_FIELD_STR_MAP, .required = req, .max = mx }
 
 #define S_TB  INT64_C (1099511627776)
 
@@ -58,14 +60,14 @@
     F_BOOL ("last")
 
 #define F_SERVER_CREATE \
-    F_STR ("name", true, 0), \
+    F_NAME ("name", true), \
     F_STR ("flavor", true, 0), \
     F_STR ("image", true, 0), \
     F_INT ("min_count", false, 1, 10000), \
     F_INT ("max_count", false, 1, 10000), \
     F_STR ("availability_zone", false, 0), \
     F_MAP ("hints", false), \
-    F_MAP ("metadata", false)
+    F_STR_MAP ("metadata", false, 128)
 
 #define F_SERVER_LIST \
     F_BOOL ("all_projects"), \
@@ -324,6 +326,41 @@ s_check_str (const char *name, const char *what, const json_t *value, size_t max
     return ZV_OK;
 }
 
+//  How deep value nests (a scalar is 1), counted no further than limit + 1.
+static int
+s_depth (const json_t *value, int limit)
+{
+    if (limit < 0)
+        return 1;
+    int deepest = 0;
+    const char *key;
+    const json_t *member;
+    size_t index;
+    if (json_is_object (value))
+        json_object_foreach ((json_t *) value, key, member) {
+            int depth = s_depth (member, limit - 1);
+            deepest = depth > deepest ? depth : deepest;
+        }
+    else
+    if (json_is_array (value))
+        json_array_foreach (value, index, member) {
+            int depth = s_depth (member, limit - 1);
+            deepest = depth > deepest ? depth : deepest;
+        }
+    else
+        return 1;
+    return deepest + 1;
+}
+
+static zv_status_t
+s_check_nesting (const char *name, const json_t *value, char *errbuf, size_t errlen)
+{
+    if (s_depth (value, ZV_FIELD_MAX_NESTING) > ZV_FIELD_MAX_NESTING)
+        return s_reject (ZV_ETOOBIG, errbuf, errlen, "field '%s': nests deeper than %d levels",
+                         name, ZV_FIELD_MAX_NESTING);
+    return ZV_OK;
+}
+
 static zv_status_t
 s_check_field (const zv_field_t *field, const json_t *value, char *errbuf, size_t errlen)
 {
@@ -367,7 +404,41 @@ s_check_field (const zv_field_t *field, const json_t *value, char *errbuf, size_
         case ZV_FIELD_MAP:
             if (!json_is_object (value))
                 return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected map", name);
+            return s_check_nesting (name, value, errbuf, errlen);
+        case ZV_FIELD_NAME: {
+            zv_status_t status = s_check_str (name, "", value, max ? max : ZV_FIELD_DEFAULT_MAX,
+                                              errbuf, errlen);
+            if (status == ZV_OK && (field->required || json_string_length (value) > 0)
+            &&  !zv_text_printable (json_string_value (value), json_string_length (value)))
+                status = s_reject (ZV_EINVAL, errbuf, errlen,
+                                   "field '%s': must be printable text without leading or trailing "
+                                   "spaces (no control characters, U+FFFE or U+FFFF)", name);
+            return status;
+        }
+        case ZV_FIELD_STR_MAP: {
+            if (!json_is_object (value))
+                return s_reject (ZV_EINVAL, errbuf, errlen, "field '%s': expected a map of strings", name);
+            size_t limit = max ? max : 1000;
+            if (json_object_size (value) > limit)
+                return s_reject (ZV_ETOOBIG, errbuf, errlen, "field '%s': more than %zu items", name, limit);
+            const char *key;
+            const json_t *member;
+            json_object_foreach ((json_t *) value, key, member) {
+                char what [300];
+                size_t key_len = strlen (key);
+                if (key_len == 0 || key_len > ZV_FIELD_DEFAULT_MAX)
+                    return s_reject (ZV_EINVAL, errbuf, errlen,
+                                     "field '%s': keys must be 1 to %d bytes", name, ZV_FIELD_DEFAULT_MAX);
+                snprintf (what, sizeof what, "value of '%.64s': ", key);
+                if (!json_is_string (member))
+                    return s_reject (ZV_EINVAL, errbuf, errlen,
+                                     "field '%s': %sexpected string (a flat map of strings)", name, what);
+                zv_status_t status = s_check_str (name, what, member, ZV_FIELD_DEFAULT_MAX, errbuf, errlen);
+                if (status != ZV_OK)
+                    return status;
+            }
             return ZV_OK;
+        }
         case ZV_FIELD_ARRAY:
         case ZV_FIELD_STR_ARRAY: {
             bool of_strings = field->kind == ZV_FIELD_STR_ARRAY;
@@ -378,6 +449,8 @@ s_check_field (const zv_field_t *field, const json_t *value, char *errbuf, size_
             if (json_array_size (value) > limit)
                 return s_reject (ZV_ETOOBIG, errbuf, errlen,
                                  "field '%s': more than %zu items", name, limit);
+            if (!of_strings && s_check_nesting (name, value, errbuf, errlen) != ZV_OK)
+                return ZV_ETOOBIG;
             for (size_t i = 0; of_strings && i < json_array_size (value); i++) {
                 char what [32];
                 snprintf (what, sizeof what, "item %zu: ", i);
@@ -389,7 +462,7 @@ s_check_field (const zv_field_t *field, const json_t *value, char *errbuf, size_
             return ZV_OK;
         }
         case ZV_FIELD_ANY:
-            return ZV_OK;
+            return s_check_nesting (name, value, errbuf, errlen);
         case ZV_FIELD_KIND_COUNT:
             break;
     }

@@ -27,10 +27,16 @@ typedef enum {
     ZV_FIELD_ARRAY,     //  array of at most max_len items, any kind
     ZV_FIELD_STR_ARRAY, //  array of at most max_len strings (each <= 255 bytes)
     ZV_FIELD_ANY,       //  any value (reply payloads carried opaque)
+    ZV_FIELD_NAME,      //  a name: printable UTF-8 (zv_text_printable), max_len bytes
+    ZV_FIELD_STR_MAP,   //  a flat map of at most max_len strings, keys 1..255 and values
+                        //  0..255 bytes (Nova's metadata and properties)
     ZV_FIELD_KIND_COUNT
 } zv_field_kind_t;
 
 #define ZV_FIELD_DEFAULT_MAX 255
+//  A map, array or any-value field nests at most this deep (a scalar is 1):
+//  a stored copy of it stays far from what a message can carry (16).
+#define ZV_FIELD_MAX_NESTING 8
 
 typedef struct {
     const char *name;

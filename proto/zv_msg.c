@@ -3,7 +3,7 @@
     A message owns its strings in fixed buffers sized to the wire limits, its
     body (a json object), and the routing id and payload frames.  Encoding
     packs the envelope's fixed keys straight into one msgpack_sbuffer, in a
-    fixed order (v id re rq ts src dl b|e) so the bytes are reproducible, and
+    fixed order (v id re rq ts src dl cx b|e) so the bytes are reproducible, and
     the body through zv_pack_append into the same buffer.
 
     Decoding never gives up early: it walks every frame, records the first
@@ -55,6 +55,8 @@ struct _zv_msg_t {
     char src [S_MAX_SRC + 1];
     int64_t ts;
     int64_t deadline;               //  0: none
+    zv_context_t context;
+    bool has_context;
     const zv_msgdef_t *def;         //  requests and casts of a known type
     json_t *body;                   //  an object, or NULL while the body is bytes
     zframe_t *body_frame;           //  holds the bytes of a body not yet built
@@ -465,6 +467,107 @@ s_pack_str (msgpack_packer *pk, const char *text)
 
 //  steal: move the routing id and payload frames out of self (zv_msg_send,
 //  which destroys self next) instead of copying them.
+//  The request context
+
+static const struct {
+    const char *name;
+    zv_role_t role;
+} s_roles [] = {
+    { "reader", ZV_ROLE_READER }, { "member", ZV_ROLE_MEMBER }, { "admin", ZV_ROLE_ADMIN },
+};
+#define S_ROLES (sizeof (s_roles) / sizeof (s_roles [0]))
+#define S_MAX_ROLES 16
+
+static unsigned
+s_role_bit (const char *name, size_t len)
+{
+    for (size_t index = 0; index < S_ROLES; index++)
+        if (strlen (s_roles [index].name) == len && !memcmp (s_roles [index].name, name, len))
+            return s_roles [index].role;
+    return 0;
+}
+
+unsigned
+zv_context_roles_parse (const char *names)
+{
+    unsigned roles = 0;
+    for (const char *at = names; at && *at; ) {
+        at += strspn (at, " ,\t");
+        size_t len = strcspn (at, " ,\t");
+        roles |= s_role_bit (at, len);
+        at += len;
+    }
+    return roles;
+}
+
+bool
+zv_context_is_admin (const zv_context_t *context)
+{
+    return context && (context->roles & ZV_ROLE_ADMIN);
+}
+
+const zv_context_t *
+zv_msg_context (const zv_msg_t *self)
+{
+    assert (self);
+    return self->has_context ? &self->context : NULL;
+}
+
+void
+zv_msg_set_context (zv_msg_t *self, const zv_context_t *context)
+{
+    assert (self);
+    self->has_context = context != NULL;
+    if (context) {
+        memset (&self->context, 0, sizeof self->context);
+        s_copy_str (self->context.project_id, ZV_CONTEXT_MAX_ID, context->project_id);
+        s_copy_str (self->context.user_id, ZV_CONTEXT_MAX_ID, context->user_id);
+        self->context.roles = context->roles;
+    }
+}
+
+static int
+s_pack_context (msgpack_packer *pk, const zv_context_t *context)
+{
+    size_t roles = 0;
+    for (size_t index = 0; index < S_ROLES; index++)
+        roles += (context->roles & s_roles [index].role) != 0;
+    int rc = s_pack_str (pk, "cx") || msgpack_pack_map (pk, 3)
+          || s_pack_str (pk, "p") || s_pack_str (pk, context->project_id)
+          || s_pack_str (pk, "u") || s_pack_str (pk, context->user_id)
+          || s_pack_str (pk, "r") || msgpack_pack_array (pk, roles);
+    for (size_t index = 0; !rc && index < S_ROLES; index++)
+        if (context->roles & s_roles [index].role)
+            rc = s_pack_str (pk, s_roles [index].name);
+    return rc;
+}
+
+//  The envelope's context: 0 read, -1 malformed.
+static int
+s_read_context (zv_msg_t *self, const json_t *cx)
+{
+    const json_t *project = json_object_get (cx, "p"), *user = json_object_get (cx, "u");
+    const json_t *roles = json_object_get (cx, "r");
+    if (!json_is_object (cx) || !json_is_string (project) || !json_is_string (user)
+    ||  !json_is_array (roles) || json_array_size (roles) > S_MAX_ROLES
+    ||  json_string_length (project) > ZV_CONTEXT_MAX_ID || json_string_length (user) > ZV_CONTEXT_MAX_ID
+    ||  memchr (json_string_value (project), '\0', json_string_length (project))
+    ||  memchr (json_string_value (user), '\0', json_string_length (user)))
+        return -1;
+    zv_context_t context = { .roles = 0 };
+    s_copy_str (context.project_id, ZV_CONTEXT_MAX_ID, json_string_value (project));
+    s_copy_str (context.user_id, ZV_CONTEXT_MAX_ID, json_string_value (user));
+    size_t index;
+    const json_t *role;
+    json_array_foreach (roles, index, role) {
+        if (!json_is_string (role) || json_string_length (role) > ZV_CONTEXT_MAX_ID)
+            return -1;
+        context.roles |= s_role_bit (json_string_value (role), json_string_length (role));
+    }
+    zv_msg_set_context (self, &context);
+    return 0;
+}
+
 static zmsg_t *
 s_encode (zv_msg_t *self, bool steal)
 {
@@ -484,7 +587,7 @@ s_encode (zv_msg_t *self, bool steal)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
 
-    size_t keys = 6 + (self->is_reply ? 1 : 0) + (self->deadline ? 1 : 0);
+    size_t keys = 6 + (self->is_reply ? 1 : 0) + (self->deadline ? 1 : 0) + (self->has_context ? 1 : 0);
     int rc = msgpack_pack_map (&pk, keys)
           || s_pack_str (&pk, "v")   || msgpack_pack_int64 (&pk, ZV_MSG_VERSION)
           || s_pack_str (&pk, "id")  || s_pack_str (&pk, self->id);
@@ -496,6 +599,8 @@ s_encode (zv_msg_t *self, bool steal)
           || s_pack_str (&pk, "src") || s_pack_str (&pk, self->src);
     if (!rc && self->deadline)
         rc = s_pack_str (&pk, "dl") || msgpack_pack_int64 (&pk, self->deadline);
+    if (!rc && self->has_context)
+        rc = s_pack_context (&pk, &self->context);
     if (!rc && error)
         rc = s_pack_str (&pk, "e")   || msgpack_pack_map (&pk, 2)
           || s_pack_str (&pk, "c")   || s_pack_str (&pk, zv_status_name (self->status))
@@ -506,7 +611,7 @@ s_encode (zv_msg_t *self, bool steal)
     }
     if (!error) {
         zv_status_t status = s_pack_str (&pk, "b") ? ZV_ENOMEM
-                           : self->body ? zv_pack_append (self->body, &sbuf)
+                           : self->body ? zv_pack_append (self->body, &sbuf, 1)
                            : msgpack_sbuffer_write (&sbuf, (const char *) self->body_bytes,
                                                     self->body_size) ? ZV_ENOMEM : ZV_OK;
         if (status != ZV_OK) {
@@ -635,6 +740,11 @@ s_read_envelope (zv_msg_t *self, json_t *envelope, zframe_t **frame_p,
         else
             s_bad (self, ZV_EINVAL, "envelope: 'dl' must be a non-negative integer");
     }
+
+    json_t *context = json_object_get (envelope, "cx");
+    if (context && s_read_context (self, context) != 0)
+        s_bad (self, ZV_EINVAL, "envelope: 'cx' must be a map {p: string, u: string, r: [strings]} "
+               "of at most %d bytes each", ZV_CONTEXT_MAX_ID);
 
     //  The body was checked by zv_pack_decode_defer: keep its bytes.
     const uint8_t *body = body_size ? (const uint8_t *) zframe_data (*frame_p) + body_at : NULL;

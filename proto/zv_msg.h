@@ -12,6 +12,9 @@
         ts  int     send time, ms since the epoch
         src str     sender ("api", "compute.node1", "cli")
         dl  int     optional deadline, ms since the epoch
+        cx  map     optional request context {p: project, u: user, r: [roles]}:
+                    who asks, set only by an api (the conductor refuses a
+                    context from any other peer)
         b   map     body (requests, casts and successful replies)
         e   map     {c: status name, m: message} on an error reply
     and payload is an optional opaque byte frame (image chunks), so bulk bytes
@@ -44,6 +47,28 @@
 
 typedef struct _zv_msg_t zv_msg_t;
 
+//  Who a request acts for: the project and user the api authenticated, and
+//  their roles.  Only an api sets one (bus/ binds peers to identities); the
+//  conductor judges every route against it.
+typedef enum {
+    ZV_ROLE_READER = 1 << 0,
+    ZV_ROLE_MEMBER = 1 << 1,
+    ZV_ROLE_ADMIN  = 1 << 2,
+} zv_role_t;
+
+#define ZV_CONTEXT_MAX_ID 64
+
+typedef struct {
+    char project_id [ZV_CONTEXT_MAX_ID + 1];
+    char user_id [ZV_CONTEXT_MAX_ID + 1];
+    unsigned roles;                 //  zv_role_t bits; names outside them are ignored
+} zv_context_t;
+
+//  Roles from a comma-separated list of names ("admin,member,reader");
+//  unknown names are left out.
+unsigned zv_context_roles_parse (const char *names);
+bool zv_context_is_admin (const zv_context_t *context);
+
 //  New request or cast of the given type, with a fresh id and timestamp and
 //  an empty body.  The request id is new unless set with zv_msg_set_rq.
 zv_msg_t *zv_msg_new (const char *type);
@@ -70,6 +95,10 @@ void zv_msg_set_src (zv_msg_t *self, const char *source);
 int64_t zv_msg_ts (const zv_msg_t *self);
 int64_t zv_msg_deadline (const zv_msg_t *self);         //  0 when none
 void zv_msg_set_deadline (zv_msg_t *self, int64_t deadline_ms);
+//  The request context, or NULL when the message carries none (borrowed).
+const zv_context_t *zv_msg_context (const zv_msg_t *self);
+//  Set (a copy) or, with NULL, clear the request context.
+void zv_msg_set_context (zv_msg_t *self, const zv_context_t *context);
 //  Fix the message id (at most 64 bytes, longer is cut) and the timestamp,
 //  for tests and replay (golden files need bytes that do not change).
 void zv_msg_set_id (zv_msg_t *self, const char *id);

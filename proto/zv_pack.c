@@ -178,13 +178,13 @@ s_encode (msgpack_packer *pk, const json_t *value, int depth)
 }
 
 zv_status_t
-zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf)
+zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf, int depth)
 {
-    if (!value || !sbuf)
+    if (!value || !sbuf || depth < 0)
         return ZV_EINVAL;
     msgpack_packer pk;
     msgpack_packer_init (&pk, sbuf, msgpack_sbuffer_write);
-    return s_encode (&pk, value, 0);
+    return s_encode (&pk, value, depth);
 }
 
 zv_status_t
@@ -195,7 +195,7 @@ zv_pack_encode (const json_t *value, char **data_p, size_t *size_p)
     *size_p = 0;
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init (&sbuf);
-    zv_status_t status = zv_pack_append (value, &sbuf);
+    zv_status_t status = zv_pack_append (value, &sbuf, 0);
     if (status == ZV_OK) {
         *size_p = sbuf.size;
         *data_p = msgpack_sbuffer_release (&sbuf);

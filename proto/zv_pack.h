@@ -28,10 +28,13 @@ zv_status_t zv_pack_encode (const json_t *value, char **data_p, size_t *size_p);
 
 //  Append value's encoding to a msgpack_sbuffer that the caller owns (the
 //  same checks and errors as zv_pack_encode; on error the buffer may hold a
-//  partial value).  zv_msg uses it to pack the body straight into the
-//  envelope, without an intermediate buffer and copy.
+//  partial value).  depth is the nesting level value starts at (0 at the
+//  top; a message body sits at 1, inside its envelope), so that what is
+//  written is exactly what zv_pack_decode accepts of the whole.  zv_msg
+//  uses it to pack the body straight into the envelope, without an
+//  intermediate buffer and copy.
 struct msgpack_sbuffer;
-zv_status_t zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf);
+zv_status_t zv_pack_append (const json_t *value, struct msgpack_sbuffer *sbuf, int depth);
 
 //  Decode exactly one msgpack object spanning all of data[0..size).
 //  On success *value_p is a new reference (caller owns).  On failure returns

@@ -107,7 +107,7 @@ s_raw (s_buf_t *buf, const void *data, size_t size)
 static void
 s_json (s_buf_t *buf, json_t *value)
 {
-    zv_status_t status = zv_pack_append (value, &buf->sbuf);
+    zv_status_t status = zv_pack_append (value, &buf->sbuf, 1);
     assert (status == ZV_OK);
     (void) status;
     json_decref (value);

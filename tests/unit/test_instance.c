@@ -62,7 +62,7 @@ test_new_record (void **state)
     assert_int_equal (zv_instance_check (rec, err, sizeof err), ZV_OK);
     //  The view: status and id, no internal keys.
     json_object_set_new (rec, "old_vm_state", json_string ("active"));
-    json_t *view = zv_instance_view (json_incref (rec));
+    json_t *view = zv_instance_view (rec);
     assert_string_equal (json_string_value (json_object_get (view, "status")), "BUILD");
     assert_string_equal (json_string_value (json_object_get (view, "id")), UUID);
     size_t count = 0;

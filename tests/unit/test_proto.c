@@ -77,6 +77,10 @@ s_valid_value (const zv_field_t *field)
             return json_pack ("[s, s]", "h1", "h2");
         case ZV_FIELD_ANY:
             return json_integer (7);
+        case ZV_FIELD_NAME:
+            return json_string ("name-1");
+        case ZV_FIELD_STR_MAP:
+            return json_pack ("{s:s, s:s}", "role", "web", "empty", "");
         case ZV_FIELD_KIND_COUNT:
             break;
     }
@@ -537,6 +541,8 @@ s_wrong_value (zv_field_kind_t kind, const char **expect_p)
         case ZV_FIELD_MAP:       *expect_p = "expected map";     return json_array ();
         case ZV_FIELD_ARRAY:     *expect_p = "expected array";   return json_object ();
         case ZV_FIELD_STR_ARRAY: *expect_p = "expected array of strings"; return json_string ("x");
+        case ZV_FIELD_NAME:      *expect_p = "expected string";  return json_integer (5);
+        case ZV_FIELD_STR_MAP:   *expect_p = "expected a map of strings"; return json_array ();
         case ZV_FIELD_ANY:
         case ZV_FIELD_KIND_COUNT:
             break;
@@ -656,6 +662,61 @@ test_catalogue_validate (void **state)
                           field->name, limit);
                 s_expect_invalid (def, body, ZV_ETOOBIG, reason);
                 json_decref (array);
+            }
+            if (field->kind == ZV_FIELD_NAME) {
+                //  Printable, as a server name must be for its domain XML.
+                const char *bad [] = { "bad\xef\xbf\xbe", "\xef\xbf\xbf", "tab\there", " lead",
+                                       "trail ", "del\x7f" };
+                for (size_t b = 0; b < sizeof bad / sizeof bad [0]; b++) {
+                    json_object_set_new (body, field->name, json_string (bad [b]));
+                    snprintf (reason, sizeof reason, "field '%s': must be printable", field->name);
+                    s_expect_invalid (def, body, ZV_EINVAL, reason);
+                }
+                json_object_set_new (body, field->name, json_string ("caf\xc3\xa9 \xef\xbf\xbd"));
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+                char text [300];
+                memset (text, 'n', 256);
+                text [256] = '\0';
+                json_object_set_new (body, field->name, json_string (text));
+                s_expect_invalid (def, body, ZV_ETOOBIG, "string longer than 255 bytes");
+            }
+            if (field->kind == ZV_FIELD_STR_MAP) {
+                //  Flat: a nested map, a number, an empty key are refused.
+                json_object_set_new (body, field->name, json_pack ("{s:{s:s}}", "a", "b", "c"));
+                s_expect_invalid (def, body, ZV_EINVAL, "value of 'a': expected string (a flat map of strings)");
+                json_object_set_new (body, field->name, json_pack ("{s:i}", "n", 1));
+                s_expect_invalid (def, body, ZV_EINVAL, "expected string");
+                json_object_set_new (body, field->name, json_pack ("{s:s}", "", "v"));
+                s_expect_invalid (def, body, ZV_EINVAL, "keys must be 1 to 255 bytes");
+                char text [300];
+                memset (text, 'v', 256);
+                text [256] = '\0';
+                json_object_set_new (body, field->name, json_pack ("{s:s}", "k", text));
+                s_expect_invalid (def, body, ZV_ETOOBIG, "string longer than 255 bytes");
+                size_t limit = max ? max : 1000;
+                json_t *map = json_object ();
+                for (size_t k = 0; k <= limit; k++) {
+                    char key [24];
+                    snprintf (key, sizeof key, "k%zu", k);
+                    json_object_set_new (map, key, json_string ("v"));
+                }
+                json_object_set_new (body, field->name, map);
+                s_expect_invalid (def, body, ZV_ETOOBIG, "more than");
+            }
+            if (field->kind == ZV_FIELD_MAP || field->kind == ZV_FIELD_ARRAY || field->kind == ZV_FIELD_ANY) {
+                //  Nested at most ZV_FIELD_MAX_NESTING deep (a scalar is 1).
+                json_t *deep = json_string ("leaf");
+                for (int level = 1; level < ZV_FIELD_MAX_NESTING; level++)
+                    deep = json_pack ("{s:o}", "d", deep);
+                json_t *outer = field->kind == ZV_FIELD_ARRAY ? json_pack ("[O]", json_object_get (deep, "d"))
+                                                              : json_incref (deep);
+                json_object_set_new (body, field->name, outer);
+                assert_int_equal (zv_catalogue_validate (def, body, NULL, 0), ZV_OK);
+                json_object_set_new (body, field->name, field->kind == ZV_FIELD_ARRAY
+                                     ? json_pack ("[o]", deep) : json_pack ("{s:o}", "d", deep));
+                snprintf (reason, sizeof reason, "field '%s': nests deeper than %d levels",
+                          field->name, ZV_FIELD_MAX_NESTING);
+                s_expect_invalid (def, body, ZV_ETOOBIG, reason);
             }
             if (field->kind == ZV_FIELD_STR_ARRAY) {
                 json_object_set_new (body, field->name, json_pack ("[s, i]", "h", 1));
@@ -2387,6 +2448,110 @@ test_msg_body_bytes_and_move (void **state)
     json_decref (expect);
 }
 
+//  The request context travels in the envelope ("cx"): round trip, what
+//  a malformed one gets, and role names.
+static void
+test_msg_context (void **state)
+{
+    (void) state;
+    zv_msg_t *msg = zv_msg_new ("conductor.server_list");
+    zv_msg_set_src (msg, "api.test");
+    assert_null (zv_msg_context (msg));
+    zv_context_t context = { .project_id = "p-1", .user_id = "alice",
+                             .roles = ZV_ROLE_MEMBER | ZV_ROLE_READER };
+    zv_msg_set_context (msg, &context);
+    zv_msg_t *copy = s_wire (msg);
+    assert_int_equal (zv_msg_status (copy), ZV_OK);
+    const zv_context_t *got = zv_msg_context (copy);
+    assert_non_null (got);
+    assert_string_equal (got->project_id, "p-1");
+    assert_string_equal (got->user_id, "alice");
+    assert_int_equal (got->roles, ZV_ROLE_MEMBER | ZV_ROLE_READER);
+    assert_false (zv_context_is_admin (got));
+    //  A reply carries none.
+    zv_msg_t *reply = zv_msg_reply (copy);
+    assert_null (zv_msg_context (reply));
+    zv_msg_destroy (&reply);
+    zv_msg_destroy (&copy);
+    zv_msg_set_context (msg, NULL);
+    copy = s_wire (msg);
+    assert_null (zv_msg_context (copy));
+    zv_msg_destroy (&copy);
+    zv_msg_destroy (&msg);
+
+    assert_int_equal (zv_context_roles_parse ("admin, member,reader"),
+                      ZV_ROLE_ADMIN | ZV_ROLE_MEMBER | ZV_ROLE_READER);
+    assert_int_equal (zv_context_roles_parse ("member,wizard"), ZV_ROLE_MEMBER);
+    assert_int_equal (zv_context_roles_parse (""), 0);
+    assert_int_equal (zv_context_roles_parse (NULL), 0);
+    zv_context_t admin = { .roles = ZV_ROLE_ADMIN };
+    assert_true (zv_context_is_admin (&admin));
+    assert_false (zv_context_is_admin (NULL));
+
+    //  Unknown role names are ignored; malformed contexts are refused.
+    json_t *envelope = s_base_envelope ();
+    json_object_set_new (envelope, "cx", json_pack ("{s:s, s:s, s:[s,s]}", "p", "p", "u", "u",
+                                                    "r", "admin", "wizard"));
+    zv_msg_t *decoded = s_decode_json ("api.ping", envelope);
+    assert_int_equal (zv_msg_status (decoded), ZV_OK);
+    assert_int_equal (zv_msg_context (decoded)->roles, ZV_ROLE_ADMIN);
+    zv_msg_destroy (&decoded);
+    json_decref (envelope);
+    json_t *bad [] = {
+        json_string ("admin"),
+        json_pack ("{s:s, s:s}", "p", "p", "u", "u"),
+        json_pack ("{s:i, s:s, s:[]}", "p", 1, "u", "u", "r"),
+        json_pack ("{s:s, s:s, s:[i]}", "p", "p", "u", "u", "r", 1),
+        json_pack ("{s:s, s:s, s:[]}", "p", "0123456789012345678901234567890123456789012345678901234567890123456789",
+                   "u", "u", "r"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        envelope = s_base_envelope ();
+        json_object_set_new (envelope, "cx", bad [i]);
+        decoded = s_decode_json ("api.ping", envelope);
+        assert_int_equal (zv_msg_status (decoded), ZV_EINVAL);
+        assert_true (zv_test_has (zv_msg_error_text (decoded), "envelope: 'cx'"));
+        zv_msg_destroy (&decoded);
+        json_decref (envelope);
+    }
+}
+
+//  What the encoder writes, the decoder accepts: a body nested as deep as
+//  an envelope allows is sent and read back; one level more is refused
+//  when it is encoded, not when the peer reads it.
+static void
+test_msg_depth_bound (void **state)
+{
+    (void) state;
+    for (int depth = 1; depth <= ZV_PACK_MAX_DEPTH + 1; depth++) {
+        json_t *value = json_string ("leaf");
+        for (int level = 1; level < depth; level++)
+            value = json_pack ("{s:o}", "d", value);
+        //  The body map is one level, its "v" value the rest.
+        json_t *body = json_pack ("{s:o}", "v", value);
+        zv_msg_t *request = zv_msg_new ("api.ping");
+        zv_msg_t *msg = zv_msg_reply (request);
+        zv_msg_destroy (&request);
+        zv_msg_set_body (msg, &body);
+        zmsg_t *zmsg = zv_msg_encode (msg);
+        //  envelope (0) > body (1) > value: the value's deepest container
+        //  sits at depth + 0 and must stay below ZV_PACK_MAX_DEPTH.
+        bool fits = depth + 1 <= ZV_PACK_MAX_DEPTH;
+        if (!fits) {
+            assert_null (zmsg);
+            zv_msg_destroy (&msg);
+            continue;
+        }
+        assert_non_null (zmsg);
+        zv_msg_t *back = zv_msg_decode (&zmsg, false);
+        if (zv_msg_status (back) != ZV_OK)
+            fail_msg ("depth %d: encoded but not decoded: %s", depth, zv_msg_error_text (back));
+        assert_non_null (json_object_get (zv_msg_body (back), "v"));
+        zv_msg_destroy (&back);
+        zv_msg_destroy (&msg);
+    }
+}
+
 int
 main (void)
 {
@@ -2405,6 +2570,8 @@ main (void)
         cmocka_unit_test (test_catalogue_table),
         cmocka_unit_test (test_catalogue_validate),
         cmocka_unit_test (test_msg_roundtrip_every_type),
+        cmocka_unit_test (test_msg_context),
+        cmocka_unit_test (test_msg_depth_bound),
         cmocka_unit_test (test_msg_wrong_field_on_wire),
         cmocka_unit_test (test_msg_error_reply),
         cmocka_unit_test (test_msg_request_stub),
