@@ -197,6 +197,8 @@ s_buf_room (s_buf_t *buf, size_t limit, size_t need)
 static void
 s_buf_append (s_buf_t *buf, const void *data, size_t size)
 {
+    if (size == 0)
+        return;                     //  an empty frame: nothing to keep (and no buffer yet)
     size_t room = s_buf_room (buf, s_buf_len (buf) + size, size);
     assert (room >= size);
     memcpy (buf->data + buf->tail, data, size);
@@ -820,6 +822,8 @@ s_received (s_session_t *session, const void *data, size_t len)
 {
     if (session->state == S_CLOSING || session->close_status)
         return 0;                   //  refused or ending: nothing goes on
+    if (len == 0)
+        return 0;                   //  an empty data frame carries nothing to relay
     s_buf_append (&session->up, data, len);
     if (session->state == S_RELAYING)
         s_relay_write (session);

@@ -1,4 +1,4 @@
-// ws_probe.js URL [--origin ORIGIN] [--send TEXT] [--expect REGEX]
+// ws_probe.js URL [--origin ORIGIN] [--empty] [--send TEXT] [--expect REGEX]
 //             [--timeout MS]: open one WebSocket to the console proxy and
 // say what became of it, as one JSON line:
 //
@@ -7,7 +7,8 @@
 //    "bytes": N received, "text": the first 4 KiB received (latin1),
 //    "matched": bool}
 //
-// --send TEXT is sent (as a binary frame, "\n" and "\r" unescaped) once the
+// --empty sends empty data frames (binary and text) first, which must change
+// nothing.  --send TEXT is sent (as a binary frame, "\n" and "\r" unescaped) once the
 // socket is open; --expect REGEX waits until the bytes received match it
 // (the serial console's answer), otherwise the probe waits for the first
 // bytes or the close (a VNC server speaks first: "RFB 003.008\n"), at most
@@ -18,10 +19,11 @@
 const WebSocket = require('ws');
 
 function s_args (argv) {
-    const a = { url: null, origin: null, send: null, expect: null, timeout: 10000 };
+    const a = { url: null, origin: null, empty: false, send: null, expect: null, timeout: 10000 };
     for (let i = 0; i < argv.length; i++) {
         switch (argv[i]) {
         case '--origin': a.origin = argv[++i]; break;
+        case '--empty': a.empty = true; break;
         case '--send': a.send = argv[++i].replace(/\\n/g, '\n').replace(/\\r/g, '\r'); break;
         case '--expect': a.expect = new RegExp(argv[++i]); break;
         case '--timeout': a.timeout = Number(argv[++i]); break;
@@ -59,6 +61,10 @@ ws.on('unexpected-response', (req, res) => {
 });
 ws.on('open', () => {
     out.handshake = 'ok';
+    if (args.empty) {
+        ws.send(Buffer.alloc(0), { binary: true });
+        ws.send('', { binary: false });
+    }
     if (args.send !== null) ws.send(Buffer.from(args.send, 'latin1'));
 });
 ws.on('message', (data) => {

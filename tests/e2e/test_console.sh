@@ -341,6 +341,11 @@ probe serial "$SERIAL_URL" --origin "$ORIGIN" --send "echo zova-serial-\$(( $N +
     --expect "zova-serial-$(( N + 1 ))" --timeout 20000
 t_eq "the guest's shell answered over the serial WebSocket" "True" "$(pj 'd["matched"]' serial)"
 t_eq "the serial session reached the guest's serial port" "True" "$([ "$S1" -gt "$S0" ] && echo True || echo False)"
+# Empty WebSocket data frames first: nothing to relay, the session goes on.
+probe empty-frames "$(url serial vm-a)" --origin "$ORIGIN" --empty --send "echo zova-empty-\$(( $N + 2 ))\n" \
+    --expect "zova-empty-$(( N + 2 ))" --timeout 20000
+t_eq "empty data frames change nothing: the guest's shell still answers" "True" \
+    "$(pj 'd["matched"]' empty-frames)"
 
 # --- refusals: no TCP connection to the compute host -----------------------------------------
 probe valid "$(ws_url_of "$(url novnc vm-a)")" --origin "$ORIGIN"
