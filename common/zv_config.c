@@ -50,6 +50,8 @@ static const s_key_t s_keys [] = {
     STR ("api", "endpoint", api_endpoint, ZV_DEFAULT_API_ENDPOINT),
     INT ("api", "request_timeout", api_request_timeout_s, "30", 1, 3600),
     STR ("api", "default_project", default_project, "admin"),
+    STR ("api", "default_user", default_user, "admin"),
+    STR ("api", "default_roles", default_roles, "admin,member,reader"),
     STR ("conductor", "endpoint", conductor_endpoint, ZV_DEFAULT_CONDUCTOR_ENDPOINT),
     INT ("conductor", "store_map_size_mb", store_map_size_mb, "4096", 1, 1048576),
     INT ("conductor", "group_commit_max", group_commit_max, "256", 1, 65536),

@@ -29,6 +29,8 @@ typedef struct {
     char api_endpoint [256];        //  bound by the api; the CLI connects here
     int api_request_timeout_s;      //  how long the api waits for the conductor
     char default_project [64];      //  project of requests until the api authenticates
+    char default_user [64];         //  user of requests until the api authenticates
+    char default_roles [128];       //  their roles ("admin,member,reader")
     //  [conductor]
     char conductor_endpoint [256];  //  bound by the conductor; every other actor connects
     int store_map_size_mb;

@@ -3,8 +3,9 @@
     Binds a ROUTER for clients (the zova CLI today; an OpenStack-compatible
     HTTP front end later feeds the same path) and holds a link to the
     conductor.  Each client request is decoded and validated against the
-    catalogue (zv_msg_decode), stamped with the caller's project, and
-    forwarded as the catalogue row's conductor type; the conductor's answer
+    catalogue (zv_msg_decode), stamped with the caller's context (project,
+    user, roles: the only place a context is made), and forwarded as the
+    catalogue row's conductor type; the conductor's answer
     is relayed to the client under the client's own message id, its body
     moved across as the bytes that arrived (zv_msg_move_body), never
     decoded into a tree and encoded again: the envelope keys differ, the
@@ -22,6 +23,7 @@ typedef struct {
     zloop_t *loop;
     zsock_t *router;
     zv_link_t *link;
+    zv_context_t context;           //  who every caller is, until the api authenticates
 } self_t;
 
 //  A client request waiting for the conductor.
@@ -119,10 +121,13 @@ s_client_request (self_t *self, zv_msg_t *msg)
     assert (def->forward);
     zv_msg_t *forward = zv_msg_new (def->forward);
     zv_msg_set_rq (forward, zv_msg_rq (msg));
+    //  The request context says who asks; only an api sets one.  Until the
+    //  api authenticates, every caller is [api] default_user of
+    //  default_project with default_roles.
+    zv_msg_set_context (forward, &self->context);
     json_t *body = json_copy (zv_msg_body (msg));
-    //  Until the api authenticates, every caller is the default project.
-    json_object_set_new (body, "project_id", json_string (self->cfg.default_project));
-    json_object_set_new (body, "user_id", json_string ("admin"));
+    json_object_set_new (body, "project_id", json_string (self->context.project_id));
+    json_object_set_new (body, "user_id", json_string (self->context.user_id));
     zv_msg_set_body (forward, &body);
     size_t size = 0;
     const void *payload = zv_msg_payload (msg, &size);
@@ -165,6 +170,9 @@ zv_api_actor (zsock_t *pipe, void *args)
     self_t *self = (self_t *) zmalloc (sizeof (self_t));
     self->cfg = actor_args->config;
     snprintf (self->name, sizeof self->name, "api.%s", self->cfg.host);
+    snprintf (self->context.project_id, sizeof self->context.project_id, "%s", self->cfg.default_project);
+    snprintf (self->context.user_id, sizeof self->context.user_id, "%s", self->cfg.default_user);
+    self->context.roles = zv_context_roles_parse (self->cfg.default_roles);
     self->loop = zloop_new ();
     zloop_set_nonstop (self->loop, true);
     self->router = zsock_new (ZMQ_ROUTER);

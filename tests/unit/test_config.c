@@ -50,6 +50,8 @@ static const s_field_t s_fields [] = {
     FS ("api", "endpoint", api_endpoint),
     FI ("api", "request_timeout", api_request_timeout_s),
     FS ("api", "default_project", default_project),
+    FS ("api", "default_user", default_user),
+    FS ("api", "default_roles", default_roles),
     FS ("conductor", "endpoint", conductor_endpoint),
     FI ("conductor", "store_map_size_mb", store_map_size_mb),
     FI ("conductor", "group_commit_max", group_commit_max),
@@ -139,6 +141,8 @@ test_config_defaults (void **state)
     assert_string_equal (config.api_endpoint, ZV_DEFAULT_API_ENDPOINT);
     assert_int_equal (config.api_request_timeout_s, 30);
     assert_string_equal (config.default_project, "admin");
+    assert_string_equal (config.default_user, "admin");
+    assert_string_equal (config.default_roles, "admin,member,reader");
     assert_string_equal (config.conductor_endpoint, "tcp://127.0.0.1:5775");
     assert_string_equal (config.conductor_endpoint, ZV_DEFAULT_CONDUCTOR_ENDPOINT);
     assert_int_equal (config.store_map_size_mb, 4096);
@@ -190,6 +194,8 @@ test_config_full (void **state)
     assert_string_equal (config.api_endpoint, "tcp://10.0.0.1:6001");
     assert_int_equal (config.api_request_timeout_s, 31);
     assert_string_equal (config.default_project, "demo");
+    assert_string_equal (config.default_user, "alice");
+    assert_string_equal (config.default_roles, "member,reader");
     assert_string_equal (config.conductor_endpoint, "tcp://10.0.0.2:6002");
     assert_int_equal (config.store_map_size_mb, 2048);
     assert_int_equal (config.group_commit_max, 64);
