@@ -24,6 +24,12 @@
 #   security_driver = "none"   no AppArmor profile for paths under DIR
 #   remember_owner = 0          no xattrs left on the test's files
 #
+# LIBVIRTD_TEST_NETNS=NAME (opt-in) starts both daemons, and so every QEMU,
+# in the network namespace /run/netns/NAME (made beforehand with `ip netns
+# add`), for a daemon that must look like another host on the network
+# (scripts/two-hosts.sh).  The unix socket is a path, so clients outside the
+# namespace still reach it.  The name is kept in DIR/netns for restart.
+#
 # LIBVIRTD_TEST_CAPS_CACHE=DIR2 (opt-in) seeds DIR/cache from DIR2 at start
 # and saves it back at stop: probing QEMU's capabilities into an empty cache
 # costs about 8 s, a valid cache 0.2 s (libvirt itself re-probes a stale one).
@@ -42,6 +48,7 @@ URI="qemu:///system?socket=$DIR/run/libvirt-sock"
 LIBVIRTD_PID="$DIR/run/libvirtd.pid"
 VIRTLOGD_PID="$DIR/run/virtlogd.pid"
 DEADLINE_S=${LIBVIRTD_TEST_TIMEOUT:-30}
+NETNS_FILE="$DIR/netns"
 
 case "$DIR" in
     /etc/libvirt*|/run/libvirt*|/var/run/libvirt*|/var/lib/libvirt*|/var/cache/libvirt*|/var/log/libvirt*)
@@ -109,11 +116,14 @@ EOF
 }
 
 # in_namespace DAEMON...: start the daemons (virtlogd, libvirtd) in a new
-# private mount namespace with DIR's directories over libvirt's own.  They
-# fork into the background (-d) and keep the namespace alive after the
-# shell that made it exits.
+# private mount namespace with DIR's directories over libvirt's own, inside
+# the network namespace named in DIR/netns if there is one.  They fork into
+# the background (-d) and keep the namespace alive after the shell that made
+# it exits.
 in_namespace () {
-    unshare --mount --propagation private -- /bin/sh -ec '
+    local net=()
+    [ -s "$NETNS_FILE" ] && net=(nsenter "--net=/run/netns/$(cat "$NETNS_FILE")" --)
+    "${net[@]}" unshare --mount --propagation private -- /bin/sh -ec '
         d=$1; shift
         mount --bind "$d/etc" /etc/libvirt
         mount --bind "$d/run" /run/libvirt
@@ -133,6 +143,14 @@ do_start () {
     fi
     command -v libvirtd >/dev/null || { echo "libvirtd-test: libvirtd missing (scripts/deps.sh)" >&2; exit 1; }
     write_configs
+    if [ -n "${LIBVIRTD_TEST_NETNS:-}" ]; then
+        [ -e "/run/netns/$LIBVIRTD_TEST_NETNS" ] \
+            || { echo "libvirtd-test: no network namespace $LIBVIRTD_TEST_NETNS (ip netns add)" >&2; exit 1; }
+        command -v nsenter >/dev/null || { echo "libvirtd-test: nsenter missing (scripts/deps.sh)" >&2; exit 1; }
+        echo "$LIBVIRTD_TEST_NETNS" >"$NETNS_FILE"
+    else
+        rm -f "$NETNS_FILE"
+    fi
     if [ "${LIBVIRTD_TEST_QEMU_USER:-root}" != root ] && [ -e /dev/kvm ] \
         && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
         chgrp kvm /dev/kvm && chmod 660 /dev/kvm
@@ -224,6 +242,7 @@ do_status () {
     else echo "virtlogd: stopped"; rc=3; fi
     if [ $rc -eq 0 ]; then
         echo "uri: $URI"
+        [ -s "$NETNS_FILE" ] && echo "network namespace: $(cat "$NETNS_FILE")"
         if virsh -c "$URI" version >/dev/null 2>&1; then
             echo "answering: yes"
             echo "domains running: $(virsh -c "$URI" list --name 2>/dev/null | grep -c . || true)"
