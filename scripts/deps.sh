@@ -39,7 +39,14 @@ CONSOLE_PACKAGES=(
   chromium nodejs npm iptables
 )
 
-PACKAGES+=("${GUEST_PACKAGES[@]}" "${CONSOLE_PACKAGES[@]}")
+# scripts/two-hosts.sh (two libvirt hosts on one machine, for moving servers
+# between them): iproute2 for the network namespaces and their veth pair,
+# util-linux for unshare and nsenter (libvirtd-test.sh enters the namespace).
+HOSTS_PACKAGES=(
+  iproute2 util-linux
+)
+
+PACKAGES+=("${GUEST_PACKAGES[@]}" "${CONSOLE_PACKAGES[@]}" "${HOSTS_PACKAGES[@]}")
 for arg in "$@"; do
   case "$arg" in
     --guest) ;;
