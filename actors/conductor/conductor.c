@@ -4,16 +4,23 @@
     dispatcher, the timers and the actor body.  The handlers live beside it,
     one file per concern (conductor.h says which).
 
-    One thread, one zloop, one ROUTER that every other actor's DEALER (and so
-    every request the api forwards) reaches.  Throughput comes from group
-    commit: when the ROUTER is readable the conductor drains up to
-    group_commit_max messages, runs each handler in its own nested LMDB
-    transaction inside one batch transaction, commits the batch once (synced)
-    and only then sends what the handlers queued in the outbox: replies,
-    casts to compute hosts and calls to a scheduler.  So nobody is ever told
-    of a change that is not on disk, and a handler that fails aborts only its
-    own nested transaction.  Timers (rpc expiry, housekeeping) and rpc
-    continuations run inside a batch the same way.
+    Throughput comes from group commit: the messages of one batch each run
+    their handler in a nested LMDB transaction of one batch transaction,
+    the batch commits once (synced), and only then is sent what the
+    handlers queued in the outbox: replies, casts to compute hosts and calls
+    to a scheduler.  So nobody is ever told of a change that is not on disk,
+    and a handler that fails aborts only its own nested transaction.
+    Timers (rpc expiry, housekeeping) and rpc continuations run inside a
+    batch the same way.
+
+    The conductor is an object that owns no socket (zv_conductor.h): what
+    the outbox sends goes to a sink, and calls go through the rpc table
+    with that sink as their send function.  The actor body at the end is
+    the only part that knows ZeroMQ: one thread, one zloop, one ROUTER that
+    every other actor's DEALER (and so every request the api forwards)
+    reaches; when it is readable, up to group_commit_max messages are fed
+    into one batch, and the sink sends on the same ROUTER.  A unit test
+    puts a capturing sink in its place.
 
     Every handler has one shape (zv_conductor_handler_fn): the request and
     its nested transaction in, a reply body or an error out, and whatever
@@ -122,12 +129,12 @@ s_batch_end (zv_conductor_t *self)
                 zframe_t *rid = zframe_dup (zv_msg_routing_id (out->msg));
                 zv_msg_set_routing_id (request, &rid);
                 zv_msg_t *error = zv_msg_error (request, ZV_EIO, "%s", reason);
-                zv_msg_send (&error, self->router);
+                self->sink (self->sink_arg, &error);
                 zv_msg_destroy (&request);
             }
             else
             if (zv_msg_is_reply (out->msg))
-                zv_msg_send (&out->msg, self->router);
+                self->sink (self->sink_arg, &out->msg);
             else
             if (out->fn && out->free_ctx)
                 out->free_ctx (out->ctx);       //  a call never made
@@ -136,8 +143,8 @@ s_batch_end (zv_conductor_t *self)
         if (out->fn) {
             //  A failed send runs the continuation at once: give it a batch.
             s_batch_begin (self);
-            zv_rpc_call (self->rpc, self->router, &out->msg, out->timeout_ms, out->fn, out->ctx,
-                         out->free_ctx, self);
+            zv_rpc_call_send (self->rpc, self->sink, self->sink_arg, &out->msg, out->timeout_ms,
+                              out->fn, out->ctx, out->free_ctx, self);
             s_batch_end (self);
         }
         else {
@@ -145,7 +152,7 @@ s_batch_end (zv_conductor_t *self)
             zframe_t *rid = zv_msg_routing_id (out->msg);
             if (rid)
                 snprintf (identity, sizeof identity, "%.*s", (int) zframe_size (rid), (char *) zframe_data (rid));
-            if (zv_msg_send (&out->msg, self->router) != 0 && out->unreachable) {
+            if (self->sink (self->sink_arg, &out->msg) != 0 && out->unreachable) {
                 zv_warning (ACTOR, NULL, "%s is not connected", identity);
                 s_batch_begin (self);
                 out->unreachable (self, out->arg);
@@ -432,7 +439,7 @@ s_serve (zv_conductor_t *self, zv_msg_t *msg)
 }
 
 //  ---------------------------------------------------------------------
-//  Timers and the actor body
+//  The object: new, destroy, feed, timers
 
 //  The conductor's own service record, as its heartbeat would write it.
 static void
@@ -451,91 +458,6 @@ s_record_own_service (zv_conductor_t *self)
     zv_msg_destroy (&beat);
 }
 
-static int
-s_housekeeping (zloop_t *loop, int timer_id, void *arg)
-{
-    (void) loop;
-    (void) timer_id;
-    zv_conductor_t *self = (zv_conductor_t *) arg;
-    s_batch_begin (self);
-    zv_conductor_sweep (self, false);
-    zv_conductor_flush_waiting (self);
-    s_batch_end (self);
-    return 0;
-}
-
-//  The conductor's own heartbeat, every report_interval like everyone's.
-static int
-s_own_heartbeat (zloop_t *loop, int timer_id, void *arg)
-{
-    (void) loop;
-    (void) timer_id;
-    zv_conductor_t *self = (zv_conductor_t *) arg;
-    s_batch_begin (self);
-    s_record_own_service (self);
-    s_batch_end (self);
-    return 0;
-}
-
-static int
-s_expire (zloop_t *loop, int timer_id, void *arg)
-{
-    (void) loop;
-    (void) timer_id;
-    zv_conductor_t *self = (zv_conductor_t *) arg;
-    s_batch_begin (self);
-    zv_rpc_expire (self->rpc, self);
-    if (zlistx_size (self->waiting))
-        zv_conductor_flush_waiting (self);
-    s_batch_end (self);
-    return 0;
-}
-
-//  The group commit: drain up to group_commit_max messages into one batch.
-static int
-s_router_readable (zloop_t *loop, zsock_t *router, void *arg)
-{
-    (void) loop;
-    zv_conductor_t *self = (zv_conductor_t *) arg;
-    s_batch_begin (self);
-    bool scheduler_seen = false;
-    for (int count = 0; count < self->cfg.group_commit_max && (zsock_events (router) & ZMQ_POLLIN); count++) {
-        zv_msg_t *msg = zv_msg_recv (router);
-        if (!msg)
-            break;
-        scheduler_seen |= strcmp (zv_msg_type (msg), "conductor.service_heartbeat") == 0
-                       && zv_msg_get_str (msg, "binary")
-                       && strcmp (zv_msg_get_str (msg, "binary"), "scheduler") == 0;
-        s_serve (self, msg);
-        zv_msg_destroy (&msg);
-    }
-    if (scheduler_seen && zlistx_size (self->waiting))
-        zv_conductor_flush_waiting (self);
-    s_batch_end (self);
-    return 0;
-}
-
-static void
-s_destroy (zv_conductor_t **self_p)
-{
-    zv_conductor_t *self = *self_p;
-    if (!self)
-        return;
-    zloop_destroy (&self->loop);
-    zv_rpc_destroy (&self->rpc);
-    zsock_destroy (&self->router);
-    zv_store_destroy (&self->store);
-    zhashx_destroy (&self->schedulers);
-    zhashx_destroy (&self->failed_builds);
-    zv_conductor_job_t *job;
-    while (self->waiting && (job = (zv_conductor_job_t *) zlistx_detach (self->waiting, NULL)))
-        zv_conductor_job_destroy (&job);
-    zlistx_destroy (&self->waiting);
-    zlistx_destroy (&self->outbox);
-    free (self);
-    *self_p = NULL;
-}
-
 static void
 s_free_int64 (void **item)
 {
@@ -543,13 +465,19 @@ s_free_int64 (void **item)
     *item = NULL;
 }
 
-void
-zv_conductor_actor (zsock_t *pipe, void *args)
+zv_conductor_t *
+zv_conductor_new (const zv_config_t *cfg, zv_conductor_sink_fn *sink, void *sink_arg,
+                  char *errbuf, size_t errlen)
 {
-    const zv_actor_args_t *actor_args = (const zv_actor_args_t *) args;
+    assert (cfg && sink);
+    if (sodium_init () < 0) {
+        snprintf (errbuf, errlen, "cannot initialise libsodium");
+        return NULL;
+    }
     zv_conductor_t *self = (zv_conductor_t *) zmalloc (sizeof (zv_conductor_t));
-    self->cfg = actor_args->config;
-    self->pipe = pipe;
+    self->cfg = *cfg;
+    self->sink = sink;
+    self->sink_arg = sink_arg;
     self->rpc = zv_rpc_new ();
     self->schedulers = zhashx_new ();
     zhashx_set_destructor (self->schedulers, s_free_int64);
@@ -561,53 +489,220 @@ zv_conductor_actor (zsock_t *pipe, void *args)
     self->started_ms = zv_now_ms ();
     self->generation = zv_now_ms ();    //  grows across restarts
 
-    char path [1100], errbuf [512];
+    char path [1100], reason [512];
     snprintf (path, sizeof path, "%s/store", self->cfg.state_path);
     snprintf (self->images_dir, sizeof self->images_dir, "%s/images", self->cfg.state_path);
     if (zsys_dir_create ("%s", self->images_dir) != 0) {
-        zv_error (ACTOR, NULL, "cannot create %s: %s", self->images_dir, strerror (errno));
-        goto failed;
+        snprintf (errbuf, errlen, "cannot create %s: %s", self->images_dir, strerror (errno));
+        zv_conductor_destroy (&self);
+        return NULL;
     }
-    self->store = zv_store_open (path, (size_t) self->cfg.store_map_size_mb, errbuf, sizeof errbuf);
+    self->store = zv_store_open (path, (size_t) self->cfg.store_map_size_mb, reason, sizeof reason);
     if (!self->store) {
-        zv_error (ACTOR, NULL, "cannot open the store: %s", errbuf);
-        goto failed;
-    }
-    if (sodium_init () < 0) {
-        zv_error (ACTOR, NULL, "cannot initialise libsodium");
-        goto failed;
-    }
-    self->router = zsock_new (ZMQ_ROUTER);
-    zsock_set_router_mandatory (self->router, 1);
-    zsock_set_router_handover (self->router, 1);
-    zsock_set_maxmsgsize (self->router, ZV_MSG_MAX_WIRE);
-    zsock_set_sndhwm (self->router, 100000);
-    zsock_set_rcvhwm (self->router, 100000);
-    zsock_set_linger (self->router, 0);
-    if (zsock_bind (self->router, "%s", actor_args->conductor_endpoint) < 0) {
-        zv_error (ACTOR, NULL, "cannot bind %s: %s", actor_args->conductor_endpoint, zmq_strerror (zmq_errno ()));
-        goto failed;
+        snprintf (errbuf, errlen, "cannot open the store: %s", reason);
+        zv_conductor_destroy (&self);
+        return NULL;
     }
     //  Finish what a previous run left in flight before serving anyone.
     s_batch_begin (self);
     s_record_own_service (self);
     zv_conductor_sweep (self, true);
     s_batch_end (self);
-    zv_info (ACTOR, NULL, "serving %s (store %s, epoch %s)", actor_args->conductor_endpoint, path, self->epoch);
+    return self;
+}
 
-    self->loop = zloop_new ();
-    zloop_set_nonstop (self->loop, true);
-    zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
-    zloop_reader (self->loop, self->router, s_router_readable, self);
-    zloop_timer (self->loop, 100, 0, s_expire, self);
-    zloop_timer (self->loop, (size_t) self->cfg.housekeeping_interval_s * 1000, 0, s_housekeeping, self);
-    zloop_timer (self->loop, (size_t) self->cfg.report_interval_s * 1000, 0, s_own_heartbeat, self);
+void
+zv_conductor_destroy (zv_conductor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zv_conductor_t *self = *self_p;
+    assert (!self->in_batch);
+    zv_rpc_destroy (&self->rpc);
+    zv_store_destroy (&self->store);
+    zhashx_destroy (&self->schedulers);
+    zhashx_destroy (&self->failed_builds);
+    zv_conductor_job_t *job;
+    while (self->waiting && (job = (zv_conductor_job_t *) zlistx_detach (self->waiting, NULL)))
+        zv_conductor_job_destroy (&job);
+    zlistx_destroy (&self->waiting);
+    zlistx_destroy (&self->outbox);     //  empty outside a batch
+    free (self);
+    *self_p = NULL;
+}
+
+void
+zv_conductor_begin (zv_conductor_t *self)
+{
+    s_batch_begin (self);
+}
+
+void
+zv_conductor_end (zv_conductor_t *self)
+{
+    //  A scheduler just heard from: the jobs parked for one go now.
+    if (self->scheduler_seen && zlistx_size (self->waiting))
+        zv_conductor_flush_waiting (self);
+    self->scheduler_seen = false;
+    s_batch_end (self);
+}
+
+void
+zv_conductor_feed (zv_conductor_t *self, zv_msg_t **msg_p)
+{
+    zv_msg_t *msg = *msg_p;
+    *msg_p = NULL;
+    if (!msg)
+        return;
+    bool own_batch = !self->in_batch;
+    if (own_batch)
+        zv_conductor_begin (self);
+    self->scheduler_seen |= strcmp (zv_msg_type (msg), "conductor.service_heartbeat") == 0
+                         && zv_msg_get_str (msg, "binary")
+                         && strcmp (zv_msg_get_str (msg, "binary"), "scheduler") == 0;
+    s_serve (self, msg);
+    zv_msg_destroy (&msg);
+    if (own_batch)
+        zv_conductor_end (self);
+}
+
+void
+zv_conductor_tick (zv_conductor_t *self)
+{
+    s_batch_begin (self);
+    zv_rpc_expire (self->rpc, self);
+    if (zlistx_size (self->waiting))
+        zv_conductor_flush_waiting (self);
+    s_batch_end (self);
+}
+
+void
+zv_conductor_housekeeping (zv_conductor_t *self)
+{
+    s_batch_begin (self);
+    zv_conductor_sweep (self, false);
+    zv_conductor_flush_waiting (self);
+    s_batch_end (self);
+}
+
+//  The conductor's own heartbeat, every report_interval like everyone's.
+void
+zv_conductor_heartbeat (zv_conductor_t *self)
+{
+    s_batch_begin (self);
+    s_record_own_service (self);
+    s_batch_end (self);
+}
+
+const char *
+zv_conductor_epoch (const zv_conductor_t *self)
+{
+    return self->epoch;
+}
+
+//  ---------------------------------------------------------------------
+//  The actor body: the ROUTER, the loop and its timers around the object
+
+typedef struct {
+    zv_conductor_t *conductor;
+    int group_commit_max;
+} s_actor_t;
+
+//  The sink of the real conductor: its ROUTER (mandatory, so a peer that is
+//  not connected fails the send with EHOSTUNREACH at once).
+static int
+s_router_send (void *arg, zv_msg_t **msg_p)
+{
+    return zv_msg_send (msg_p, (zsock_t *) arg);
+}
+
+//  The group commit: drain up to group_commit_max messages into one batch.
+static int
+s_router_readable (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    s_actor_t *actor = (s_actor_t *) arg;
+    zv_conductor_begin (actor->conductor);
+    for (int count = 0; count < actor->group_commit_max && (zsock_events (router) & ZMQ_POLLIN); count++) {
+        zv_msg_t *msg = zv_msg_recv (router);
+        if (!msg)
+            break;
+        zv_conductor_feed (actor->conductor, &msg);
+    }
+    zv_conductor_end (actor->conductor);
+    return 0;
+}
+
+static int
+s_expire (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zv_conductor_tick (((s_actor_t *) arg)->conductor);
+    return 0;
+}
+
+static int
+s_housekeeping (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zv_conductor_housekeeping (((s_actor_t *) arg)->conductor);
+    return 0;
+}
+
+static int
+s_own_heartbeat (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zv_conductor_heartbeat (((s_actor_t *) arg)->conductor);
+    return 0;
+}
+
+void
+zv_conductor_actor (zsock_t *pipe, void *args)
+{
+    const zv_actor_args_t *actor_args = (const zv_actor_args_t *) args;
+    const zv_config_t *cfg = &actor_args->config;
+    s_actor_t actor = { NULL, cfg->group_commit_max };
+    zloop_t *loop = NULL;
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    zsock_set_router_mandatory (router, 1);
+    zsock_set_router_handover (router, 1);
+    zsock_set_maxmsgsize (router, ZV_MSG_MAX_WIRE);
+    zsock_set_sndhwm (router, 100000);
+    zsock_set_rcvhwm (router, 100000);
+    zsock_set_linger (router, 0);
+    if (zsock_bind (router, "%s", actor_args->conductor_endpoint) < 0) {
+        zv_error (ACTOR, NULL, "cannot bind %s: %s", actor_args->conductor_endpoint, zmq_strerror (zmq_errno ()));
+        goto failed;
+    }
+    char errbuf [1024];
+    actor.conductor = zv_conductor_new (cfg, s_router_send, router, errbuf, sizeof errbuf);
+    if (!actor.conductor) {
+        zv_error (ACTOR, NULL, "%s", errbuf);
+        goto failed;
+    }
+    zv_info (ACTOR, NULL, "serving %s (store %s/store, epoch %s)", actor_args->conductor_endpoint,
+             cfg->state_path, zv_conductor_epoch (actor.conductor));
+
+    loop = zloop_new ();
+    zloop_set_nonstop (loop, true);
+    zloop_reader (loop, pipe, zv_actor_pipe_readable, NULL);
+    zloop_reader (loop, router, s_router_readable, &actor);
+    zloop_timer (loop, 100, 0, s_expire, &actor);
+    zloop_timer (loop, (size_t) cfg->housekeeping_interval_s * 1000, 0, s_housekeeping, &actor);
+    zloop_timer (loop, (size_t) cfg->report_interval_s * 1000, 0, s_own_heartbeat, &actor);
     zsock_signal (pipe, 0);
-    zloop_start (self->loop);
-    s_destroy (&self);
+    zloop_start (loop);
+    zloop_destroy (&loop);
+    zv_conductor_destroy (&actor.conductor);
+    zsock_destroy (&router);
     return;
 
 failed:
-    s_destroy (&self);
+    zv_conductor_destroy (&actor.conductor);
+    zsock_destroy (&router);
     zv_actor_start_failed (pipe);
 }

@@ -1,12 +1,13 @@
 /*  conductor.h: what the conductor's own files share; nothing outside
     actors/conductor/ includes it.
 
-    The conductor is one self served by one thread, written as one file per
-    concern: conductor.c (the self, the batch and its outbox, the route
-    table and dispatcher, timers, the actor body), servers.c, builds.c,
-    actions.c, hosts.c, admin.c, catalog.c, consoles.c and recovery.c.  A
-    move of a server between hosts (cold and live migration, a persisted
-    sequence of phases) will be moves.c beside actions.c.
+    The conductor is one object (zv_conductor.h, its public face) served by
+    one thread, written as one file per concern: conductor.c (the self, the
+    batch and its outbox, the route table and dispatcher, timers, the actor
+    body), servers.c, builds.c, actions.c, hosts.c, admin.c, catalog.c,
+    consoles.c and recovery.c.  A move of a server between hosts (cold and
+    live migration, a persisted sequence of phases) will be moves.c beside
+    actions.c.
 
     Every handler has the shape zv_conductor_handler_fn and is reached only
     through the route table in conductor.c.  What one file lends another
@@ -18,14 +19,11 @@
 #ifndef ZV_CONDUCTOR_INTERNAL_H
 #define ZV_CONDUCTOR_INTERNAL_H
 
+#include "actors/conductor/zv_conductor.h"
 #include "bus/zv_rpc.h"
-#include "common/zv_config.h"
-#include "proto/zv_msg.h"
 #include "store/zv_store.h"
 
 #define ACTOR "conductor"
-
-typedef struct _zv_conductor_t zv_conductor_t;
 
 //  A cast whose peer is not connected: arg is what the cast's sender kept
 //  to undo or retry it (owned by the outbox, borrowed here).
@@ -44,11 +42,13 @@ typedef struct {
     int64_t queued_ms;
 } zv_conductor_job_t;
 
+//  The self: the store, the calls in flight, what the handlers remember
+//  between messages, and the current batch.  No socket: what is sent goes
+//  to the sink (zv_conductor.h).
 struct _zv_conductor_t {
     zv_config_t cfg;
-    zsock_t *pipe;
-    zsock_t *router;
-    zloop_t *loop;
+    zv_conductor_sink_fn *sink;
+    void *sink_arg;
     zv_store_t *store;
     zv_rpc_t *rpc;
     char epoch [ZV_UUID_LEN + 1];
@@ -62,6 +62,7 @@ struct _zv_conductor_t {
     zv_txn_t *batch;
     zlistx_t *outbox;               //  s_out_t (conductor.c)
     bool in_batch;
+    bool scheduler_seen;            //  a scheduler's heartbeat is in the batch
     int64_t generation;             //  host states generation (placement-like)
 };
 
