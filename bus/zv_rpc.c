@@ -76,9 +76,9 @@ s_fail (s_call_t *call, zv_status_t status, const char *why, void *actor)
 }
 
 int
-zv_rpc_call (zv_rpc_t *self, zsock_t *socket, zv_msg_t **request_p,
-             int timeout_ms, zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx,
-             void *actor)
+zv_rpc_call_send (zv_rpc_t *self, zv_rpc_send_fn *send_fn, void *send_arg, zv_msg_t **request_p,
+                  int timeout_ms, zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx,
+                  void *actor)
 {
     zv_msg_t *request = *request_p;
     s_call_t *call = (s_call_t *) zmalloc (sizeof (s_call_t));
@@ -89,7 +89,7 @@ zv_rpc_call (zv_rpc_t *self, zsock_t *socket, zv_msg_t **request_p,
     call->fn = fn;
     call->ctx = ctx;
     call->free_ctx = free_ctx;
-    if (zv_msg_send (request_p, socket) != 0) {
+    if (send_fn (send_arg, request_p) != 0) {
         char why [256];
         snprintf (why, sizeof why, "cannot send %s: %s", call->type, zmq_strerror (zmq_errno ()));
         s_fail (call, ZV_EUNAVAILABLE, why, actor);
@@ -100,6 +100,21 @@ zv_rpc_call (zv_rpc_t *self, zsock_t *socket, zv_msg_t **request_p,
     call->handle = zlistx_insert (self->by_deadline, call, false);
     zhashx_insert (self->calls, call->id, call);
     return 0;
+}
+
+static int
+s_send_socket (void *arg, zv_msg_t **msg_p)
+{
+    return zv_msg_send (msg_p, (zsock_t *) arg);
+}
+
+int
+zv_rpc_call (zv_rpc_t *self, zsock_t *socket, zv_msg_t **request_p,
+             int timeout_ms, zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx,
+             void *actor)
+{
+    return zv_rpc_call_send (self, s_send_socket, socket, request_p, timeout_ms, fn, ctx,
+                             free_ctx, actor);
 }
 
 //  Take call out of both indexes without freeing it; caller frees.

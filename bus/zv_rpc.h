@@ -5,7 +5,12 @@
     and runs its continuation.  zv_rpc_expire, run from the actor's timer,
     answers every call past its deadline with a synthesized ZV_ETIMEOUT
     reply, so no continuation waits forever on a dead peer.  Single-threaded:
-    one rpc table belongs to one actor thread.                               */
+    one rpc table belongs to one actor thread.
+
+    The table never needs the socket itself: zv_rpc_call_send hands the
+    request to a send function, so an object that owns no socket (the
+    conductor, which its actor body or a unit test feeds) makes calls the
+    same way; zv_rpc_call is that on a zsock.                                 */
 
 #ifndef ZV_RPC_H
 #define ZV_RPC_H
@@ -26,10 +31,20 @@ typedef void (zv_rpc_free_fn) (void *ctx);
 //  their contexts are freed with the free_ctx given to zv_rpc_call.
 void zv_rpc_destroy (zv_rpc_t **self_p);
 
-//  Send *request_p (taken) on socket and remember fn(ctx) until the reply
-//  or timeout_ms.  If the send fails, fn runs at once with ZV_EUNAVAILABLE
-//  (so callers have one path).  Returns 0 or -1 (send failed).
-//  free_ctx (may be NULL) frees ctx if the call is dropped at destroy.
+//  Sends *msg_p (taken, sent or not): 0, or -1 with errno saying why
+//  (EHOSTUNREACH: a ROUTER_MANDATORY peer that is not connected).
+typedef int (zv_rpc_send_fn) (void *arg, zv_msg_t **msg_p);
+
+//  Send *request_p (taken) with send_fn (send_arg) and remember fn(ctx) until
+//  the reply or timeout_ms.  If the send fails, fn runs at once with
+//  ZV_EUNAVAILABLE (so callers have one path).  Returns 0 or -1 (send
+//  failed).  free_ctx (may be NULL) frees ctx if the call is dropped at
+//  destroy.
+int zv_rpc_call_send (zv_rpc_t *self, zv_rpc_send_fn *send_fn, void *send_arg, zv_msg_t **request_p,
+                      int timeout_ms, zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx,
+                      void *actor);
+
+//  zv_rpc_call_send on a socket (zv_msg_send).
 int zv_rpc_call (zv_rpc_t *self, zsock_t *socket, zv_msg_t **request_p,
                  int timeout_ms, zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx,
                  void *actor);

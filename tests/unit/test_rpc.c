@@ -6,7 +6,9 @@
     and the caller hands what comes back to zv_rpc_dispatch, as an actor's
     loop does.  Timeouts are short and waited for on the caller's socket
     with a deadline, never with a bare sleep.  The continuation records what
-    it saw in a recorder passed as the actor argument.                       */
+    it saw in a recorder passed as the actor argument.  zv_rpc_call_send is
+    driven with a send function that keeps what it is given, or refuses it
+    as a ROUTER refuses a peer that is not connected.                        */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,8 @@ typedef struct {
     char error [S_MAX_RUNS][256];
     int freed;                          //  contexts freed through free_ctx
     bool call_again;                    //  continuation issues a new call
+    zv_msg_t *sent [S_MAX_RUNS];        //  what s_send kept
+    int sent_count;
 } fixture_t;
 
 static fixture_t *s_current;            //  for free_ctx, which has no actor
@@ -87,6 +92,25 @@ s_tag (int value)
     return tag;
 }
 
+//  A send function: keeps the message, or refuses an identity "nobody"
+//  with EHOSTUNREACH.  Takes the message either way, as a socket send does.
+static int
+s_send (void *arg, zv_msg_t **msg_p)
+{
+    fixture_t *self = (fixture_t *) arg;
+    zv_msg_t *msg = *msg_p;
+    *msg_p = NULL;
+    zframe_t *rid = zv_msg_routing_id (msg);
+    if (rid && zframe_streq (rid, "nobody")) {
+        zv_msg_destroy (&msg);
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    assert_true (self->sent_count < S_MAX_RUNS);
+    self->sent [self->sent_count++] = msg;
+    return 0;
+}
+
 static int
 s_setup (void **state)
 {
@@ -117,6 +141,8 @@ s_teardown (void **state)
 {
     fixture_t *self = *state;
     zv_rpc_destroy (&self->rpc);
+    for (int index = 0; index < self->sent_count; index++)
+        zv_msg_destroy (&self->sent [index]);
     zsock_destroy (&self->dealer);
     zsock_destroy (&self->router);
     s_current = NULL;
@@ -465,6 +491,65 @@ test_rpc_send_fails (void **state)
     assert_int_equal (self->status [1], ZV_OK);
 }
 
+//  Calls through a send function (an object that owns no socket)
+
+static void
+test_rpc_call_send (void **state)
+{
+    fixture_t *self = *state;
+    zv_msg_t *request = zv_msg_new (S_TYPE);
+    zv_msg_set_rq (request, "req-test-send");
+    zv_msg_set_routing_str (request, "peer");
+    char id [72];
+    snprintf (id, sizeof id, "%s", zv_msg_id (request));
+    assert_int_equal (zv_rpc_call_send (self->rpc, s_send, self, &request, 60000,
+                                        s_on_reply_free, s_tag (4), s_free_ctx, self), 0);
+    assert_null (request);                          //  taken
+    assert_int_equal (self->sent_count, 1);
+    assert_string_equal (zv_msg_id (self->sent [0]), id);
+    assert_int_equal (zv_rpc_pending (self->rpc), 1);
+    assert_int_equal (self->runs, 0);
+
+    //  The reply to what was sent finds its call, as one from a socket does.
+    zv_msg_t *reply = zv_msg_reply (self->sent [0]);
+    assert_true (zv_rpc_dispatch (self->rpc, reply, self));
+    zv_msg_destroy (&reply);
+    assert_int_equal (self->runs, 1);
+    assert_int_equal (self->tags [0], 4);
+    assert_int_equal (self->status [0], ZV_OK);
+    assert_string_equal (self->re [0], id);
+    assert_string_equal (self->rq [0], "req-test-send");
+    assert_int_equal (zv_rpc_pending (self->rpc), 0);
+    assert_int_equal (self->freed, 0);
+
+    //  A send that fails runs the continuation at once, as on a socket.
+    request = zv_msg_new (S_TYPE);
+    zv_msg_set_routing_str (request, "nobody");
+    snprintf (id, sizeof id, "%s", zv_msg_id (request));
+    assert_int_equal (zv_rpc_call_send (self->rpc, s_send, self, &request, 60000,
+                                        s_on_reply_free, s_tag (5), s_free_ctx, self), -1);
+    assert_null (request);
+    assert_int_equal (self->sent_count, 1);
+    assert_int_equal (self->runs, 2);
+    assert_int_equal (self->tags [1], 5);
+    assert_int_equal (self->status [1], ZV_EUNAVAILABLE);
+    assert_string_equal (self->re [1], id);
+    char expected [256];
+    snprintf (expected, sizeof expected, "cannot send " S_TYPE ": %s", zmq_strerror (EHOSTUNREACH));
+    assert_string_equal (self->error [1], expected);
+    assert_int_equal (zv_rpc_pending (self->rpc), 0);
+    zv_rpc_expire (self->rpc, self);
+    assert_int_equal (self->runs, 2);
+
+    //  A pending call made this way is dropped at destroy like any other.
+    request = zv_msg_new (S_TYPE);
+    assert_int_equal (zv_rpc_call_send (self->rpc, s_send, self, &request, 60000,
+                                        s_on_reply_free, s_tag (6), s_free_ctx, self), 0);
+    zv_rpc_destroy (&self->rpc);
+    assert_int_equal (self->freed, 1);
+    assert_int_equal (self->runs, 2);
+}
+
 //  Destroy
 
 static void
@@ -508,6 +593,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_rpc_expire_in_deadline_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rpc_expire_only_due, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rpc_send_fails, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rpc_call_send, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_rpc_destroy_pending, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,0 +1,247 @@
+/*  conductor.h: what the conductor's own files share; nothing outside
+    actors/conductor/ includes it.
+
+    The conductor is one object (zv_conductor.h, its public face) served by
+    one thread, written as one file per concern: conductor.c (the self, the
+    batch and its outbox, the route table and dispatcher, timers, the actor
+    body), servers.c, builds.c, actions.c, hosts.c, admin.c, catalog.c,
+    consoles.c and recovery.c.  A move of a server between hosts (cold and
+    live migration, a persisted sequence of phases) will be moves.c beside
+    actions.c.
+
+    Every handler has the shape zv_conductor_handler_fn and is reached only
+    through the route table in conductor.c.  What one file lends another
+    has external linkage and the zv_conductor_ prefix, and is declared here
+    under the file that defines it; what a file keeps to itself is static.
+    The three field readers below are the exception: used on nearly every
+    line, they are static inline, as each store/ module keeps its own.     */
+
+#ifndef ZV_CONDUCTOR_INTERNAL_H
+#define ZV_CONDUCTOR_INTERNAL_H
+
+#include "actors/conductor/zv_conductor.h"
+#include "bus/zv_rpc.h"
+#include "store/zv_store.h"
+
+#define ACTOR "conductor"
+
+//  A cast whose peer is not connected: arg is what the cast's sender kept
+//  to undo or retry it (owned by the outbox, borrowed here).
+typedef void (zv_conductor_unreachable_fn) (zv_conductor_t *self, json_t *arg);
+
+//  A set of instances waiting for (or in) a scheduler's decision.
+typedef struct {
+    json_t *uuids;                  //  array of instance uuids
+    json_t *spec;                   //  request spec (resources, project, zone)
+    json_t *ignore_hosts;           //  hosts excluded (failed attempts)
+    int attempt;
+    int min_count;                  //  all or nothing up to this many
+    char last_failure [600];        //  why the previous attempt failed, if it did
+    char rq [72];
+    char scheduler [320];           //  who was asked
+    int64_t queued_ms;
+} zv_conductor_job_t;
+
+//  The self: the store, the calls in flight, what the handlers remember
+//  between messages, and the current batch.  No socket: what is sent goes
+//  to the sink (zv_conductor.h).
+struct _zv_conductor_t {
+    zv_config_t cfg;
+    zv_conductor_sink_fn *sink;
+    void *sink_arg;
+    zv_store_t *store;
+    zv_rpc_t *rpc;
+    char epoch [ZV_UUID_LEN + 1];
+    int64_t started_ms;
+    char images_dir [1100];
+    zhashx_t *schedulers;           //  identity -> last heartbeat (mono ms, boxed)
+    zhashx_t *failed_builds;        //  host -> builds failed since its last success (boxed)
+    zlistx_t *waiting;              //  zv_conductor_job_t waiting for a live scheduler
+    size_t next_scheduler;
+    //  The current batch.
+    zv_txn_t *batch;
+    zlistx_t *outbox;               //  s_out_t (conductor.c)
+    bool in_batch;
+    bool scheduler_seen;            //  a scheduler's heartbeat is in the batch
+    int64_t generation;             //  host states generation (placement-like)
+};
+
+//  One request as a handler sees it.  The handler returns the reply body
+//  (new) in reply, or an error status with errbuf set; the dispatcher
+//  (conductor.c) sends the reply once the batch is committed.
+typedef struct {
+    const zv_msg_t *msg;
+    const void *route_arg;          //  the route's argument (e.g. a resource row)
+    json_t *reply;                  //  body of the reply, set by the handler
+    zv_status_t error;              //  an error to answer although the handler's
+    char errtext [512];             //  writes are kept (handler returned ZV_OK)
+    void *payload;                  //  bytes for the reply's payload frame (malloc'd)
+    size_t payload_size;
+    bool deferred;                  //  the handler answers later (consoles.c relays)
+} zv_conductor_call_t;
+
+typedef zv_status_t (zv_conductor_handler_fn) (zv_conductor_t *self, zv_txn_t *txn,
+                                               zv_conductor_call_t *call,
+                                               char *errbuf, size_t errlen);
+
+//  Which records zv_conductor_collect keeps (it may edit rec in place).
+typedef bool (zv_conductor_keep_fn) (zv_conductor_t *self, json_t *rec, void *arg);
+
+//  Flavors and images are listed and shown alike: one handler each, the
+//  route's resource row says which table and what to call it.
+typedef struct {
+    zv_table_t table;
+    const char *singular;           //  "flavor": the reply key of a show
+    const char *plural;             //  "flavors": the reply key of a list
+} zv_conductor_resource_t;
+
+//  Field readers: NULL / 0 when absent or of another type.
+static inline const char *
+s_str (const json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+static inline json_int_t
+s_int (const json_t *object, const char *key)
+{
+    return json_integer_value (json_object_get (object, key));
+}
+
+static inline const char *
+s_iso_now (char buf [32])
+{
+    return zv_iso8601 (zv_now_ms (), buf);
+}
+
+//  ---------------------------------------------------------------------
+//  conductor.c: the batch, its outbox, and helpers every handler uses
+
+//  The batch's write transaction, opened on first use; NULL if it cannot be.
+zv_txn_t *zv_conductor_batch_txn (zv_conductor_t *self);
+//  Queue a reply (or any message) for after the commit; takes *msg_p.
+void zv_conductor_out (zv_conductor_t *self, zv_msg_t **msg_p);
+//  Queue a call: fn(ctx) runs on the reply, the timeout or a failed send,
+//  inside a batch.  free_ctx frees ctx if the call is never made.
+void zv_conductor_out_call (zv_conductor_t *self, zv_msg_t **msg_p, int timeout_ms,
+                            zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx);
+//  Queue a cast; unreachable (may be NULL) runs with arg (taken) inside a
+//  batch of its own when the peer is not connected.
+void zv_conductor_out_cast (zv_conductor_t *self, zv_msg_t **msg_p,
+                            zv_conductor_unreachable_fn *unreachable, json_t *arg);
+//  An instance fault as Nova shows it {message, code, created}; new.
+json_t *zv_conductor_fault (zv_status_t status, const char *message);
+//  Drop the store's record version from rec; returns rec.
+json_t *zv_conductor_strip (json_t *rec);
+//  Printable, no leading or trailing blanks (Nova's name parameter).
+bool zv_conductor_valid_name (const char *what, const char *name, char *errbuf, size_t errlen);
+//  One record by id, or by unique "name" among non-deleted records (of
+//  project, unless NULL).  *rec_p new; ZV_ENOTFOUND / ZV_ECONFLICT with errbuf.
+zv_status_t zv_conductor_find (zv_txn_t *txn, zv_table_t table, const char *what, const char *ref,
+                               const char *project, json_t **rec_p, char *errbuf, size_t errlen);
+//  Every record of a table that keep (NULL: all) keeps, stripped; new array.
+json_t *zv_conductor_collect (zv_conductor_t *self, zv_txn_t *txn, zv_table_t table,
+                              zv_conductor_keep_fn *keep, void *arg);
+
+//  ---------------------------------------------------------------------
+//  servers.c
+
+zv_conductor_handler_fn zv_conductor_server_create, zv_conductor_server_list,
+    zv_conductor_server_show, zv_conductor_server_delete, zv_conductor_server_events;
+//  The view of an instance that leaves the conductor: the record plus its
+//  derived status and id, without store-internal keys.  Takes rec, returns it.
+json_t *zv_conductor_server_view (json_t *rec);
+//  An instance by the request's "ref": uuid (deleted ones too) or unique
+//  live name in the request's project.  *rec_p new.
+zv_status_t zv_conductor_find_server (zv_conductor_t *self, zv_txn_t *txn, const zv_msg_t *msg,
+                                      json_t **rec_p, char *errbuf, size_t errlen);
+//  Ask the instance's host to destroy it (a cast), or finish the delete
+//  here when it has no host.
+zv_status_t zv_conductor_start_terminate (zv_conductor_t *self, zv_txn_t *txn, json_t *rec,
+                                          const char *action_rq, char *errbuf, size_t errlen);
+
+//  ---------------------------------------------------------------------
+//  builds.c
+
+//  instance_update with build_failed (hosts.c hands it over).
+zv_conductor_handler_fn zv_conductor_build_failed;
+//  Give back an instance's claim.
+zv_status_t zv_conductor_release (zv_conductor_t *self, zv_txn_t *txn, const char *uuid);
+//  ERROR with a fault, claim released, create action closed; only from one
+//  of the expected task_states.
+zv_status_t zv_conductor_fail_build (zv_conductor_t *self, zv_txn_t *txn, const char *uuid,
+                                     const json_t *expected, zv_status_t why, const char *message);
+//  Deleted, claim released, delete action finished, tokens revoked, group left.
+zv_status_t zv_conductor_finish_delete (zv_conductor_t *self, zv_txn_t *txn, const char *uuid,
+                                        const char *action_rq, char *errbuf, size_t errlen);
+void zv_conductor_job_destroy (zv_conductor_job_t **job_p);
+//  Ask a live scheduler (after the commit) or park the job; takes *job_p.
+void zv_conductor_schedule (zv_conductor_t *self, zv_conductor_job_t **job_p);
+//  Parked jobs go out when a scheduler is up; they fail after rpc_timeout.
+void zv_conductor_flush_waiting (zv_conductor_t *self);
+//  Count a build failure against host, or clear its count on a success.
+void zv_conductor_count_failure (zv_conductor_t *self, const char *host, bool failed);
+
+//  ---------------------------------------------------------------------
+//  actions.c
+
+zv_conductor_handler_fn zv_conductor_server_action;
+
+//  ---------------------------------------------------------------------
+//  hosts.c
+
+zv_conductor_handler_fn zv_conductor_service_heartbeat, zv_conductor_instance_update,
+    zv_conductor_instance_destroyed, zv_conductor_compute_sync, zv_conductor_host_states,
+    zv_conductor_service_list, zv_conductor_service_set, zv_conductor_hypervisor_list,
+    zv_conductor_hypervisor_show;
+//  "up", "down" or "degraded" from a service record (NULL: down).
+const char *zv_conductor_service_state (zv_conductor_t *self, const json_t *service);
+//  A service record shown: state and status set, internals dropped; returns rec.
+json_t *zv_conductor_service_view (zv_conductor_t *self, json_t *rec);
+//  The compute service record of host (new), or NULL.
+json_t *zv_conductor_compute_service (zv_conductor_t *self, zv_txn_t *txn, const char *host);
+//  The request id of an instance's newest unfinished action (of the named
+//  action, or any when NULL), copied into buf; NULL when none.
+const char *zv_conductor_open_action_rq (zv_txn_t *txn, const char *uuid, const char *action,
+                                         char *buf, size_t len);
+
+//  ---------------------------------------------------------------------
+//  admin.c
+
+zv_conductor_handler_fn zv_conductor_flavor_set, zv_conductor_aggregate_create,
+    zv_conductor_aggregate_list, zv_conductor_aggregate_show, zv_conductor_aggregate_delete,
+    zv_conductor_aggregate_host, zv_conductor_aggregate_set, zv_conductor_zone_list,
+    zv_conductor_group_create, zv_conductor_group_list, zv_conductor_group_show,
+    zv_conductor_group_delete, zv_conductor_provider_list, zv_conductor_provider_show,
+    zv_conductor_provider_set;
+//  A host's zone from zv_aggregate_by_host's map; borrowed.
+const char *zv_conductor_host_zone (zv_conductor_t *self, const json_t *by_host, const char *host);
+//  Some compute host is in zone.
+bool zv_conductor_zone_exists (zv_conductor_t *self, zv_txn_t *txn, const char *zone);
+
+//  ---------------------------------------------------------------------
+//  catalog.c
+
+zv_conductor_handler_fn zv_conductor_flavor_create, zv_conductor_flavor_delete,
+    zv_conductor_resource_list, zv_conductor_resource_show, zv_conductor_image_create,
+    zv_conductor_image_upload, zv_conductor_image_delete, zv_conductor_image_download;
+//  The resource rows of the list and show routes.
+extern const zv_conductor_resource_t zv_conductor_flavors, zv_conductor_images;
+//  Every image record an instance's domain needs on its host, by id; new.
+json_t *zv_conductor_action_images (zv_txn_t *txn, const json_t *rec, const char *rescue_image);
+
+//  ---------------------------------------------------------------------
+//  consoles.c
+
+zv_conductor_handler_fn zv_conductor_console_url, zv_conductor_console_log,
+    zv_conductor_server_screenshot, zv_conductor_console_authorize;
+//  Revoke an instance's console tokens, or every expired one (uuid NULL).
+void zv_conductor_tokens_revoke (zv_txn_t *txn, const char *uuid);
+
+//  ---------------------------------------------------------------------
+//  recovery.c
+
+//  Finish or fail what is stuck (at_start: what a previous run left).
+void zv_conductor_sweep (zv_conductor_t *self, bool at_start);
+
+#endif
