@@ -1,8 +1,9 @@
 /*  zv_catalogue.c: every message type zova speaks, in one table.
 
     The table is grouped the way a reader looks for things: the client-facing
-    api.* rows, the conductor rows they forward to (same fields, plus the
-    project and user the api fills in), then the internal rows.  Lookup is a
+    api.* rows, the conductor rows they forward to (the same fields: who
+    asks travels in the envelope's context, which only an api sets), then
+    the internal rows.  Lookup is a
     binary search over a sorted index of row pointers, built once on first
     use (pthread_once), so the table's order stays readable and lookup stays
     O(log n) however many rows are added.  Field lists shared by an api row
@@ -31,8 +32,6 @@
 
 #define S_TB  INT64_C (1099511627776)
 
-//  Filled in by the api on every forwarded request.
-#define F_OWNER                 F_STR ("project_id", false, 0), F_STR ("user_id", false, 0)
 #define F_REF                   F_STR ("ref", true, 0)
 
 #define F_FLAVOR_CREATE \
@@ -125,12 +124,11 @@
     F_BOOL ("disabled"), \
     F_STR ("disabled_reason", false, 255)
 
-//  One api row and the conductor row it forwards to: the same fields, and
-//  the owner the api adds (first, so that an empty field list still expands).
+//  One api row and the conductor row it forwards to: the same fields.
 #define S_FORWARDED(verb, ...) \
     { .type = "api." verb, .kind = ZV_MSG_REQUEST, .forward = "conductor." verb, \
       .fields = { __VA_ARGS__ } }, \
-    { .type = "conductor." verb, .kind = ZV_MSG_REQUEST, .fields = { F_OWNER, __VA_ARGS__ } }
+    { .type = "conductor." verb, .kind = ZV_MSG_REQUEST, .fields = { __VA_ARGS__ } }
 
 static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("flavor_create",   F_FLAVOR_CREATE),

@@ -81,8 +81,16 @@ zv_status_t
 zv_group_find (zv_txn_t *txn, const char *ref, const char *project_id, json_t **rec_p,
                char *errbuf, size_t errlen)
 {
-    if (zv_store_get (txn, ZV_TABLE_SERVER_GROUPS, ref, rec_p) == ZV_OK)
-        return ZV_OK;
+    if (zv_store_get (txn, ZV_TABLE_SERVER_GROUPS, ref, rec_p) == ZV_OK) {
+        //  Another project's group is not there for its caller.
+        const char *owner = s_str (*rec_p, "project_id");
+        if (!project_id || !*project_id || !owner || !strcmp (owner, project_id))
+            return ZV_OK;
+        json_decref (*rec_p);
+        *rec_p = NULL;
+        snprintf (errbuf, errlen, "Server group %s could not be found.", ref);
+        return ZV_ENOTFOUND;
+    }
     s_scan_t scan = { ref, project_id, NULL, 0, NULL };
     zv_store_scan (txn, ZV_TABLE_SERVER_GROUPS, "", s_visit, &scan);
     if (scan.matches == 1) {

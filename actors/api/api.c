@@ -126,8 +126,6 @@ s_client_request (self_t *self, zv_msg_t *msg)
     //  default_project with default_roles.
     zv_msg_set_context (forward, &self->context);
     json_t *body = json_copy (zv_msg_body (msg));
-    json_object_set_new (body, "project_id", json_string (self->context.project_id));
-    json_object_set_new (body, "user_id", json_string (self->context.user_id));
     zv_msg_set_body (forward, &body);
     size_t size = 0;
     const void *payload = zv_msg_payload (msg, &size);

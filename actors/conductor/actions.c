@@ -9,6 +9,7 @@
     beside this file; this one keeps the actions one host runs alone.      */
 
 #include "actors/conductor/conductor.h"
+#include "store/zv_instance.h"
 
 //  conductor.server_action: a user action on a server, as Nova's compute
 //  API takes it.  The transition table judges it and moves task_state in
@@ -25,10 +26,14 @@ static const zv_action_t s_host_actions [] = {
 
 static void s_action_unreachable (zv_conductor_t *self, json_t *arg);
 
+//  What the request must say whoever sends it: an action zova has, that a
+//  host runs, with what it takes.
 zv_status_t
-zv_conductor_server_action (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
-                            char *errbuf, size_t errlen)
+zv_conductor_server_action_check (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                                  char *errbuf, size_t errlen)
 {
+    (void) self;
+    (void) txn;
     const zv_msg_t *msg = call->msg;
     const char *name = zv_msg_get_str (msg, "action");
     int action = zv_action_from_name (name);
@@ -47,8 +52,18 @@ zv_conductor_server_action (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
         snprintf (errbuf, errlen, "changePassword needs a password.");
         return ZV_EINVAL;
     }
+    return ZV_OK;
+}
+
+zv_status_t
+zv_conductor_server_action (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                            char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    const char *name = zv_msg_get_str (msg, "action");
+    zv_action_t action = (zv_action_t) zv_action_from_name (name);
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
         return status;
     const char *uuid = s_str (rec, "uuid");
@@ -91,7 +106,7 @@ zv_conductor_server_action (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
         json_t *body = json_pack ("{s:O, s:s, s:s, s:o}", "instance", updated, "action", name,
                                   "action_request_id", rq,
                                   "images", zv_conductor_action_images (txn, updated, rescue ? s_str (rescue, "id") : NULL));
-        zv_conductor_server_view (json_object_get (body, "instance"));
+        zv_instance_view (json_object_get (body, "instance"));
         if (rescue)
             json_object_set_new (body, "rescue_image", json_string (s_str (rescue, "id")));
         if (action == ZV_ACTION_SET_PASSWORD) {
@@ -104,7 +119,7 @@ zv_conductor_server_action (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
                                json_pack ("{s:s, s:s, s:s, s:O}", "uuid", uuid, "rq", rq, "host", host,
                                           "task_state", json_object_get (updated, "task_state")));
         zv_info (ACTOR, rq, "instance %s: %s on %s", uuid, name, host);
-        call->reply = json_pack ("{s:o, s:s}", "server", zv_conductor_server_view (json_incref (updated)),
+        call->reply = json_pack ("{s:o, s:s}", "server", zv_instance_view (json_incref (updated)),
                                  "request_id", rq);
     }
     json_decref (updated);

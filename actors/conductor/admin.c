@@ -222,9 +222,10 @@ zv_status_t
 zv_conductor_zone_list (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
                         char *errbuf, size_t errlen)
 {
-    (void) errbuf;
-    (void) errlen;
     bool long_form = zv_msg_get_bool (call->msg, "long", false);
+    //  The hosts and services of each zone are for admins, as in Nova.
+    if (long_form && !zv_conductor_is_admin (call))
+        return zv_conductor_forbidden ("os_compute_api:os-availability-zone:detail", errbuf, errlen);
     json_t *by_host = zv_aggregate_by_host (txn);
     //  Zones come from the compute hosts in them (Nova's rule): a zone with
     //  no host is not listed.
@@ -271,7 +272,7 @@ zv_conductor_group_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     json_t *group = NULL;
     zv_status_t status = zv_group_create (txn, name, zv_msg_get_str (call->msg, "policy"),
                                           json_object_get (zv_msg_body (call->msg), "rules"),
-                                          zv_msg_get_str (call->msg, "project_id"), &group, errbuf, errlen);
+                                          zv_conductor_project (call), &group, errbuf, errlen);
     if (status == ZV_OK)
         call->reply = json_pack ("{s:o}", "server_group", zv_conductor_strip (group));
     return status;
@@ -282,11 +283,11 @@ zv_conductor_group_list (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_
                          char *errbuf, size_t errlen)
 {
     (void) self;
-    (void) errbuf;
-    (void) errlen;
     bool all = zv_msg_get_bool (call->msg, "all_projects", false);
+    if (all && !zv_conductor_is_admin (call))
+        return zv_conductor_forbidden ("os_compute_api:os-server-groups:index:all_projects", errbuf, errlen);
     call->reply = json_pack ("{s:o}", "server_groups",
-                             zv_group_list (txn, all ? NULL : zv_msg_get_str (call->msg, "project_id")));
+                             zv_group_list (txn, all ? NULL : zv_conductor_project (call)));
     return ZV_OK;
 }
 
@@ -296,8 +297,10 @@ zv_conductor_group_show (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_
 {
     (void) self;
     json_t *group = NULL;
+    //  An admin sees every project's groups.
     zv_status_t status = zv_group_find (txn, zv_msg_get_str (call->msg, "ref"),
-                                        zv_msg_get_str (call->msg, "project_id"), &group, errbuf, errlen);
+                                        zv_conductor_is_admin (call) ? NULL : zv_conductor_project (call),
+                                        &group, errbuf, errlen);
     if (status == ZV_OK)
         call->reply = json_pack ("{s:o}", "server_group", zv_conductor_strip (group));
     return status;
@@ -309,7 +312,8 @@ zv_conductor_group_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
 {
     (void) self;
     zv_status_t status = zv_group_delete (txn, zv_msg_get_str (call->msg, "ref"),
-                                          zv_msg_get_str (call->msg, "project_id"), errbuf, errlen);
+                                          zv_conductor_is_admin (call) ? NULL : zv_conductor_project (call),
+                                          errbuf, errlen);
     if (status == ZV_OK)
         call->reply = json_object ();
     return status;

@@ -16,6 +16,7 @@
     as Nova's conductor does.                                                */
 
 #include "actors/conductor/conductor.h"
+#include "store/zv_instance.h"
 #include "store/zv_placement.h"
 #include "store/zv_group.h"
 
@@ -240,7 +241,7 @@ s_cast_build (zv_conductor_t *self, json_t *rec, zv_conductor_job_t *job, json_t
     char identity [320];
     snprintf (identity, sizeof identity, "compute.%s", host);
     zv_msg_set_routing_str (msg, identity);
-    json_t *view = zv_conductor_server_view (json_deep_copy (rec));
+    json_t *view = zv_instance_view (json_deep_copy (rec));
     json_t *body = json_pack ("{s:o, s:i, s:O}", "instance", view, "attempt", job->attempt,
                               "images", images);
     zv_msg_set_body (msg, &body);

@@ -153,7 +153,7 @@ zv_conductor_image_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
         "checksum", checksum ? json_string (checksum) : json_null (),
         "os_hash_algo", "sha256",
         "properties", json_is_object (properties) ? json_incref (properties) : json_object (),
-        "owner", zv_msg_get_str (msg, "project_id") ? zv_msg_get_str (msg, "project_id") : "",
+        "owner", zv_conductor_project (call),
         "created_at", s_iso_now (now), "updated_at", now);
     s_image_path (self, id, true, path, sizeof path);
     int fd = open (path, O_CREAT | O_TRUNC | O_WRONLY, 0640);
@@ -295,6 +295,13 @@ zv_conductor_image_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
                                             NULL, &image, errbuf, errlen);
     if (status != ZV_OK)
         return status;
+    //  An image is deleted by its owner's project or an admin (Glance's
+    //  default policy).
+    const char *owner = s_str (image, "owner");
+    if (!zv_conductor_is_admin (call) && owner && *owner && !streq (owner, zv_conductor_project (call))) {
+        json_decref (image);
+        return zv_conductor_forbidden ("delete_image", errbuf, errlen);
+    }
     const char *id = s_str (image, "id");
     status = zv_store_del (txn, ZV_TABLE_IMAGES, id);
     if (status == ZV_OK) {

@@ -294,68 +294,91 @@ zv_conductor_collect (zv_conductor_t *self, zv_txn_t *txn, zv_table_t table,
 }
 
 //  ---------------------------------------------------------------------
-//  The dispatch table: every type the conductor serves, and its handler,
-//  grouped by the file that holds it.  Rows name their columns, so a column
-//  (who may call a route, say) can be added without rewriting the rest.
+//  The dispatch table: every type the conductor serves, its handler, and
+//  who may call it (policy.c judges that before the handler runs; the
+//  policy names are Nova's, which a 403 quotes), grouped by the file that
+//  holds the handler.
 
-typedef struct {
-    const char *type;
-    zv_conductor_handler_fn *handler;
-    const void *arg;
-} s_route_t;
+#define USER            .allow = ZV_ALLOW_USER
+#define OWNER           .allow = ZV_ALLOW_OWNER
+#define ADMIN(p)        .allow = ZV_ALLOW_ADMIN, .policy = p
+#define HOST            .allow = ZV_ALLOW_HOST
+#define SELF(s)         .allow = ZV_ALLOW_SELF, .service = s
+#define SERVICE(s)      .allow = ZV_ALLOW_SERVICE, .service = s
+
+typedef zv_conductor_route_t s_route_t;
 
 static const s_route_t s_routes [] = {
     //  hosts.c: services, compute hosts, schedulers
-    { .type = "conductor.service_heartbeat",        .handler = zv_conductor_service_heartbeat },
-    { .type = "conductor.instance_update",          .handler = zv_conductor_instance_update },
-    { .type = "conductor.instance_destroyed",       .handler = zv_conductor_instance_destroyed },
-    { .type = "conductor.compute_sync",             .handler = zv_conductor_compute_sync },
-    { .type = "conductor.host_states",              .handler = zv_conductor_host_states },
-    { .type = "conductor.service_list",             .handler = zv_conductor_service_list },
-    { .type = "conductor.service_set",              .handler = zv_conductor_service_set },
-    { .type = "conductor.hypervisor_list",          .handler = zv_conductor_hypervisor_list },
-    { .type = "conductor.hypervisor_show",          .handler = zv_conductor_hypervisor_show },
+    { .type = "conductor.service_heartbeat",  .handler = zv_conductor_service_heartbeat, SELF (NULL) },
+    { .type = "conductor.instance_update",    .handler = zv_conductor_instance_update, HOST },
+    { .type = "conductor.instance_destroyed", .handler = zv_conductor_instance_destroyed, HOST },
+    { .type = "conductor.compute_sync",       .handler = zv_conductor_compute_sync, SELF ("compute") },
+    { .type = "conductor.host_states",        .handler = zv_conductor_host_states, SERVICE ("scheduler") },
+    { .type = "conductor.service_list",       .handler = zv_conductor_service_list,
+      ADMIN ("os_compute_api:os-services:list") },
+    { .type = "conductor.service_set",        .handler = zv_conductor_service_set,
+      ADMIN ("os_compute_api:os-services:update") },
+    { .type = "conductor.hypervisor_list",    .handler = zv_conductor_hypervisor_list,
+      ADMIN ("os_compute_api:os-hypervisors:list") },
+    { .type = "conductor.hypervisor_show",    .handler = zv_conductor_hypervisor_show,
+      ADMIN ("os_compute_api:os-hypervisors:show") },
     //  catalog.c: flavors and images
-    { .type = "conductor.flavor_create",            .handler = zv_conductor_flavor_create },
-    { .type = "conductor.flavor_list",              .handler = zv_conductor_resource_list, .arg = &zv_conductor_flavors },
-    { .type = "conductor.flavor_show",              .handler = zv_conductor_resource_show, .arg = &zv_conductor_flavors },
-    { .type = "conductor.flavor_delete",            .handler = zv_conductor_flavor_delete },
-    { .type = "conductor.image_create",             .handler = zv_conductor_image_create },
-    { .type = "conductor.image_upload",             .handler = zv_conductor_image_upload },
-    { .type = "conductor.image_list",               .handler = zv_conductor_resource_list, .arg = &zv_conductor_images },
-    { .type = "conductor.image_show",               .handler = zv_conductor_resource_show, .arg = &zv_conductor_images },
-    { .type = "conductor.image_delete",             .handler = zv_conductor_image_delete },
-    { .type = "conductor.image_download",           .handler = zv_conductor_image_download },
+    { .type = "conductor.flavor_create",      .handler = zv_conductor_flavor_create,
+      ADMIN ("os_compute_api:os-flavor-manage:create") },
+    { .type = "conductor.flavor_list",        .handler = zv_conductor_resource_list, .arg = &zv_conductor_flavors, USER },
+    { .type = "conductor.flavor_show",        .handler = zv_conductor_resource_show, .arg = &zv_conductor_flavors, USER },
+    { .type = "conductor.flavor_delete",      .handler = zv_conductor_flavor_delete,
+      ADMIN ("os_compute_api:os-flavor-manage:delete") },
+    { .type = "conductor.image_create",       .handler = zv_conductor_image_create, USER },
+    { .type = "conductor.image_upload",       .handler = zv_conductor_image_upload, USER },
+    { .type = "conductor.image_list",         .handler = zv_conductor_resource_list, .arg = &zv_conductor_images, USER },
+    { .type = "conductor.image_show",         .handler = zv_conductor_resource_show, .arg = &zv_conductor_images, USER },
+    { .type = "conductor.image_delete",       .handler = zv_conductor_image_delete, USER },
+    { .type = "conductor.image_download",     .handler = zv_conductor_image_download, SERVICE ("compute") },
     //  servers.c
-    { .type = "conductor.server_create",            .handler = zv_conductor_server_create },
-    { .type = "conductor.server_list",              .handler = zv_conductor_server_list },
-    { .type = "conductor.server_show",              .handler = zv_conductor_server_show },
-    { .type = "conductor.server_delete",            .handler = zv_conductor_server_delete },
-    { .type = "conductor.server_events",            .handler = zv_conductor_server_events },
+    { .type = "conductor.server_create",      .handler = zv_conductor_server_create, USER },
+    { .type = "conductor.server_list",        .handler = zv_conductor_server_list, USER },
+    { .type = "conductor.server_show",        .handler = zv_conductor_server_show, OWNER },
+    { .type = "conductor.server_delete",      .handler = zv_conductor_server_delete, OWNER },
+    { .type = "conductor.server_events",      .handler = zv_conductor_server_events, OWNER },
     //  actions.c
-    { .type = "conductor.server_action",            .handler = zv_conductor_server_action },
+    { .type = "conductor.server_action",      .handler = zv_conductor_server_action,
+      .check = zv_conductor_server_action_check, OWNER },
     //  consoles.c
-    { .type = "conductor.console_url",              .handler = zv_conductor_console_url },
-    { .type = "conductor.console_log",              .handler = zv_conductor_console_log },
-    { .type = "conductor.server_screenshot",        .handler = zv_conductor_server_screenshot },
-    { .type = "conductor.console_authorize",        .handler = zv_conductor_console_authorize },
+    { .type = "conductor.console_url",        .handler = zv_conductor_console_url,
+      .check = zv_conductor_console_url_check, OWNER },
+    { .type = "conductor.console_log",        .handler = zv_conductor_console_log, OWNER },
+    { .type = "conductor.server_screenshot",  .handler = zv_conductor_server_screenshot, OWNER },
+    { .type = "conductor.console_authorize",  .handler = zv_conductor_console_authorize, SERVICE ("consoleproxy") },
     //  admin.c: flavor properties, aggregates and zones, server groups, providers
-    { .type = "conductor.flavor_set",               .handler = zv_conductor_flavor_set },
-    { .type = "conductor.aggregate_create",         .handler = zv_conductor_aggregate_create },
-    { .type = "conductor.aggregate_list",           .handler = zv_conductor_aggregate_list },
-    { .type = "conductor.aggregate_show",           .handler = zv_conductor_aggregate_show },
-    { .type = "conductor.aggregate_delete",         .handler = zv_conductor_aggregate_delete },
-    { .type = "conductor.aggregate_add_host",       .handler = zv_conductor_aggregate_host },
-    { .type = "conductor.aggregate_remove_host",    .handler = zv_conductor_aggregate_host },
-    { .type = "conductor.aggregate_set",            .handler = zv_conductor_aggregate_set },
-    { .type = "conductor.zone_list",                .handler = zv_conductor_zone_list },
-    { .type = "conductor.group_create",             .handler = zv_conductor_group_create },
-    { .type = "conductor.group_list",               .handler = zv_conductor_group_list },
-    { .type = "conductor.group_show",               .handler = zv_conductor_group_show },
-    { .type = "conductor.group_delete",             .handler = zv_conductor_group_delete },
-    { .type = "conductor.provider_list",            .handler = zv_conductor_provider_list },
-    { .type = "conductor.provider_show",            .handler = zv_conductor_provider_show },
-    { .type = "conductor.provider_set",             .handler = zv_conductor_provider_set },
+    { .type = "conductor.flavor_set",         .handler = zv_conductor_flavor_set,
+      ADMIN ("os_compute_api:os-flavor-extra-specs:create") },
+    { .type = "conductor.aggregate_create",   .handler = zv_conductor_aggregate_create,
+      ADMIN ("os_compute_api:os-aggregates:create") },
+    { .type = "conductor.aggregate_list",     .handler = zv_conductor_aggregate_list,
+      ADMIN ("os_compute_api:os-aggregates:index") },
+    { .type = "conductor.aggregate_show",     .handler = zv_conductor_aggregate_show,
+      ADMIN ("os_compute_api:os-aggregates:show") },
+    { .type = "conductor.aggregate_delete",   .handler = zv_conductor_aggregate_delete,
+      ADMIN ("os_compute_api:os-aggregates:delete") },
+    { .type = "conductor.aggregate_add_host", .handler = zv_conductor_aggregate_host,
+      ADMIN ("os_compute_api:os-aggregates:add_host") },
+    { .type = "conductor.aggregate_remove_host", .handler = zv_conductor_aggregate_host,
+      ADMIN ("os_compute_api:os-aggregates:remove_host") },
+    { .type = "conductor.aggregate_set",      .handler = zv_conductor_aggregate_set,
+      ADMIN ("os_compute_api:os-aggregates:set_metadata") },
+    { .type = "conductor.zone_list",          .handler = zv_conductor_zone_list, USER },
+    { .type = "conductor.group_create",       .handler = zv_conductor_group_create, USER },
+    { .type = "conductor.group_list",         .handler = zv_conductor_group_list, USER },
+    { .type = "conductor.group_show",         .handler = zv_conductor_group_show, USER },
+    { .type = "conductor.group_delete",       .handler = zv_conductor_group_delete, USER },
+    { .type = "conductor.provider_list",      .handler = zv_conductor_provider_list,
+      ADMIN ("placement:resource_providers:list") },
+    { .type = "conductor.provider_show",      .handler = zv_conductor_provider_show,
+      ADMIN ("placement:resource_providers:show") },
+    { .type = "conductor.provider_set",       .handler = zv_conductor_provider_set,
+      ADMIN ("placement:resource_providers:inventories:update") },
     { .type = NULL }
 };
 
@@ -369,6 +392,7 @@ s_route (const char *type)
 }
 
 typedef struct {
+    const s_route_t *route;         //  NULL: the conductor's own call, not judged
     zv_conductor_handler_fn *handler;
     zv_conductor_call_t *call;
 } s_run_t;
@@ -377,7 +401,14 @@ static zv_status_t
 s_run (zv_conductor_t *self, zv_txn_t *txn, void *arg, char *errbuf, size_t errlen)
 {
     s_run_t *run = (s_run_t *) arg;
-    return run->handler (self, txn, run->call, errbuf, errlen);
+    zv_status_t status = ZV_OK;
+    if (run->route && run->route->check)
+        status = run->route->check (self, txn, run->call, errbuf, errlen);
+    if (status == ZV_OK && run->route)
+        status = zv_conductor_authorize (self, txn, run->route, run->call, errbuf, errlen);
+    if (status == ZV_OK)
+        status = run->handler (self, txn, run->call, errbuf, errlen);
+    return status;
 }
 
 //  Serve one message inside the current batch.
@@ -406,9 +437,10 @@ s_serve (zv_conductor_t *self, zv_msg_t *msg)
         return;
     }
     char errbuf [1024] = "";
-    zv_conductor_call_t call = { msg, route->arg, NULL, ZV_OK, "", NULL, 0, false };
-    s_run_t run = { route->handler, &call };
+    zv_conductor_call_t call = { .msg = msg, .route_arg = route->arg };
+    s_run_t run = { route, route->handler, &call };
     zv_status_t status = s_nested (self, s_run, &run, errbuf, sizeof errbuf);
+    json_decref (call.instance);
     if (status == ZV_OK && call.error != ZV_OK) {
         status = call.error;
         snprintf (errbuf, sizeof errbuf, "%s", call.errtext);
@@ -451,8 +483,8 @@ s_record_own_service (zv_conductor_t *self)
     zv_msg_set_body (beat, &body);
     zv_msg_set_routing_str (beat, "conductor.self");
     char errbuf [256];
-    zv_conductor_call_t call = { beat, NULL, NULL, ZV_OK, "", NULL, 0, false };
-    s_run_t run = { zv_conductor_service_heartbeat, &call };
+    zv_conductor_call_t call = { .msg = beat };
+    s_run_t run = { NULL, zv_conductor_service_heartbeat, &call };
     s_nested (self, s_run, &run, errbuf, sizeof errbuf);
     json_decref (call.reply);
     zv_msg_destroy (&beat);

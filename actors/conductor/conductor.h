@@ -68,10 +68,17 @@ struct _zv_conductor_t {
 
 //  One request as a handler sees it.  The handler returns the reply body
 //  (new) in reply, or an error status with errbuf set; the dispatcher
-//  (conductor.c) sends the reply once the batch is committed.
+//  (conductor.c) sends the reply once the batch is committed.  Who sent it
+//  was judged before the handler ran (policy.c): the peer's identity, the
+//  user context an api stamped, and for a route about one server, that
+//  server's record.
 typedef struct {
     const zv_msg_t *msg;
     const void *route_arg;          //  the route's argument (e.g. a resource row)
+    const zv_context_t *context;    //  the user it acts for (NULL: a service speaks)
+    char peer_binary [64];          //  the sender's identity: "<binary>.<host>"
+    char peer_host [256];
+    json_t *instance;               //  the server the route is about, when it names one (owned)
     json_t *reply;                  //  body of the reply, set by the handler
     zv_status_t error;              //  an error to answer although the handler's
     char errtext [512];             //  writes are kept (handler returned ZV_OK)
@@ -83,6 +90,31 @@ typedef struct {
 typedef zv_status_t (zv_conductor_handler_fn) (zv_conductor_t *self, zv_txn_t *txn,
                                                zv_conductor_call_t *call,
                                                char *errbuf, size_t errlen);
+
+//  Who may call a route: every row of the route table says it once, and
+//  the dispatcher checks it before the handler runs (policy.c).
+typedef enum {
+    ZV_ALLOW_USER,          //  any user: a context, from an api
+    ZV_ALLOW_OWNER,         //  the server's project, or an admin ("ref" names the server)
+    ZV_ALLOW_ADMIN,         //  an admin only
+    ZV_ALLOW_HOST,          //  the compute host of the server ("uuid"), or of its open move
+    ZV_ALLOW_SELF,          //  a service about itself: identity "<binary>.<host>" of the body
+    ZV_ALLOW_SERVICE,       //  a service of the route's binary (scheduler, consoleproxy, compute)
+    ZV_ALLOW_COUNT
+} zv_allow_t;
+
+typedef struct {
+    const char *type;
+    zv_conductor_handler_fn *handler;
+    const void *arg;
+    //  What the request itself must say, judged before who asks (a name
+    //  that is no action is a 400 whoever sends it); NULL: nothing more
+    //  than the catalogue checks.
+    zv_conductor_handler_fn *check;
+    zv_allow_t allow;
+    const char *policy;             //  Nova's policy name, as a 403 names it
+    const char *service;            //  ZV_ALLOW_SERVICE: the binary that may call
+} zv_conductor_route_t;
 
 //  Which records zv_conductor_collect keeps (it may edit rec in place).
 typedef bool (zv_conductor_keep_fn) (zv_conductor_t *self, json_t *rec, void *arg);
@@ -144,16 +176,32 @@ json_t *zv_conductor_collect (zv_conductor_t *self, zv_txn_t *txn, zv_table_t ta
                               zv_conductor_keep_fn *keep, void *arg);
 
 //  ---------------------------------------------------------------------
+//  policy.c: who may call what
+
+//  Judge call against route: the context only from an api, then the
+//  route's rule.  Fills call's peer and, for owner and host routes, its
+//  instance.  ZV_EFORBIDDEN ("Policy doesn't allow <policy> to be
+//  performed."), ZV_ENOTFOUND (a server of another project is not there
+//  for its caller) or ZV_OK.
+zv_status_t zv_conductor_authorize (zv_conductor_t *self, zv_txn_t *txn, const zv_conductor_route_t *route,
+                                    zv_conductor_call_t *call, char *errbuf, size_t errlen);
+//  The caller's project ("" for a service), and whether it is an admin.
+const char *zv_conductor_project (const zv_conductor_call_t *call);
+const char *zv_conductor_user (const zv_conductor_call_t *call);
+bool zv_conductor_is_admin (const zv_conductor_call_t *call);
+//  A 403 for a request that needs an admin (e.g. all_projects): ZV_EFORBIDDEN.
+zv_status_t zv_conductor_forbidden (const char *policy, char *errbuf, size_t errlen);
+
+//  ---------------------------------------------------------------------
 //  servers.c
 
 zv_conductor_handler_fn zv_conductor_server_create, zv_conductor_server_list,
     zv_conductor_server_show, zv_conductor_server_delete, zv_conductor_server_events;
-//  The view of an instance that leaves the conductor: the record plus its
-//  derived status and id, without store-internal keys.  Takes rec, returns it.
-json_t *zv_conductor_server_view (json_t *rec);
-//  An instance by the request's "ref": uuid (deleted ones too) or unique
-//  live name in the request's project.  *rec_p new.
-zv_status_t zv_conductor_find_server (zv_conductor_t *self, zv_txn_t *txn, const zv_msg_t *msg,
+//  The server a request names ("ref"): by uuid (deleted ones too) or by
+//  unique live name in the caller's project; a server of another project
+//  is found only by an admin.  The dispatcher's lookup is reused when
+//  there was one.  *rec_p new.
+zv_status_t zv_conductor_find_server (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
                                       json_t **rec_p, char *errbuf, size_t errlen);
 //  Ask the instance's host to destroy it (a cast), or finish the delete
 //  here when it has no host.
@@ -185,7 +233,7 @@ void zv_conductor_count_failure (zv_conductor_t *self, const char *host, bool fa
 //  ---------------------------------------------------------------------
 //  actions.c
 
-zv_conductor_handler_fn zv_conductor_server_action;
+zv_conductor_handler_fn zv_conductor_server_action, zv_conductor_server_action_check;
 
 //  ---------------------------------------------------------------------
 //  hosts.c
@@ -233,7 +281,7 @@ json_t *zv_conductor_action_images (zv_txn_t *txn, const json_t *rec, const char
 //  ---------------------------------------------------------------------
 //  consoles.c
 
-zv_conductor_handler_fn zv_conductor_console_url, zv_conductor_console_log,
+zv_conductor_handler_fn zv_conductor_console_url, zv_conductor_console_url_check, zv_conductor_console_log,
     zv_conductor_server_screenshot, zv_conductor_console_authorize;
 //  Revoke an instance's console tokens, or every expired one (uuid NULL).
 void zv_conductor_tokens_revoke (zv_txn_t *txn, const char *uuid);

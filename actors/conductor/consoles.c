@@ -75,7 +75,7 @@ zv_conductor_console_log (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
                           char *errbuf, size_t errlen)
 {
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
         return status;
     status = s_relay_to_host (self, call, rec, "compute.console_log",
@@ -92,7 +92,7 @@ zv_conductor_server_screenshot (zv_conductor_t *self, zv_txn_t *txn, zv_conducto
                                 char *errbuf, size_t errlen)
 {
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
         return status;
     if (strcmp (s_str (rec, "power_state"), "running") != 0 && strcmp (s_str (rec, "power_state"), "paused") != 0) {
@@ -152,16 +152,26 @@ zv_conductor_tokens_revoke (zv_txn_t *txn, const char *uuid)
 //  conductor.console_url: a console token for one instance and kind, and
 //  the URL that carries it (Nova's remote console).
 zv_status_t
-zv_conductor_console_url (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
-                          char *errbuf, size_t errlen)
+zv_conductor_console_url_check (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                                char *errbuf, size_t errlen)
 {
+    (void) self;
+    (void) txn;
     const char *kind = zv_msg_get_str (call->msg, "kind") ? zv_msg_get_str (call->msg, "kind") : "novnc";
     if (!streq (kind, "novnc") && !streq (kind, "serial")) {
         snprintf (errbuf, errlen, "Unsupported console type '%s' (novnc, serial).", kind);
         return ZV_EINVAL;
     }
+    return ZV_OK;
+}
+
+zv_status_t
+zv_conductor_console_url (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                          char *errbuf, size_t errlen)
+{
+    const char *kind = zv_msg_get_str (call->msg, "kind") ? zv_msg_get_str (call->msg, "kind") : "novnc";
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
         return status;
     const char *uuid = s_str (rec, "uuid");

@@ -13,6 +13,7 @@
     and power-state sync.                                                    */
 
 #include "actors/conductor/conductor.h"
+#include "store/zv_instance.h"
 #include "store/zv_placement.h"
 #include "store/zv_aggregate.h"
 
@@ -147,7 +148,7 @@ zv_conductor_instance_update (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_
     if (status == ZV_OK && vm_state && strcmp (vm_state, "active") == 0 && s_str (rec, "host"))
         zv_conductor_count_failure (self, s_str (rec, "host"), false);    //  a success clears the host's record
     if (status == ZV_OK)
-        call->reply = json_pack ("{s:o}", "instance", zv_conductor_server_view (rec));
+        call->reply = json_pack ("{s:o}", "instance", zv_instance_view (rec));
     else
         json_decref (rec);
     return status;

@@ -14,29 +14,10 @@
 #include "proto/zv_pack.h"
 #include "store/zv_placement.h"
 #include "store/zv_group.h"
+#include "store/zv_instance.h"
 #include <sodium.h>
 #include <strings.h>
 
-//  Keys of an instance record that stay in the store: the record version,
-//  ms timestamps (sorting, housekeeping) and the request spec (reschedules).
-static const char *const s_internal_keys [] = { "_rv", "created_ms", "updated_ms", "request_spec" };
-#define S_INTERNAL_KEYS (sizeof (s_internal_keys) / sizeof (s_internal_keys [0]))
-
-//  The view of an instance that leaves the conductor: its record plus the
-//  derived status, without store-internal keys.  Takes rec, returns it.
-json_t *
-zv_conductor_server_view (json_t *rec)
-{
-    int vm = zv_vm_state_from_name (s_str (rec, "vm_state"));
-    int task = zv_task_state_from_name (s_str (rec, "task_state"));
-    const char *status = (vm < 0 || task < 0) ? "UNKNOWN"
-                       : zv_status_derive ((zv_vm_state_t) vm, (zv_task_state_t) task);
-    json_object_set_new (rec, "status", json_string (status));
-    json_object_set_new (rec, "id", json_incref (json_object_get (rec, "uuid")));
-    for (size_t index = 0; index < S_INTERNAL_KEYS; index++)
-        json_object_del (rec, s_internal_keys [index]);
-    return rec;
-}
 
 //  Resolve the instances a same_host / different_host hint names (one
 //  uuid or an array of them) to the hosts they are on.
@@ -81,10 +62,11 @@ s_hint_hosts (zv_txn_t *txn, const char *hint, json_t *value, json_t **hosts_p,
 //  (placement classes), zone (and a forced host for "AZ:HOST"), flavor
 //  extra specs, image properties, hints resolved to hosts, server group.
 static zv_status_t
-s_request_spec (zv_conductor_t *self, zv_txn_t *txn, const zv_msg_t *msg, const json_t *flavor,
+s_request_spec (zv_conductor_t *self, zv_txn_t *txn, const zv_conductor_call_t *call, const json_t *flavor,
                 const json_t *image, json_t **spec_p, char *errbuf, size_t errlen)
 {
-    const char *project = zv_msg_get_str (msg, "project_id");
+    const zv_msg_t *msg = call->msg;
+    const char *project = zv_conductor_project (call);
     json_t *spec = json_pack ("{s:o, s:s, s:{s:O}, s:{s:O}}",
         "resources", zv_placement_flavor_resources (flavor),
         "project_id", project ? project : "",
@@ -98,6 +80,11 @@ s_request_spec (zv_conductor_t *self, zv_txn_t *txn, const zv_msg_t *msg, const 
         snprintf (zone, sizeof zone, "%.*s", colon ? (int) (colon - requested) : (int) strlen (requested), requested);
         if (colon)
             snprintf (host, sizeof host, "%s", colon + 1);
+        //  Forcing a host ("AZ:HOST") is for admins, as in Nova.
+        if (*host && !zv_conductor_is_admin (call)) {
+            json_decref (spec);
+            return zv_conductor_forbidden ("os_compute_api:servers:create:forced_host", errbuf, errlen);
+        }
         if (*zone && !zv_conductor_zone_exists (self, txn, zone)) {
             snprintf (errbuf, errlen, "The requested availability zone is not available: %s", zone);
             status = ZV_EINVAL;
@@ -154,9 +141,12 @@ zv_conductor_server_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
                             char *errbuf, size_t errlen)
 {
     const zv_msg_t *msg = call->msg;
-    const char *project = zv_msg_get_str (msg, "project_id");
-    if (!zv_conductor_valid_name ("server", zv_msg_get_str (msg, "name"), errbuf, errlen))
-        return ZV_EINVAL;
+    zv_status_t checked = zv_instance_check_name (zv_msg_get_str (msg, "name"), errbuf, errlen);
+    json_t *metadata = json_object_get (zv_msg_body (msg), "metadata");
+    if (checked == ZV_OK && metadata)
+        checked = zv_instance_check_metadata (metadata, errbuf, errlen);
+    if (checked != ZV_OK)
+        return checked;
     json_t *flavor = NULL, *image = NULL;
     zv_status_t status = zv_conductor_find (txn, ZV_TABLE_FLAVORS, "flavor", zv_msg_get_str (msg, "flavor"),
                                             NULL, &flavor, errbuf, errlen);
@@ -181,33 +171,17 @@ zv_conductor_server_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
     }
     json_t *spec = NULL;
     if (status == ZV_OK)
-        status = s_request_spec (self, txn, msg, flavor, image, &spec, errbuf, errlen);
+        status = s_request_spec (self, txn, call, flavor, image, &spec, errbuf, errlen);
     if (status != ZV_OK) {
         json_decref (flavor);
         json_decref (image);
         return status;
     }
     const char *name = zv_msg_get_str (msg, "name");
-    json_t *metadata = json_object_get (zv_msg_body (msg), "metadata");
-    json_t *flavor_copy = json_pack ("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:o}",
-        "id", json_object_get (flavor, "id"), "name", json_object_get (flavor, "name"),
-        "vcpus", json_object_get (flavor, "vcpus"), "ram_mb", json_object_get (flavor, "ram_mb"),
-        "disk_gb", json_object_get (flavor, "disk_gb"),
-        "ephemeral_gb", json_object_get (flavor, "ephemeral_gb"),
-        "swap_mb", json_object_get (flavor, "swap_mb"),
-        "extra_specs", json_is_object (json_object_get (flavor, "extra_specs"))
-                       ? json_deep_copy (json_object_get (flavor, "extra_specs")) : json_object ());
-    //  The image's properties travel with the instance: they shape its
-    //  domain (hw_architecture, ...), as Glance image metadata does in Nova.
-    json_t *properties = json_object_get (image, "properties");
-    json_t *image_copy = json_pack ("{s:O, s:O, s:o}", "id", json_object_get (image, "id"),
-                                    "name", json_object_get (image, "name"), "properties",
-                                    json_is_object (properties) ? json_incref (properties) : json_object ());
-    char reservation [20], now [32];
+    char reservation [20];
     unsigned char random [4];
     randombytes_buf (random, sizeof random);
     snprintf (reservation, sizeof reservation, "r-%02x%02x%02x%02x", random [0], random [1], random [2], random [3]);
-    s_iso_now (now);
     int64_t now_ms = zv_now_ms ();
     const char *rq = zv_msg_rq (msg);
     json_t *servers = json_array ();
@@ -219,24 +193,22 @@ zv_conductor_server_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
             snprintf (instance_name, sizeof instance_name, "%s-%lld", name, (long long) index);
         else
             snprintf (instance_name, sizeof instance_name, "%s", name);
-        json_t *rec = json_pack ("{s:s, s:s, s:s, s:s, s:O, s:O, s:s, s:s, s:s, s:n, s:n, s:n,"
-                                 " s:s, s:I, s:s, s:I, s:n, s:b, s:n, s:s, s:I, s:s, s:o, s:s}",
-            "uuid", uuid, "name", instance_name,
-            "project_id", project ? project : "", "user_id", zv_msg_get_str (msg, "user_id") ? zv_msg_get_str (msg, "user_id") : "",
-            "flavor", flavor_copy, "image", image_copy,
-            "vm_state", "building", "task_state", "scheduling", "power_state", "nostate",
-            "host", "node", "fault",
-            "created", now, "created_ms", (json_int_t) now_ms, "updated", now, "updated_ms", (json_int_t) now_ms,
-            "launched_at", "deleted", 0, "deleted_at",
-            "reservation_id", reservation, "launch_index", (json_int_t) (index - 1),
-            "availability_zone", s_str (spec, "availability_zone") ? s_str (spec, "availability_zone")
+        //  The record keeps what a reschedule needs to ask again (the
+        //  request spec) and the group to leave on delete.
+        zv_instance_init_t init = {
+            .uuid = uuid, .name = instance_name,
+            .project_id = zv_conductor_project (call), .user_id = zv_conductor_user (call),
+            .flavor = flavor, .image = image,
+            .availability_zone = s_str (spec, "availability_zone") ? s_str (spec, "availability_zone")
                                                                     : self->cfg.default_availability_zone,
-            "metadata", json_is_object (metadata) ? json_incref (metadata) : json_object (),
-            "request_id", rq ? rq : "");
-        //  What a reschedule needs to ask again, and the group to leave on delete.
-        json_object_set (rec, "request_spec", spec);
-        if (s_str (spec, "group_id"))
-            json_object_set (rec, "group_id", json_object_get (spec, "group_id"));
+            .reservation_id = reservation, .launch_index = index - 1, .metadata = metadata,
+            .request_id = rq, .request_spec = spec, .group_id = s_str (spec, "group_id"), .now_ms = now_ms,
+        };
+        json_t *rec = zv_instance_new (&init);
+        if (!rec) {
+            status = ZV_ENOMEM;
+            break;
+        }
         status = zv_store_insert (txn, ZV_TABLE_INSTANCES, uuid, rec);
         if (status == ZV_OK)
             status = zv_store_action_start (txn, uuid, "create", rq);
@@ -244,7 +216,7 @@ zv_conductor_server_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
             status = zv_group_add_member (txn, s_str (spec, "group_id"), uuid);
         if (status == ZV_OK) {
             json_array_append_new (uuids, json_string (uuid));
-            json_array_append_new (servers, zv_conductor_server_view (rec));
+            json_array_append_new (servers, zv_instance_view (rec));
         }
         else
             json_decref (rec);
@@ -267,8 +239,6 @@ zv_conductor_server_create (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
         call->reply = json_pack ("{s:o, s:s}", "servers", servers, "reservation_id", reservation);
     }
     json_decref (spec);
-    json_decref (flavor_copy);
-    json_decref (image_copy);
     json_decref (flavor);
     json_decref (image);
     return status;
@@ -415,7 +385,9 @@ s_server_put (zv_pack_buf_t *buf, const s_listed_t *item, bool names_only)
             //  of a NULL value set none.
             { "id", uuid->size ? item->rec + uuid->at : NULL, uuid->size },
         };
-        rc = zv_pack_put_map_edit (buf, item->rec, item->size, s_internal_keys, S_INTERNAL_KEYS, set, 2);
+        size_t internal = 0;
+        const char *const *keys = zv_instance_internal_keys (&internal);
+        rc = zv_pack_put_map_edit (buf, item->rec, item->size, keys, internal, set, 2);
     }
     zv_pack_buf_free (&status);
     return rc;
@@ -427,8 +399,11 @@ zv_conductor_server_list (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
 {
     (void) self;
     const zv_msg_t *msg = call->msg;
+    bool all_projects = zv_msg_get_bool (msg, "all_projects", false);
+    if (all_projects && !zv_conductor_is_admin (call))
+        return zv_conductor_forbidden ("os_compute_api:servers:index:get_all_tenants", errbuf, errlen);
     s_server_filter_t filter = {
-        zv_msg_get_str (msg, "project_id"), zv_msg_get_bool (msg, "all_projects", false),
+        zv_conductor_project (call), all_projects,
         zv_msg_get_bool (msg, "deleted", false), zv_msg_get_str (msg, "host"), zv_msg_get_str (msg, "status")
     };
     s_list_scan_t scan = { &filter, NULL, 0, 0, false };
@@ -466,15 +441,26 @@ zv_conductor_server_list (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
     return status;
 }
 
-//  An instance by uuid (deleted ones too) or by unique live name in project.
 zv_status_t
-zv_conductor_find_server (zv_conductor_t *self, zv_txn_t *txn, const zv_msg_t *msg, json_t **rec_p,
+zv_conductor_find_server (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, json_t **rec_p,
                           char *errbuf, size_t errlen)
 {
     (void) self;
-    const char *ref = zv_msg_get_str (msg, "ref");
-    zv_status_t status = zv_conductor_find (txn, ZV_TABLE_INSTANCES, "server", ref,
-                                            zv_msg_get_str (msg, "project_id"), rec_p, errbuf, errlen);
+    if (call->instance) {
+        *rec_p = json_incref (call->instance);
+        return ZV_OK;
+    }
+    const char *ref = zv_msg_get_str (call->msg, "ref");
+    const char *project = zv_conductor_project (call);
+    zv_status_t status = zv_conductor_find (txn, ZV_TABLE_INSTANCES, "server", ref, project,
+                                            rec_p, errbuf, errlen);
+    //  Another project's server is not there for a user (Nova answers 404).
+    if (status == ZV_OK && !zv_conductor_is_admin (call)
+    &&  !streq (s_str (*rec_p, "project_id") ? s_str (*rec_p, "project_id") : "", project)) {
+        json_decref (*rec_p);
+        *rec_p = NULL;
+        status = ZV_ENOTFOUND;
+    }
     if (status == ZV_ENOTFOUND)
         snprintf (errbuf, errlen, "No server with a name or ID of '%s' exists.", ref);
     return status;
@@ -485,9 +471,9 @@ zv_conductor_server_show (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
                           char *errbuf, size_t errlen)
 {
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status == ZV_OK)
-        call->reply = json_pack ("{s:o}", "server", zv_conductor_server_view (rec));
+        call->reply = json_pack ("{s:o}", "server", zv_instance_view (rec));
     return status;
 }
 
@@ -538,7 +524,7 @@ zv_conductor_server_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
                             char *errbuf, size_t errlen)
 {
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
         return status;
     const char *rq = zv_msg_rq (call->msg);
@@ -551,7 +537,7 @@ zv_conductor_server_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
     if (status == ZV_OK) {
         json_t *now = NULL;
         zv_store_get (txn, ZV_TABLE_INSTANCES, s_str (updated, "uuid"), &now);
-        call->reply = json_pack ("{s:o}", "server", zv_conductor_server_view (now ? now : json_incref (updated)));
+        call->reply = json_pack ("{s:o}", "server", zv_instance_view (now ? now : json_incref (updated)));
     }
     json_decref (updated);
     return status;
@@ -562,7 +548,7 @@ zv_conductor_server_events (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
                             char *errbuf, size_t errlen)
 {
     json_t *rec = NULL;
-    zv_status_t status = zv_conductor_find_server (self, txn, call->msg, &rec, errbuf, errlen);
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
         return status;
     json_t *events = zv_store_action_list (txn, s_str (rec, "uuid"));

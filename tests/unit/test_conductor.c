@@ -70,7 +70,7 @@ static json_t *
 s_event (zv_harness_t *self, const char *uuid, const char *action)
 {
     json_t *body = zv_harness_ok (self, "conductor.server_events", "api.test",
-                                  json_pack ("{s:s, s:s}", "ref", uuid, "project_id", "p1"));
+                                  json_pack ("{s:s}", "ref", uuid));
     json_t *found = NULL;
     size_t index;
     json_t *event;
@@ -248,8 +248,7 @@ static json_t *
 s_action (zv_harness_t *self, const char *uuid, const char *action, zv_msg_t **reply_p)
 {
     *reply_p = zv_harness_request (self, "conductor.server_action", "api.test",
-                                   json_pack ("{s:s, s:s, s:s}", "ref", uuid, "action", action,
-                                              "project_id", "p1"));
+                                   json_pack ("{s:s, s:s}", "ref", uuid, "action", action));
     return zv_msg_body (*reply_p);
 }
 

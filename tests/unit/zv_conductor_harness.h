@@ -11,7 +11,9 @@
     validated against the catalogue as a ROUTER's read would be, and what is
     captured is what the peer would read.  The sink refuses an identity
     marked unreachable (-1, EHOSTUNREACH), as ROUTER_MANDATORY does for a
-    peer that is not connected.
+    peer that is not connected.  A message "from" an api carries the
+    harness's current user context (project p1, user u1, every role unless
+    a test sets another with zv_harness_as), as a real api stamps one.
 
     The helpers below the first group act out whole exchanges (a scheduler
     and compute hosts that heartbeat, a flavor, an image, a server booted to
@@ -37,6 +39,20 @@ typedef struct {
     zlistx_t *refused;              //  zv_msg_t the sink refused (peer not connected)
     zhashx_t *unreachable;          //  identities the sink refuses
 } zv_harness_t;
+
+//  Who an api's messages act for, from now on (the harness starts as
+//  project p1, user u1, with the admin, member and reader roles).
+static zv_context_t zv_harness_context = {
+    .project_id = "p1", .user_id = "u1", .roles = ZV_ROLE_ADMIN | ZV_ROLE_MEMBER | ZV_ROLE_READER
+};
+
+static inline void
+zv_harness_as (const char *project, const char *user, unsigned roles)
+{
+    snprintf (zv_harness_context.project_id, sizeof zv_harness_context.project_id, "%s", project);
+    snprintf (zv_harness_context.user_id, sizeof zv_harness_context.user_id, "%s", user);
+    zv_harness_context.roles = roles;
+}
 
 //  ---------------------------------------------------------------------
 //  The conductor, its sink, feeding and finding
@@ -96,6 +112,7 @@ zv_harness_new (void)
 {
     zv_harness_t *self = (zv_harness_t *) calloc (1, sizeof *self);
     assert_non_null (self);
+    zv_harness_as ("p1", "u1", ZV_ROLE_ADMIN | ZV_ROLE_MEMBER | ZV_ROLE_READER);
     const char *tmp = getenv ("TMPDIR");
     if (!tmp || !*tmp)
         tmp = access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -152,7 +169,8 @@ zv_harness_unreachable (zv_harness_t *self, const char *identity, bool unreachab
         zhashx_delete (self->unreachable, identity);
 }
 
-//  A new request or cast of type from identity, body taken (NULL: empty).
+//  A new request or cast of type from identity, body taken (NULL: empty);
+//  from an api, with the current context.
 static inline zv_msg_t *
 zv_harness_msg (const char *type, const char *from, json_t *body)
 {
@@ -160,6 +178,8 @@ zv_harness_msg (const char *type, const char *from, json_t *body)
     assert_non_null (msg);
     zv_msg_set_routing_str (msg, from);
     zv_msg_set_src (msg, from);
+    if (strncmp (from, "api.", 4) == 0)
+        zv_msg_set_context (msg, &zv_harness_context);
     if (body)
         zv_msg_set_body (msg, &body);
     return msg;
@@ -328,13 +348,13 @@ zv_harness_image (zv_harness_t *self, const char *name, char id [ZV_UUID_LEN + 1
     zv_msg_destroy (&reply);
 }
 
-//  Create one server (project "p1") and return the reply's body (new).
+//  Create one server (in the current context's project) and return the
+//  reply's body (new).
 static inline json_t *
 zv_harness_create (zv_harness_t *self, const char *name, const char *flavor, const char *image)
 {
     return zv_harness_ok (self, "conductor.server_create", "api.test",
-                          json_pack ("{s:s, s:s, s:s, s:s}", "name", name, "flavor", flavor, "image", image,
-                                     "project_id", "p1"));
+                          json_pack ("{s:s, s:s, s:s}", "name", name, "flavor", flavor, "image", image));
 }
 
 //  A server's record as server_show gives it (new).
@@ -342,7 +362,7 @@ static inline json_t *
 zv_harness_show (zv_harness_t *self, const char *ref)
 {
     json_t *body = zv_harness_ok (self, "conductor.server_show", "api.test",
-                                  json_pack ("{s:s, s:s}", "ref", ref, "project_id", "p1"));
+                                  json_pack ("{s:s}", "ref", ref));
     json_t *server = json_incref (json_object_get (body, "server"));
     json_decref (body);
     return server;
