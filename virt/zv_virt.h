@@ -5,9 +5,9 @@
     operation the connected hypervisor cannot do returns ZV_EUNSUPPORTED
     with "<operation> is unsupported by <uri>: <why>", and the caller
     leaves the instance as it was.  The one implementation is libvirt itself
-    (zv_virt_libvirt.c) for any URI: test:///default for development and
-    simulated fleets, qemu:///system for real guests.  Only that file
-    includes libvirt.
+    (zv_virt_libvirt.c and the files its internal zv_virt_libvirt.h lists)
+    for any URI: test:///default for development and simulated fleets,
+    qemu:///system for real guests.  Only those files include libvirt.
 
     Instances cross this boundary as the conductor's json records; domains
     are named "zova-<uuid>" with the instance uuid as the domain uuid, so a
