@@ -169,6 +169,9 @@ zv_status_t zv_virt_ppm_to_png (const unsigned char *ppm, size_t len, unsigned c
 //  Domain XML for an instance on a hypervisor of the given domain type
 //  ("test", "qemu", "kvm").  Caller frees.  Pure: no libvirt, for golden
 //  tests.  spec may be NULL (no disks, no devices: the test driver's case).
+//  Every string value is XML-escaped and any character XML 1.0 cannot
+//  carry (control characters, U+FFFE, U+FFFF, malformed UTF-8) becomes
+//  U+FFFD, so any record gives a document libvirt accepts.
 char *zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_spec_t *spec);
 
 #endif
