@@ -311,6 +311,8 @@ s_run_set_password (zv_compute_op_t *op)
 //  ---------------------------------------------------------------------
 //  The table: one row per action compute runs
 
+//  The build's row comes first (zv_compute_action_build); the rows of a
+//  move's two halves will run functions of migrate_src.c / migrate_dst.c.
 static const zv_compute_action_t s_actions [] = {
     { "create",         "spawning",           s_run_build,        "active",    true,  false, true  },
     { "reboot",         "rebooting",          s_run_reboot,       "active",    false, false, true  },
