@@ -3,8 +3,13 @@
 
     Pure string generation, kept apart from the libvirt driver so that its
     output is checked against golden files (tests/data/domain/) without a
-    hypervisor.  Every value from a user or the host (server name, ids,
-    paths, listen address, bridge name) is XML-escaped.
+    hypervisor.  Every value from the record, the spec or the caller
+    (server name, ids, uuid, paths, command line, listen address, bridge
+    name, domain type) enters the document through one function,
+    s_escaped: XML-escaped, with any character XML 1.0 cannot carry
+    (control characters, U+FFFE, U+FFFF, malformed UTF-8) replaced by
+    U+FFFD, so that any record gives a document libvirt accepts; only this
+    file's own tables and numbers are written as they are.
 
     Two shapes.  Without a spec, or for libvirt's test driver (which has no
     storage), a domain carries memory, vcpus, an hvm os and zova's own
@@ -28,6 +33,7 @@
 
 #include "virt/zv_virt.h"
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,23 +69,93 @@ static const s_nic_t s_nics [] = {
     { "network", "network", "network" },
 };
 
+//  Characters that XML gives a meaning to, as references; \t, \n and \r
+//  too, which an attribute would otherwise turn into spaces.
+static const struct {
+    char c;
+    const char *reference;
+} s_references [] = {
+    { '<',  "&lt;" },
+    { '>',  "&gt;" },
+    { '&',  "&amp;" },
+    { '\'', "&apos;" },
+    { '"',  "&quot;" },
+    { '\t', "&#9;" },
+    { '\n', "&#10;" },
+    { '\r', "&#13;" },
+};
+
+//  What stands for a character XML 1.0 cannot carry: U+FFFD.
+#define S_REPLACEMENT "\xEF\xBF\xBD"
+
+//  The code point of the UTF-8 sequence at text into *point_p, and its
+//  length; 0 when the bytes there are no well-formed sequence (a stray
+//  continuation byte, a truncated or overlong one, a surrogate, past
+//  U+10FFFF).  Never reads past the terminating NUL, which is no
+//  continuation byte.
+static size_t
+s_utf8_decode (const unsigned char *text, uint32_t *point_p)
+{
+    unsigned char lead = text [0];
+    size_t need;
+    uint32_t point, least;
+    if (lead < 0x80) {
+        *point_p = lead;
+        return 1;
+    }
+    if ((lead & 0xE0) == 0xC0)      { need = 1; point = lead & 0x1F; least = 0x80; }
+    else if ((lead & 0xF0) == 0xE0) { need = 2; point = lead & 0x0F; least = 0x800; }
+    else if ((lead & 0xF8) == 0xF0) { need = 3; point = lead & 0x07; least = 0x10000; }
+    else
+        return 0;
+    for (size_t at = 1; at <= need; at++) {
+        if ((text [at] & 0xC0) != 0x80)
+            return 0;
+        point = (point << 6) | (text [at] & 0x3F);
+    }
+    if (point < least || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF))
+        return 0;
+    *point_p = point;
+    return need + 1;
+}
+
+//  XML 1.0's Char production: what a document may hold at all, even as a
+//  character reference.
+static bool
+s_xml_char (uint32_t point)
+{
+    return point == 0x9 || point == 0xA || point == 0xD
+        || (point >= 0x20 && point <= 0xD7FF)
+        || (point >= 0xE000 && point <= 0xFFFD)
+        || (point >= 0x10000 && point <= 0x10FFFF);
+}
+
+//  The one way a value enters the document, as element text or attribute
+//  alike: XML's characters become references, and what XML 1.0 does not
+//  allow (C0 controls but tab, newline and carriage return; U+FFFE,
+//  U+FFFF; each byte of malformed UTF-8) becomes U+FFFD, so that libvirt
+//  accepts the document whatever the record holds.  NULL writes nothing.
 static void
 s_escaped (FILE *out, const char *text)
 {
-    for (; text && *text; text++) {
-        switch (*text) {
-            case '<':  fputs ("&lt;", out); break;
-            case '>':  fputs ("&gt;", out); break;
-            case '&':  fputs ("&amp;", out); break;
-            case '\'': fputs ("&apos;", out); break;
-            case '"':  fputs ("&quot;", out); break;
-            case '\t': fputs ("&#9;", out); break;
-            case '\n': fputs ("&#10;", out); break;
-            case '\r': fputs ("&#13;", out); break;
-            default:
-                //  XML 1.0 cannot carry other control characters at all.
-                fputc ((unsigned char) *text < 0x20 || *text == 0x7f ? '?' : *text, out);
+    const unsigned char *at = (const unsigned char *) (text ? text : "");
+    while (*at) {
+        uint32_t point = 0;
+        size_t len = s_utf8_decode (at, &point);
+        if (len == 0 || !s_xml_char (point)) {
+            fputs (S_REPLACEMENT, out);
+            at += len ? len : 1;
+            continue;
         }
+        const char *reference = NULL;
+        for (size_t index = 0; len == 1 && index < sizeof s_references / sizeof s_references [0]; index++)
+            if (s_references [index].c == (char) point)
+                reference = s_references [index].reference;
+        if (reference)
+            fputs (reference, out);
+        else
+            fwrite (at, 1, len, out);
+        at += len;
     }
 }
 
@@ -293,9 +369,12 @@ zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_
     FILE *out = open_memstream (&buffer, &size);
     if (!out)
         return NULL;
-    fprintf (out, "<domain type='%s'>\n", domain_type);
-    fprintf (out, "  <name>" ZV_DOMAIN_PREFIX "%s</name>\n", s_str (instance, "uuid"));
-    fprintf (out, "  <uuid>%s</uuid>\n", s_str (instance, "uuid"));
+    fputs ("<domain type='", out);
+    s_escaped (out, domain_type);
+    fputs ("'>\n  <name>" ZV_DOMAIN_PREFIX, out);
+    s_escaped (out, s_str (instance, "uuid"));
+    fputs ("</name>\n", out);
+    s_element (out, "  ", "uuid", s_str (instance, "uuid"));
     fputs ("  <metadata>\n    <zova:instance xmlns:zova='https://zova.dev/xmlns/instance/1'>\n", out);
     fputs ("      <zova:name>", out);
     s_escaped (out, s_str (instance, "name"));

@@ -5,9 +5,9 @@
     operation the connected hypervisor cannot do returns ZV_EUNSUPPORTED
     with "<operation> is unsupported by <uri>: <why>", and the caller
     leaves the instance as it was.  The one implementation is libvirt itself
-    (zv_virt_libvirt.c) for any URI: test:///default for development and
-    simulated fleets, qemu:///system for real guests.  Only that file
-    includes libvirt.
+    (zv_virt_libvirt.c and the files its internal zv_virt_libvirt.h lists)
+    for any URI: test:///default for development and simulated fleets,
+    qemu:///system for real guests.  Only those files include libvirt.
 
     Instances cross this boundary as the conductor's json records; domains
     are named "zova-<uuid>" with the instance uuid as the domain uuid, so a
@@ -169,6 +169,9 @@ zv_status_t zv_virt_ppm_to_png (const unsigned char *ppm, size_t len, unsigned c
 //  Domain XML for an instance on a hypervisor of the given domain type
 //  ("test", "qemu", "kvm").  Caller frees.  Pure: no libvirt, for golden
 //  tests.  spec may be NULL (no disks, no devices: the test driver's case).
+//  Every string value is XML-escaped and any character XML 1.0 cannot
+//  carry (control characters, U+FFFE, U+FFFF, malformed UTF-8) becomes
+//  U+FFFD, so any record gives a document libvirt accepts.
 char *zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_spec_t *spec);
 
 #endif

@@ -621,6 +621,87 @@ test_domain_control_chars_in_name (void **state)
     }
 }
 
+//  What XML 1.0 cannot carry (C0 controls but tab, newline and carriage
+//  return; U+FFFE, U+FFFF; malformed UTF-8, byte by byte) becomes U+FFFD,
+//  the same in every value; what it allows stays as it is.  Each document
+//  is one libvirt accepts.
+#define S_FFFD "\xEF\xBF\xBD"
+static void
+test_domain_xml_forbidden_chars (void **state)
+{
+    (void) state;
+    static const struct {
+        const char *name;
+        const char *expect;             //  the text of <zova:name>
+    } cases [] = {
+        { "a\xEF\xBF\xBE" "b",          "a" S_FFFD "b" },                       //  U+FFFE
+        { "a\xEF\xBF\xBF" "b",          "a" S_FFFD "b" },                       //  U+FFFF
+        { "a\x01\x08\x0b\x0c\x0e\x1f" "b", "a" S_FFFD S_FFFD S_FFFD S_FFFD S_FFFD S_FFFD "b" },
+        { "t\tn\nr\r",                  "t&#9;n&#10;r&#13;" },
+        { "del\x7f",                    "del\x7f" },                            //  allowed, if discouraged
+        { "ok\xEF\xBF\xBD\xEF\xBF\xBC",  "ok\xEF\xBF\xBD\xEF\xBF\xBC" },        //  U+FFFD, U+FFFC
+        { "\xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF", "\xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF" }, //  U+1F600, U+10FFFF
+        { "stray\x80",                  "stray" S_FFFD },
+        { "overlong\xC0\xAF",           "overlong" S_FFFD S_FFFD },
+        { "surrogate\xED\xA0\x80",      "surrogate" S_FFFD S_FFFD S_FFFD },
+        { "truncated\xE2\x82",          "truncated" S_FFFD S_FFFD },
+        { "big\xF4\x90\x80\x80",        "big" S_FFFD S_FFFD S_FFFD S_FFFD },    //  past U+10FFFF
+        { "lead\xF8\xFF",               "lead" S_FFFD S_FFFD },
+        { "<\xEF\xBF\xBE&>",            "&lt;" S_FFFD "&amp;&gt;" },
+    };
+    json_t *instance = s_load (S_GOLDEN_DIR "/small.json");
+    for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+        //  Unchecked: a record may carry bytes that are not UTF-8.
+        json_object_set_new (instance, "name", json_string_nocheck (cases [index].name));
+        char *xml = zv_domain_xml (instance, "test", NULL);
+        assert_non_null (xml);
+        char expect [256];
+        snprintf (expect, sizeof expect, "<zova:name>%s</zova:name>", cases [index].expect);
+        if (!strstr (xml, expect))
+            fail_msg ("case %zu: expected %s in\n%s", index, expect, xml);
+        char *problem = s_define (instance, xml, NULL);
+        if (problem)
+            fail_msg ("case %zu: libvirt refuses the XML: %s", index, problem);
+        free (xml);
+    }
+
+    //  Every other value goes the same way: ids, the uuid, the domain
+    //  type, paths, the command line, the listen address.
+    json_object_set_new (instance, "name", json_string ("web"));
+    json_object_set_new (instance, "project_id", json_string_nocheck ("p\xEF\xBF\xBF\x01"));
+    json_object_set_new (json_object_get (instance, "flavor"), "id", json_string_nocheck ("f\x80"));
+    json_object_set_new (json_object_get (instance, "image"), "id", json_string_nocheck ("i\x02"));
+    zv_domain_spec_t spec = {
+        .disk = "/srv/d\x03isk", .kernel = "/srv/k\xEF\xBF\xBE", .cmdline = "console=ttyS0 x=\x1b",
+        .console_log = "/srv/c\xC0\xAF.log", .vnc_listen = "127.0.0.1\x04", .nic = "bridge:br\xEF\xBF\xBF",
+    };
+    char *xml = zv_domain_xml (instance, "qemu\x05", &spec);
+    assert_non_null (xml);
+    static const char *parts [] = {
+        "<domain type='qemu" S_FFFD "'>",
+        "<zova:project id='p" S_FFFD S_FFFD "'/>",
+        "<zova:flavor id='f" S_FFFD "'>",
+        "<zova:image id='i" S_FFFD "'/>",
+        "<source file='/srv/d" S_FFFD "isk'/>",
+        "<kernel>/srv/k" S_FFFD "</kernel>",
+        "<cmdline>console=ttyS0 x=" S_FFFD "</cmdline>",
+        "<log file='/srv/c" S_FFFD S_FFFD ".log' append='on'/>",
+        "listen='127.0.0.1" S_FFFD "'",
+        "<source bridge='br" S_FFFD "'/>",
+    };
+    for (size_t index = 0; index < sizeof parts / sizeof parts [0]; index++)
+        if (!strstr (xml, parts [index]))
+            fail_msg ("expected %s in\n%s", parts [index], xml);
+    free (xml);
+    json_object_set_new (instance, "uuid", json_string_nocheck ("4f1c2a0e\x01"));
+    xml = zv_domain_xml (instance, "test", NULL);
+    assert_non_null (xml);
+    assert_true (zv_test_has (xml, "<name>zova-4f1c2a0e" S_FFFD "</name>"));
+    assert_true (zv_test_has (xml, "<uuid>4f1c2a0e" S_FFFD "</uuid>"));
+    free (xml);
+    json_decref (instance);
+}
+
 //  A record without a flavor or image still gives a document (zeroes and
 //  empty ids): generation never crashes on a partial record.
 static void
@@ -660,6 +741,7 @@ main (void)
         cmocka_unit_test (test_domain_test_type_ignores_spec),
         cmocka_unit_test (test_domain_nic_kinds),
         cmocka_unit_test (test_domain_control_chars_in_name),
+        cmocka_unit_test (test_domain_xml_forbidden_chars),
         cmocka_unit_test (test_domain_partial_record),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -305,6 +305,36 @@ test_virt_spawn_writes_xml (void **state)
     assert_int_equal (nftw (dir, s_remove, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+//  A server name with characters XML 1.0 cannot carry (U+FFFE, U+FFFF, a
+//  control character): the domain is defined and starts, and zova's
+//  metadata holds U+FFFD where they were.
+static void
+test_virt_spawn_xml_forbidden_chars (void **state)
+{
+    s_fixture_t *fx = (s_fixture_t *) *state;
+    json_t *instance = s_instance (S_UUID_B);
+    json_object_set_new (instance, "name", json_string ("web\xEF\xBF\xBE-\xEF\xBF\xBF-\x01-end"));
+    zv_status_t status = D->spawn (fx->virt, instance, NULL, fx->errbuf, sizeof fx->errbuf);
+    json_decref (instance);
+    if (status != ZV_OK)
+        fail_msg ("spawn: %s: %s", zv_status_name (status), fx->errbuf);
+    assert_int_equal (D->power_state (fx->virt, S_UUID_B), ZV_POWER_RUNNING);
+    //  Asked on a connection of the test's own, which shares the domains.
+    virConnectPtr conn = virConnectOpen (S_URI);
+    assert_non_null (conn);
+    virDomainPtr domain = virDomainLookupByUUIDString (conn, S_UUID_B);
+    assert_non_null (domain);
+    char *metadata = virDomainGetMetadata (domain, VIR_DOMAIN_METADATA_ELEMENT,
+                                           "https://zova.dev/xmlns/instance/1", 0);
+    assert_non_null (metadata);
+    if (!strstr (metadata, ">web\xEF\xBF\xBD-\xEF\xBF\xBD-\xEF\xBF\xBD-end<"))
+        fail_msg ("metadata: %s", metadata);
+    free (metadata);
+    virDomainFree (domain);
+    virConnectClose (conn);
+    assert_int_equal (D->destroy (fx->virt, S_UUID_B, fx->errbuf, sizeof fx->errbuf), ZV_OK);
+}
+
 static void
 test_virt_events (void **state)
 {
@@ -796,6 +826,7 @@ main (void)
         cmocka_unit_test (test_virt_open_close_ref),
         cmocka_unit_test_setup_teardown (test_virt_spawn_and_power, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_spawn_writes_xml, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_virt_spawn_xml_forbidden_chars, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_two_connections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_spawn_over_existing, s_setup, s_teardown),

@@ -1,0 +1,206 @@
+/*  compute.h: what the compute actor's files share (internal: nothing
+    outside actors/compute/ includes it).
+
+    One compute is one hypervisor host; its state is one zv_compute_t owned
+    by the actor's thread, and every function here runs on that thread
+    unless it says otherwise.  The files, by concern:
+
+        compute.c   the actor: its state, loop, timers, the route table of
+                    the message types it serves
+        host.c      the hypervisor connection (reconnect backoff), the node
+                    report (inventory) of the heartbeat, instance directories
+        ops.c       the operation table (what each action does on the
+                    hypervisor) and running one: images, workers, the report
+        build.c     a build's task-state steps and its report
+        sync.c      full and partial syncs, domain events, terminate, orphans
+        guest.c     the guest agent's queries and their retries
+        consoles.c  console log, screenshot, serial console ports
+
+    A move between hosts gets its two halves in migrate_src.c and
+    migrate_dst.c, named by where they run, with its rows in ops.c's table
+    and its message types in compute.c's route table.                      */
+
+#ifndef ZV_COMPUTE_H
+#define ZV_COMPUTE_H
+
+#include "actors/zv_actors.h"
+#include "bus/zv_link.h"
+#include "bus/zv_workers.h"
+#include "virt/zv_virt.h"
+#include "virt/zv_imagecache.h"
+
+//  Agent queries until the guest has an address (one every
+//  ZV_COMPUTE_GUEST_RETRY_MS, checked every 500 ms).
+#define ZV_COMPUTE_GUEST_RETRIES 6
+#define ZV_COMPUTE_GUEST_RETRY_MS 3000
+
+typedef struct {
+    zv_config_t cfg;
+    char name [300];                //  "compute.<host>", for logs
+    zsock_t *pipe;
+    zloop_t *loop;
+    zv_link_t *link;
+    const zv_virt_driver_t *driver;
+    zv_virt_t *virt;
+    bool virt_lost;                 //  the connection closed: reconnect before use
+    bool synced_virt;               //  a full sync has run on this connection
+    zmq_pollitem_t event_item;      //  the driver's event fd, while connected
+    bool event_polled;
+    json_t *custom;                 //  custom resource classes: {CUSTOM_X: total}
+    char instances_path [1100];
+    char cache_path [1100];
+    zv_workers_t *workers;
+    zv_imagecache_t *cache;
+    json_t *event_uuids;            //  uuids named by events since the last partial sync
+    json_t *guest_retries;          //  uuid -> {attempt, due}: agents to ask again
+    json_t *serial_ports;           //  uuid -> serial console TCP port given to its domain
+    int event_timer;                //  -1 when none armed
+    int64_t started_ms;
+    int64_t reconnect_at;           //  mono ms of the next reconnect try
+    int reconnect_delay_ms;
+    char degraded [600];            //  why the hypervisor is unreachable ("" when it is not)
+} zv_compute_t;
+
+//  ---------------------------------------------------------------------
+//  Operations: what an action does on the hypervisor, one row each (ops.c)
+
+typedef struct _zv_compute_op_t zv_compute_op_t;
+//  The hypervisor calls of an action (on a worker thread on QEMU).
+typedef zv_status_t (zv_compute_run_fn) (zv_compute_op_t *op);
+
+typedef struct {
+    const char *action;             //  zv_state action name ("create" for a spawn)
+    const char *task_state;         //  the task_state the conductor set
+    zv_compute_run_fn *run;         //  hypervisor calls (worker thread on QEMU)
+    const char *vm_state;           //  vm_state on success (NULL: unchanged)
+    bool needs_images;              //  the _base files must be there (re-fetched if not)
+    bool rescue_images;             //  the rescue image's too
+    bool defines;                   //  (re)defines the domain from its record: a new serial port
+} zv_compute_action_t;
+
+struct _zv_compute_op_t {
+    const zv_compute_action_t *action;
+    const zv_virt_driver_t *driver;
+    zv_virt_t *virt;                //  a reference of its own
+    json_t *instance;
+    json_t *images;                 //  {id: image record}
+    char uuid [ZV_UUID_LEN + 1];
+    char rq [72];
+    char rescue_image [64];
+    char user [64];
+    char password [256];
+    int fetching;                   //  images still being fetched
+    zv_status_t status;
+    char errbuf [1024];
+    char note [256];                //  a remark for the action record (e.g. soft reboot fell back)
+    zv_power_state_t power;         //  after the operation
+    //  The host's files for the domain.
+    char dir [1200], disk [1300], disk_local [1300], disk_swap [1300], disk_rescue [1300];
+    char base [1300];               //  the cached file of the instance's image (the root disk's backing)
+    char rescue_base [1300];        //  the cached file of the rescue image
+    char console_log [1300], kernel [1300], ramdisk [1300], cmdline [1024];
+    char rescue_kernel [1300], rescue_ramdisk [1300], rescue_cmdline [1024];
+    char mac [18];
+    bool real;                      //  a hypervisor with storage (not the test driver)
+    //  Configuration the worker reads.
+    int shutdown_timeout_s, soft_reboot_s, agent_timeout_s;
+    char vnc_listen [256], network [128];
+    char serial_host [256];         //  the domain's serial console on a TCP port (0: pty)
+    int serial_port;
+    char proxyclient [256];         //  where the console proxy reaches this host's consoles
+    json_t *consoles;               //  after the operation: {vnc, serial} of the running domain
+    //  Build only: the build's progress through its task states.
+    int step;
+    json_t *guest;                  //  guest_info result
+};
+
+//  A string member of a json object, NULL when absent or not a string.
+static inline const char *
+zv_compute_str (const json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+//  A message type compute serves: msg is borrowed for the call.
+typedef void (zv_compute_serve_fn) (zv_compute_t *self, zv_msg_t *msg);
+
+//  ---------------------------------------------------------------------
+//  host.c
+
+//  Is the hypervisor connected?  Reconnects (with backoff) when it is not,
+//  and runs a full sync after a reconnect.  false: self->degraded says why.
+bool zv_compute_virt_ready (zv_compute_t *self);
+//  Close the connection and stop polling its event fd.
+void zv_compute_virt_drop (zv_compute_t *self);
+//  A hypervisor with storage and guests (not libvirt's test driver).
+bool zv_compute_real (zv_compute_t *self);
+//  [compute] custom_resources as {CUSTOM_X: total} (caller owns).
+json_t *zv_compute_custom_resources (zv_compute_t *self);
+//  The heartbeat's extra fields (a zv_link_node_fn): {node} or {degraded}.
+json_t *zv_compute_node_report (void *actor);
+//  <instances_path>/<uuid> into buf; returns buf.
+const char *zv_compute_instance_dir (zv_compute_t *self, const char *uuid, char *buf, size_t len);
+//  Remove an instance's directory and the files in it.
+void zv_compute_remove_instance_dir (zv_compute_t *self, const char *uuid);
+
+//  ---------------------------------------------------------------------
+//  ops.c
+
+//  The row of an action name; NULL when compute runs no such action.
+const zv_compute_action_t *zv_compute_action_find (const char *name);
+//  The row of a build (spawning).
+const zv_compute_action_t *zv_compute_action_build (void);
+//  An op from a message's instance record, images and request id; NULL
+//  (logged) when the record has no valid uuid.  Caller owns.
+zv_compute_op_t *zv_compute_op_new (zv_compute_t *self, zv_msg_t *msg, const zv_compute_action_t *action);
+void zv_compute_op_destroy (zv_compute_op_t **op_p);
+//  zv_compute_op_destroy as a free function for rpc contexts.
+void zv_compute_op_free (void *ctx);
+//  Fill an op's paths, fetch the images it needs, run it and report it.
+//  Takes ownership of op.
+void zv_compute_op_start (zv_compute_t *self, zv_compute_op_t *op);
+//  compute.instance_action: a user action on an instance.
+void zv_compute_instance_action (zv_compute_t *self, zv_msg_t *msg);
+
+//  ---------------------------------------------------------------------
+//  build.c
+
+//  compute.build_instance: a build's steps, then its op.
+void zv_compute_build_instance (zv_compute_t *self, zv_msg_t *msg);
+//  The end of a build's op, to the conductor.  Takes ownership of op.
+void zv_compute_build_report (zv_compute_t *self, zv_compute_op_t *op);
+
+//  ---------------------------------------------------------------------
+//  sync.c
+
+//  A full sync: every domain of the host, to the conductor.
+void zv_compute_sync (zv_compute_t *self);
+//  compute.sync_now.
+void zv_compute_sync_now (zv_compute_t *self, zv_msg_t *msg);
+//  compute.terminate_instance.
+void zv_compute_terminate_instance (zv_compute_t *self, zv_msg_t *msg);
+//  The driver's event fd is readable (a zloop poller handler; arg is self).
+int zv_compute_event_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+//  ---------------------------------------------------------------------
+//  guest.c
+
+//  Ask uuid's guest agent what the guest is (on a worker); attempt counts
+//  up to ZV_COMPUTE_GUEST_RETRIES (ZV_COMPUTE_GUEST_RETRIES - 1: once).
+void zv_compute_guest_query (zv_compute_t *self, const char *uuid, int attempt);
+//  The guest agent went away: the record forgets what it said.
+void zv_compute_guest_gone (zv_compute_t *self, const char *uuid);
+//  Ask again the agents whose retry is due.
+void zv_compute_guest_retry_due (zv_compute_t *self);
+
+//  ---------------------------------------------------------------------
+//  consoles.c
+
+//  compute.console_log.
+void zv_compute_console_log (zv_compute_t *self, zv_msg_t *msg);
+//  compute.screenshot.
+void zv_compute_screenshot (zv_compute_t *self, zv_msg_t *msg);
+//  The TCP port of uuid's serial console (0: none free, a pty then).
+int zv_compute_serial_port (zv_compute_t *self, const char *uuid);
+
+#endif

@@ -1,0 +1,574 @@
+/*  ops.c: operations, what an action does on the hypervisor, and running
+    one.
+
+    An action is one row of s_actions: the task_state the conductor set
+    for it, the hypervisor calls it makes, the vm_state it leaves, and what
+    it needs on the host (the instance's images, the rescue image's, a
+    fresh definition of the domain).  An op is one action on one instance:
+    first its images are made sure of in the host's cache (zv_imagecache:
+    fetched over the bus once per image), then its hypervisor calls run,
+    then its end is reported with conductor.instance_update against the
+    task_state the conductor set, with the action's result.  On a real
+    hypervisor the calls run on the workers (zv_workers: a clean shutdown
+    waits up to a minute on the guest), and only touch the op; on libvirt's
+    test driver, whose calls answer in microseconds, they run on the loop's
+    thread, which is what lets one process simulate a fleet.  The op owns
+    its own reference of the connection, so a worker survives the loop
+    replacing a dead one.                                                  */
+
+#include "actors/compute/compute.h"
+#include "virt/zv_disk.h"
+#include <sys/stat.h>
+#include <errno.h>
+#include <unistd.h>
+
+//  ---------------------------------------------------------------------
+//  An op's lifetime
+
+void
+zv_compute_op_destroy (zv_compute_op_t **op_p)
+{
+    zv_compute_op_t *op = *op_p;
+    if (!op)
+        return;
+    if (op->virt)
+        op->driver->close (&op->virt);
+    json_decref (op->instance);
+    json_decref (op->images);
+    json_decref (op->guest);
+    json_decref (op->consoles);
+    memset (op->password, 0, sizeof op->password);
+    free (op);
+    *op_p = NULL;
+}
+
+void
+zv_compute_op_free (void *ctx)
+{
+    zv_compute_op_t *op = (zv_compute_op_t *) ctx;
+    zv_compute_op_destroy (&op);
+}
+
+//  An op from a message: the instance record, the images, the request id.
+zv_compute_op_t *
+zv_compute_op_new (zv_compute_t *self, zv_msg_t *msg, const zv_compute_action_t *action)
+{
+    json_t *instance = json_object_get (zv_msg_body (msg), "instance");
+    const char *uuid = zv_compute_str (instance, "uuid");
+    if (!uuid || !zv_uuid_valid (uuid)) {
+        zv_warning (self->name, zv_msg_rq (msg), "%s without a valid instance uuid", zv_msg_type (msg));
+        return NULL;
+    }
+    zv_compute_op_t *op = (zv_compute_op_t *) zmalloc (sizeof (zv_compute_op_t));
+    op->action = action;
+    op->driver = self->driver;
+    op->instance = json_incref (instance);
+    json_t *images = json_object_get (zv_msg_body (msg), "images");
+    op->images = json_is_object (images) ? json_incref (images) : json_object ();
+    snprintf (op->uuid, sizeof op->uuid, "%s", uuid);
+    const char *rq = zv_msg_get_str (msg, "action_request_id");
+    snprintf (op->rq, sizeof op->rq, "%s", rq ? rq : zv_msg_rq (msg) ? zv_msg_rq (msg) : "");
+    return op;
+}
+
+//  ---------------------------------------------------------------------
+//  The hypervisor calls of each action
+
+//  The domain spec of an op's files (rescue: boot the rescue disk).
+static zv_domain_spec_t
+s_spec (zv_compute_op_t *op, bool rescue)
+{
+    zv_domain_spec_t spec = { .instance_dir = op->dir };
+    if (!op->real)
+        return spec;
+    spec.disk = op->disk;
+    spec.disk_local = *op->disk_local ? op->disk_local : NULL;
+    spec.disk_swap = *op->disk_swap ? op->disk_swap : NULL;
+    spec.kernel = *op->kernel ? op->kernel : NULL;
+    spec.ramdisk = *op->ramdisk ? op->ramdisk : NULL;
+    spec.cmdline = *op->cmdline ? op->cmdline : NULL;
+    spec.console_log = op->console_log;
+    spec.vnc_listen = *op->vnc_listen ? op->vnc_listen : NULL;
+    spec.nic = op->network;
+    spec.mac = op->mac;
+    spec.serial_host = *op->serial_host ? op->serial_host : NULL;
+    spec.serial_port = op->serial_port;
+    if (rescue) {
+        spec.rescue_disk = op->disk_rescue;
+        spec.rescue_kernel = *op->rescue_kernel ? op->rescue_kernel : NULL;
+        spec.rescue_ramdisk = *op->rescue_ramdisk ? op->rescue_ramdisk : NULL;
+        spec.rescue_cmdline = *op->rescue_cmdline ? op->rescue_cmdline : NULL;
+    }
+    return spec;
+}
+
+//  Make the instance's disks that are missing: the root disk as a qcow2
+//  overlay on the cached image, sized to the flavor (never smaller than
+//  the image), the ephemeral and swap disks blank.  An existing disk is
+//  kept: it is the instance's data.
+static zv_status_t
+s_make_disks (zv_compute_op_t *op, const char *base)
+{
+    if (!op->real)
+        return ZV_OK;
+    if (zv_disk_mkdirs (op->dir) != 0) {
+        snprintf (op->errbuf, sizeof op->errbuf, "cannot create %s: %s", op->dir, strerror (errno));
+        return ZV_EIO;
+    }
+    const json_t *flavor = json_object_get (op->instance, "flavor");
+    json_int_t disk_gb = json_integer_value (json_object_get (flavor, "disk_gb"));
+    json_int_t ephemeral_gb = json_integer_value (json_object_get (flavor, "ephemeral_gb"));
+    json_int_t swap_mb = json_integer_value (json_object_get (flavor, "swap_mb"));
+    zv_status_t status = ZV_OK;
+    struct stat info;
+    if (stat (op->disk, &info) != 0) {
+        struct stat image;
+        if (stat (base, &image) != 0) {
+            snprintf (op->errbuf, sizeof op->errbuf, "image file %s is missing: %s", base, strerror (errno));
+            return ZV_EIO;
+        }
+        if (disk_gb > 0 && (double) image.st_size > (double) disk_gb * 1024 * 1024 * 1024) {
+            snprintf (op->errbuf, sizeof op->errbuf, "Flavor's disk is too small for requested image. "
+                      "Flavor disk is %lld bytes, image is %lld bytes.",
+                      (long long) disk_gb * 1024 * 1024 * 1024, (long long) image.st_size);
+            return ZV_EINVAL;
+        }
+        status = zv_disk_overlay (op->disk, base, (int64_t) disk_gb, op->errbuf, sizeof op->errbuf);
+    }
+    if (status == ZV_OK && ephemeral_gb > 0) {
+        snprintf (op->disk_local, sizeof op->disk_local, "%s/disk.local", op->dir);
+        if (stat (op->disk_local, &info) != 0)
+            status = zv_disk_blank (op->disk_local, (int64_t) ephemeral_gb * 1024, op->errbuf, sizeof op->errbuf);
+    }
+    if (status == ZV_OK && swap_mb > 0) {
+        snprintf (op->disk_swap, sizeof op->disk_swap, "%s/disk.swap", op->dir);
+        if (stat (op->disk_swap, &info) != 0)
+            status = zv_disk_blank (op->disk_swap, (int64_t) swap_mb, op->errbuf, sizeof op->errbuf);
+    }
+    return status;
+}
+
+//  Power off, where a domain that does not exist (undefined behind zova's
+//  back, or lost with the test driver's memory) is off already: the
+//  operations that follow define it again from the record, as Nova's hard
+//  reboot does.
+static zv_status_t
+s_power_off (zv_compute_op_t *op, int timeout_s, bool *clean_p)
+{
+    zv_status_t status = op->driver->power_off (op->virt, op->uuid, timeout_s, clean_p,
+                                                op->errbuf, sizeof op->errbuf);
+    if (status == ZV_ENOTFOUND) {
+        *op->errbuf = 0;
+        if (clean_p)
+            *clean_p = true;
+        status = ZV_OK;
+    }
+    return status;
+}
+
+static zv_status_t
+s_spawn_domain (zv_compute_op_t *op, bool rescue)
+{
+    zv_domain_spec_t spec = s_spec (op, rescue);
+    return op->driver->spawn (op->virt, op->instance, &spec, op->errbuf, sizeof op->errbuf);
+}
+
+//  The image's cached file (its id) and, when it has them, its kernel's
+//  and ramdisk's; the command line.
+static void
+s_image_files (zv_compute_op_t *op, const char *image_id, const char *cache, char *base, size_t base_len,
+               char *kernel, char *ramdisk, char *cmdline, size_t len)
+{
+    const json_t *image = json_object_get (op->images, image_id ? image_id : "");
+    const json_t *properties = json_object_get (image, "properties");
+    snprintf (base, base_len, "%s/%s", cache, image_id ? image_id : "");
+    const char *kernel_id = zv_compute_str (properties, "kernel_id");
+    const char *ramdisk_id = zv_compute_str (properties, "ramdisk_id");
+    const char *command = zv_compute_str (properties, "os_command_line");
+    *kernel = *ramdisk = *cmdline = 0;
+    if (kernel_id && *kernel_id)
+        snprintf (kernel, len, "%s/%s", cache, kernel_id);
+    if (kernel_id && *kernel_id && ramdisk_id && *ramdisk_id)
+        snprintf (ramdisk, len, "%s/%s", cache, ramdisk_id);
+    if (kernel_id && *kernel_id && command)
+        snprintf (cmdline, 1024, "%s", command);
+}
+
+static zv_status_t
+s_run_build (zv_compute_op_t *op)
+{
+    zv_status_t status = s_make_disks (op, op->base);
+    if (status == ZV_OK)
+        status = s_spawn_domain (op, false);
+    return status;
+}
+
+//  Soft reboot as Nova's: the guest shuts down (agent, else ACPI) and the
+//  domain starts again; a guest that does not shut down within
+//  wait_soft_reboot_seconds is destroyed, which makes it a hard reboot.
+static zv_status_t
+s_run_reboot (zv_compute_op_t *op)
+{
+    bool clean = false;
+    zv_status_t status = s_power_off (op, op->soft_reboot_s, &clean);
+    if (status == ZV_OK && !clean)
+        snprintf (op->note, sizeof op->note, "the guest did not shut down within %d s: rebooted hard",
+                  op->soft_reboot_s);
+    if (status == ZV_OK)
+        status = s_spawn_domain (op, false);
+    return status;
+}
+
+//  Hard reboot, and start, as Nova's _hard_reboot: destroy, make what is
+//  missing (the cached image re-fetched already), regenerate the XML, start.
+static zv_status_t
+s_run_hard_reboot (zv_compute_op_t *op)
+{
+    zv_status_t status = s_power_off (op, 0, NULL);
+    if (status == ZV_OK)
+        status = s_make_disks (op, op->base);
+    if (status == ZV_OK)
+        status = s_spawn_domain (op, false);
+    return status;
+}
+
+static zv_status_t
+s_run_stop (zv_compute_op_t *op)
+{
+    bool clean = false;
+    zv_status_t status = s_power_off (op, op->shutdown_timeout_s, &clean);
+    if (status == ZV_OK && !clean && op->shutdown_timeout_s > 0)
+        snprintf (op->note, sizeof op->note, "the guest did not shut down within %d s: powered off",
+                  op->shutdown_timeout_s);
+    return status;
+}
+
+static zv_status_t
+s_run_pause (zv_compute_op_t *op)
+{
+    return op->driver->pause (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
+}
+
+static zv_status_t
+s_run_unpause (zv_compute_op_t *op)
+{
+    return op->driver->unpause (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
+}
+
+static zv_status_t
+s_run_suspend (zv_compute_op_t *op)
+{
+    return op->driver->suspend (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
+}
+
+static zv_status_t
+s_run_resume (zv_compute_op_t *op)
+{
+    return op->driver->power_on (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
+}
+
+//  Rescue as Nova's: a clean power-off, then the domain boots from a fresh
+//  overlay of the rescue image (disk.rescue) with the instance's own root
+//  disk attached second.  Unrescue boots the instance's own domain again.
+static zv_status_t
+s_run_rescue (zv_compute_op_t *op)
+{
+    snprintf (op->disk_rescue, sizeof op->disk_rescue, "%s/disk.rescue", op->dir);
+    bool clean = false;
+    zv_status_t status = s_power_off (op, op->shutdown_timeout_s, &clean);
+    if (status == ZV_OK)
+        status = s_make_disks (op, op->base);
+    if (status == ZV_OK && op->real) {
+        unlink (op->disk_rescue);
+        status = zv_disk_overlay (op->disk_rescue, op->rescue_base, 0, op->errbuf, sizeof op->errbuf);
+    }
+    if (status == ZV_OK)
+        status = s_spawn_domain (op, true);
+    return status;
+}
+
+//  Unrescue: the instance's own domain again (a hard reboot from its
+//  record), then the rescue disk goes.
+static zv_status_t
+s_run_unrescue (zv_compute_op_t *op)
+{
+    zv_status_t status = s_run_hard_reboot (op);
+    if (status == ZV_OK) {
+        char path [1300];
+        snprintf (path, sizeof path, "%s/disk.rescue", op->dir);
+        unlink (path);
+    }
+    return status;
+}
+
+static zv_status_t
+s_run_set_password (zv_compute_op_t *op)
+{
+    return op->driver->set_password (op->virt, op->uuid, *op->user ? op->user : "root", op->password,
+                                     op->errbuf, sizeof op->errbuf);
+}
+
+//  ---------------------------------------------------------------------
+//  The table: one row per action compute runs
+
+//  The build's row comes first (zv_compute_action_build); the rows of a
+//  move's two halves will run functions of migrate_src.c / migrate_dst.c.
+static const zv_compute_action_t s_actions [] = {
+    { "create",         "spawning",           s_run_build,        "active",    true,  false, true  },
+    { "reboot",         "rebooting",          s_run_reboot,       "active",    false, false, true  },
+    { "reboot_hard",    "rebooting_hard",     s_run_hard_reboot,  "active",    true,  false, true  },
+    { "stop",           "powering-off",       s_run_stop,         "stopped",   false, false, false },
+    { "start",          "powering-on",        s_run_hard_reboot,  "active",    true,  false, true  },
+    { "pause",          "pausing",            s_run_pause,        "paused",    false, false, false },
+    { "unpause",        "unpausing",          s_run_unpause,      "active",    false, false, false },
+    { "suspend",        "suspending",         s_run_suspend,      "suspended", false, false, false },
+    { "resume",         "resuming",           s_run_resume,       "active",    false, false, false },
+    { "rescue",         "rescuing",           s_run_rescue,       "rescued",   true,  true,  true  },
+    { "unrescue",       "unrescuing",         s_run_unrescue,     "active",    true,  false, true  },
+    { "changePassword", "updating_password",  s_run_set_password, NULL,        false, false, false },
+};
+#define S_ACTIONS (sizeof (s_actions) / sizeof (s_actions [0]))
+
+const zv_compute_action_t *
+zv_compute_action_find (const char *name)
+{
+    for (size_t index = 0; name && index < S_ACTIONS; index++)
+        if (streq (s_actions [index].action, name))
+            return &s_actions [index];
+    return NULL;
+}
+
+const zv_compute_action_t *
+zv_compute_action_build (void)
+{
+    return &s_actions [0];
+}
+
+//  ---------------------------------------------------------------------
+//  The report of an op, to the conductor
+
+static void
+s_action_done (void *actor, void *ctx, zv_msg_t *reply)
+{
+    zv_compute_t *self = (zv_compute_t *) actor;
+    zv_compute_op_t *op = (zv_compute_op_t *) ctx;
+    if (zv_msg_status (reply) != ZV_OK)
+        zv_warning (self->name, op->rq, "instance %s: %s report refused: %s", op->uuid, op->action->action,
+                    zv_msg_error_text (reply));
+    zv_compute_op_destroy (&op);
+}
+
+//  The end of an op, to the conductor: the new states on success; on
+//  failure the task ends, the vm_state stays (the instance is as it was),
+//  the power state is what the hypervisor says, and the fault is the real
+//  reason.  A hard reboot that fails leaves ERROR, as Nova's does.
+static void
+s_op_report (zv_compute_t *self, zv_compute_op_t *op)
+{
+    if (op->action == zv_compute_action_build ()) {
+        zv_compute_build_report (self, op);
+        return;
+    }
+    char now [32];
+    json_t *changes = json_pack ("{s:n}", "task_state");
+    if (op->virt)
+        json_object_set_new (changes, "power_state", json_string (zv_power_state_name (op->power)));
+    if (op->virt && op->real)
+        json_object_set (changes, "console", op->consoles ? op->consoles : json_null ());
+    if (op->status == ZV_OK) {
+        if (op->action->vm_state)
+            json_object_set_new (changes, "vm_state", json_string (op->action->vm_state));
+        zv_info (self->name, op->rq, "instance %s: %s done%s%s", op->uuid, op->action->action,
+                 *op->note ? ": " : "", op->note);
+    }
+    else {
+        zv_warning (self->name, op->rq, "instance %s: %s failed: %s", op->uuid, op->action->action, op->errbuf);
+        json_object_set_new (changes, "fault", json_pack ("{s:s, s:i, s:s}", "message", op->errbuf,
+                             "code", zv_status_http (op->status), "created", zv_iso8601 (zv_now_ms (), now)));
+        if (streq (op->action->action, "reboot_hard") && op->status != ZV_EUNSUPPORTED)
+            json_object_set_new (changes, "vm_state", json_string ("error"));
+    }
+    zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
+    zv_msg_set_rq (msg, op->rq);
+    json_t *body = json_pack ("{s:s, s:[s], s:o, s:s, s:s}", "uuid", op->uuid,
+                              "expected_task_state", op->action->task_state, "changes", changes,
+                              "action_request_id", op->rq,
+                              "action_result", op->status == ZV_OK ? "Success" : "Error");
+    if (op->status != ZV_OK || *op->note)
+        json_object_set_new (body, "action_message", json_string (op->status != ZV_OK ? op->errbuf : op->note));
+    zv_msg_set_body (msg, &body);
+    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_action_done, op, zv_compute_op_free);
+}
+
+//  ---------------------------------------------------------------------
+//  Running an op: images, then the hypervisor calls, then the report
+
+static void
+s_op_work (void *job)
+{
+    zv_compute_op_t *op = (zv_compute_op_t *) job;
+    op->status = op->action->run (op);
+    op->power = op->driver->power_state (op->virt, op->uuid);
+    //  Where its consoles listen now (ports change at every start), as the
+    //  console proxy will reach them.
+    if (op->real && op->driver->consoles && (op->power == ZV_POWER_RUNNING || op->power == ZV_POWER_PAUSED)) {
+        char errbuf [256];
+        op->consoles = op->driver->consoles (op->virt, op->uuid, errbuf, sizeof errbuf);
+        const char *kind;
+        json_t *console;
+        json_object_foreach (op->consoles, kind, console)
+            if (*op->proxyclient)
+                json_object_set_new (console, "host", json_string (op->proxyclient));
+    }
+}
+
+static void
+s_op_done (void *actor, void *job)
+{
+    zv_compute_t *self = (zv_compute_t *) actor;
+    zv_compute_op_t *op = (zv_compute_op_t *) job;
+    if (zv_workers_cancelled (self->workers)) {
+        zv_compute_op_destroy (&op);
+        return;
+    }
+    s_op_report (self, op);
+}
+
+//  Every image is in the cache: run the calls, on a worker unless the
+//  hypervisor answers at once.
+static void
+s_op_run (zv_compute_t *self, zv_compute_op_t *op)
+{
+    if (op->status != ZV_OK) {
+        s_op_report (self, op);
+        return;
+    }
+    if (op->real)
+        zv_workers_submit (self->workers, s_op_work, s_op_done, op);
+    else {
+        s_op_work (op);
+        s_op_report (self, op);
+    }
+}
+
+static void
+s_op_fetched (void *actor, void *ctx, zv_status_t status, const char *path, const char *errtext)
+{
+    (void) path;
+    zv_compute_t *self = (zv_compute_t *) actor;
+    zv_compute_op_t *op = (zv_compute_op_t *) ctx;
+    if (status != ZV_OK && op->status == ZV_OK) {
+        op->status = status;
+        snprintf (op->errbuf, sizeof op->errbuf, "%s", errtext ? errtext : "image fetch failed");
+    }
+    if (--op->fetching == 0)
+        s_op_run (self, op);
+}
+
+//  Fill an op's paths, fetch the images it needs, then run it.
+void
+zv_compute_op_start (zv_compute_t *self, zv_compute_op_t *op)
+{
+    op->shutdown_timeout_s = self->cfg.shutdown_timeout_s;
+    op->soft_reboot_s = self->cfg.wait_soft_reboot_seconds;
+    op->agent_timeout_s = self->cfg.agent_timeout_s;
+    snprintf (op->vnc_listen, sizeof op->vnc_listen, "%s", self->cfg.vnc_server_listen);
+    snprintf (op->network, sizeof op->network, "%s", self->cfg.network);
+    zv_compute_instance_dir (self, op->uuid, op->dir, sizeof op->dir);
+    if (!zv_compute_virt_ready (self)) {
+        op->status = ZV_EUNAVAILABLE;
+        snprintf (op->errbuf, sizeof op->errbuf, "%s", *self->degraded ? self->degraded : "hypervisor unreachable");
+        s_op_report (self, op);
+        return;
+    }
+    op->driver = self->driver;
+    op->virt = self->driver->ref (self->virt);
+    op->real = zv_compute_real (self);
+    if (!op->real) {
+        s_op_run (self, op);
+        return;
+    }
+    //  The domain's files.
+    const char *image_id = zv_compute_str (json_object_get (op->instance, "image"), "id");
+    snprintf (op->disk, sizeof op->disk, "%s/disk", op->dir);
+    snprintf (op->console_log, sizeof op->console_log, "%s/console.log", op->dir);
+    s_image_files (op, image_id, self->cache_path, op->base, sizeof op->base,
+                   op->kernel, op->ramdisk, op->cmdline, sizeof op->kernel);
+    const unsigned char *u = (const unsigned char *) op->uuid;
+    snprintf (op->mac, sizeof op->mac, "52:54:00:%c%c:%c%c:%c%c", u [0], u [1], u [2], u [3], u [4], u [5]);
+    snprintf (op->proxyclient, sizeof op->proxyclient, "%s", *self->cfg.vnc_proxyclient_address
+              ? self->cfg.vnc_proxyclient_address : self->cfg.vnc_server_listen);
+    if (op->action->defines && *self->cfg.vnc_server_listen) {
+        snprintf (op->serial_host, sizeof op->serial_host, "%s", self->cfg.vnc_server_listen);
+        op->serial_port = zv_compute_serial_port (self, op->uuid);
+    }
+    char disk_local [1300], disk_swap [1300];
+    snprintf (disk_local, sizeof disk_local, "%s/disk.local", op->dir);
+    snprintf (disk_swap, sizeof disk_swap, "%s/disk.swap", op->dir);
+    if (access (disk_local, F_OK) == 0)
+        snprintf (op->disk_local, sizeof op->disk_local, "%s", disk_local);
+    if (access (disk_swap, F_OK) == 0)
+        snprintf (op->disk_swap, sizeof op->disk_swap, "%s", disk_swap);
+    json_t *wanted = json_array ();
+    if (op->action->needs_images) {
+        const json_t *properties = json_object_get (json_object_get (op->images, image_id ? image_id : ""),
+                                                    "properties");
+        json_array_append_new (wanted, json_string (image_id ? image_id : ""));
+        if (*op->kernel)
+            json_array_append_new (wanted, json_string (zv_compute_str (properties, "kernel_id")));
+        if (*op->ramdisk)
+            json_array_append_new (wanted, json_string (zv_compute_str (properties, "ramdisk_id")));
+    }
+    if (op->action->rescue_images) {
+        s_image_files (op, op->rescue_image, self->cache_path, op->rescue_base, sizeof op->rescue_base,
+                       op->rescue_kernel, op->rescue_ramdisk, op->rescue_cmdline, sizeof op->rescue_kernel);
+        const json_t *properties = json_object_get (json_object_get (op->images, op->rescue_image), "properties");
+        json_array_append_new (wanted, json_string (op->rescue_image));
+        if (*op->rescue_kernel)
+            json_array_append_new (wanted, json_string (zv_compute_str (properties, "kernel_id")));
+        if (*op->rescue_ramdisk)
+            json_array_append_new (wanted, json_string (zv_compute_str (properties, "ramdisk_id")));
+    }
+    size_t index;
+    json_t *id;
+    json_array_foreach (wanted, index, id) {
+        if (!json_object_get (op->images, json_string_value (id))) {
+            op->status = ZV_ENOTFOUND;
+            snprintf (op->errbuf, sizeof op->errbuf, "Image %s could not be found.", json_string_value (id));
+        }
+    }
+    op->fetching = 1;                   //  held until every fetch is asked
+    if (op->status == ZV_OK)
+        json_array_foreach (wanted, index, id) {
+            op->fetching++;
+            zv_imagecache_fetch (self->cache, json_object_get (op->images, json_string_value (id)), op->rq,
+                                 s_op_fetched, op);
+        }
+    json_decref (wanted);
+    s_op_fetched (self, op, ZV_OK, NULL, NULL);
+}
+
+//  ---------------------------------------------------------------------
+//  User actions
+
+void
+zv_compute_instance_action (zv_compute_t *self, zv_msg_t *msg)
+{
+    const char *name = zv_msg_get_str (msg, "action");
+    const zv_compute_action_t *action = zv_compute_action_find (name);
+    if (!action || action == zv_compute_action_build ()) {
+        zv_warning (self->name, zv_msg_rq (msg), "action '%s' is not run by compute", name ? name : "?");
+        return;
+    }
+    zv_compute_op_t *op = zv_compute_op_new (self, msg, action);
+    if (!op)
+        return;
+    const char *rescue = zv_msg_get_str (msg, "rescue_image");
+    snprintf (op->rescue_image, sizeof op->rescue_image, "%s", rescue ? rescue : "");
+    const char *user = zv_msg_get_str (msg, "user");
+    const char *password = zv_msg_get_str (msg, "password");
+    snprintf (op->user, sizeof op->user, "%s", user ? user : "root");
+    snprintf (op->password, sizeof op->password, "%s", password ? password : "");
+    zv_info (self->name, op->rq, "instance %s: %s", op->uuid, name);
+    zv_compute_op_start (self, op);
+}
