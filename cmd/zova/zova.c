@@ -476,6 +476,9 @@ typedef struct {
     //  straight into out (without a tree), or NULL.  -1 when the body has
     //  a shape it does not expect: the list then takes the tree path.
     int (*json_list) (strbuf_t *out, const void *body, size_t size);
+    //  For show: a copy of the record with readable rows added (caller
+    //  owns), or NULL when there is nothing to add; a NULL hook adds none.
+    json_t *(*show_rows) (json_t *record);
 } resource_t;
 
 //  A server's flat form, one row per key: taken from source, or from the
@@ -698,6 +701,43 @@ s_server_json_list (strbuf_t *out, const void *body, size_t size)
     return 0;
 }
 
+//  What a server's guest agent said, as two readable rows: addresses
+//  ("eth0=10.0.2.15, fe80::..."; the openstack client's net=ip form, by
+//  interface) and guest_os.  Added to a copy of the record; NULL when the
+//  agent never answered.
+static json_t *
+s_server_guest_rows (json_t *record)
+{
+    json_t *guest = json_object_get (record, "guest");
+    if (!json_is_object (guest))
+        return NULL;
+    json_t *copy = json_copy (record);
+    if (!copy)
+        s_out_of_memory ();
+    strbuf_t text = { 0 };
+    size_t index;
+    json_t *address;
+    json_array_foreach (json_object_get (guest, "ip_addresses"), index, address) {
+        const char *iface = json_string_value (json_object_get (address, "interface"));
+        const char *ip = json_string_value (json_object_get (address, "address"));
+        if (ip)
+            s_buf_printf (&text, "%s%s=%s", text.len ? ", " : "", iface ? iface : "?", ip);
+    }
+    json_object_set_new (copy, "addresses", json_string (text.len ? text.data : ""));
+    s_buf_free (&text);
+    json_t *os = json_object_get (guest, "os");
+    const char *name = json_string_value (json_object_get (os, "name"));
+    const char *kernel = json_string_value (json_object_get (os, "kernel_release"));
+    const char *hostname = json_string_value (json_object_get (guest, "hostname"));
+    char line [512];
+    snprintf (line, sizeof line, "%s%s%s%s", name ? name : "", kernel ? " (kernel " : "", kernel ? kernel : "",
+              kernel ? ")" : "");
+    json_object_set_new (copy, "guest_os", json_string (line));
+    if (hostname)
+        json_object_set_new (copy, "guest_hostname", json_string (hostname));
+    return copy;
+}
+
 //  A resource provider's flat form: its identity, and "used/capacity" for
 //  each resource class it has an inventory of, keyed by the class, so that
 //  a list shows at a glance how full each host is.  Used comes from the
@@ -827,30 +867,49 @@ static const column_t s_field_columns [] = {
     { "Field", NULL }, { "Value", NULL }, { NULL, NULL }
 };
 
-static const resource_t s_res_server =
-    { "server", "server", "servers", s_server_columns, NULL, s_server_flatten,
-      s_server_json_list };
-static const resource_t s_res_flavor =
-    { "flavor", "flavor", "flavors", s_flavor_columns, NULL, NULL, NULL };
-static const resource_t s_res_image =
-    { "image", "image", "images", s_image_columns, NULL, NULL, NULL };
-static const resource_t s_res_event =
-    { "event", "event", "events", s_event_columns, NULL, NULL, NULL };
-static const resource_t s_res_service =
-    { "service", "service", "services", s_service_columns, NULL, NULL, NULL };
-static const resource_t s_res_hypervisor =
-    { "hypervisor", "hypervisor", "hypervisors", s_hypervisor_columns, NULL, NULL, NULL };
-static const resource_t s_res_aggregate =
-    { "aggregate", "aggregate", "aggregates", s_aggregate_columns,
-      s_aggregate_long_columns, NULL, NULL };
-static const resource_t s_res_zone =
-    { "availability zone", "availability_zone", "availability_zones", s_zone_columns,
-      s_zone_long_columns, NULL, NULL };
-static const resource_t s_res_group =
-    { "server group", "server_group", "server_groups", s_group_columns, NULL, NULL, NULL };
-static const resource_t s_res_provider =
-    { "resource provider", "resource_provider", "resource_providers", s_provider_columns,
-      NULL, s_provider_flatten, NULL };
+static const resource_t s_res_server = {
+    .name = "server", .one = "server", .many = "servers",
+    .columns = s_server_columns,
+    .flatten = s_server_flatten, .json_list = s_server_json_list,
+    .show_rows = s_server_guest_rows
+};
+static const resource_t s_res_flavor = {
+    .name = "flavor", .one = "flavor", .many = "flavors",
+    .columns = s_flavor_columns
+};
+static const resource_t s_res_image = {
+    .name = "image", .one = "image", .many = "images",
+    .columns = s_image_columns
+};
+static const resource_t s_res_event = {
+    .name = "event", .one = "event", .many = "events",
+    .columns = s_event_columns
+};
+static const resource_t s_res_service = {
+    .name = "service", .one = "service", .many = "services",
+    .columns = s_service_columns
+};
+static const resource_t s_res_hypervisor = {
+    .name = "hypervisor", .one = "hypervisor", .many = "hypervisors",
+    .columns = s_hypervisor_columns
+};
+static const resource_t s_res_aggregate = {
+    .name = "aggregate", .one = "aggregate", .many = "aggregates",
+    .columns = s_aggregate_columns, .long_columns = s_aggregate_long_columns
+};
+static const resource_t s_res_zone = {
+    .name = "availability zone", .one = "availability_zone", .many = "availability_zones",
+    .columns = s_zone_columns, .long_columns = s_zone_long_columns
+};
+static const resource_t s_res_group = {
+    .name = "server group", .one = "server_group", .many = "server_groups",
+    .columns = s_group_columns
+};
+static const resource_t s_res_provider = {
+    .name = "resource provider", .one = "resource_provider", .many = "resource_providers",
+    .columns = s_provider_columns,
+    .flatten = s_provider_flatten
+};
 
 
 //  ---------------------------------------------------------------------
@@ -1281,51 +1340,15 @@ s_buf_show (strbuf_t *out, json_t *record, const char *const *skip)
     free (keys);
 }
 
-//  What a server's guest agent said, as two readable rows: addresses
-//  ("eth0=10.0.2.15, fe80::..."; the openstack client's net=ip form, by
-//  interface) and guest_os.  Added to a copy of the record; absent when
-//  the agent never answered.
-static json_t *
-s_server_guest_rows (json_t *record)
-{
-    json_t *copy = json_copy (record);
-    json_t *guest = json_object_get (record, "guest");
-    if (!copy)
-        s_out_of_memory ();
-    if (!json_is_object (guest))
-        return copy;
-    strbuf_t text = { 0 };
-    size_t index;
-    json_t *address;
-    json_array_foreach (json_object_get (guest, "ip_addresses"), index, address) {
-        const char *iface = json_string_value (json_object_get (address, "interface"));
-        const char *ip = json_string_value (json_object_get (address, "address"));
-        if (ip)
-            s_buf_printf (&text, "%s%s=%s", text.len ? ", " : "", iface ? iface : "?", ip);
-    }
-    json_object_set_new (copy, "addresses", json_string (text.len ? text.data : ""));
-    s_buf_free (&text);
-    json_t *os = json_object_get (guest, "os");
-    const char *name = json_string_value (json_object_get (os, "name"));
-    const char *kernel = json_string_value (json_object_get (os, "kernel_release"));
-    const char *hostname = json_string_value (json_object_get (guest, "hostname"));
-    char line [512];
-    snprintf (line, sizeof line, "%s%s%s%s", name ? name : "", kernel ? " (kernel " : "", kernel ? kernel : "",
-              kernel ? ")" : "");
-    json_object_set_new (copy, "guest_os", json_string (line));
-    if (hostname)
-        json_object_set_new (copy, "guest_hostname", json_string (hostname));
-    return copy;
-}
-
 //  One record: a Field | Value table, or the JSON object (flattened first
 //  for servers).
 static int
 s_print_show (const cli_t *cli, const resource_t *res, json_t *record)
 {
     int rc;
-    json_t *shown = res && res->flatten == s_server_flatten && json_is_object (json_object_get (record, "guest"))
-                  ? s_server_guest_rows (record) : json_incref (record);
+    json_t *shown = res && res->show_rows ? res->show_rows (record) : NULL;
+    if (!shown)
+        shown = json_incref (record);
     if (cli->json) {
         json_t *flat = res && res->flatten ? res->flatten (shown, true) : json_incref (shown);
         rc = s_print_json (flat);
