@@ -1,26 +1,16 @@
-/*  zova.c: the zova command line client.
+/*  zova.c: the zova command line client: the command table, parsing,
+    usage and help, and the command handlers.
 
     zova talks to the api actor the way the openstack client talks to Nova:
     one request per operation on a resource, the reply printed as an
     openstack-style table for people or as JSON for scripts.
 
-    Design.  Single threaded, one DEALER socket connected to the api endpoint
-    and one poller on it.  Every request is a zv_msg with src "cli" and a
-    deadline; its reply is matched by "re" == the request's id, and anything
-    else that arrives (a late answer to a request we already gave up on) is
-    dropped.  Nothing ever waits without a deadline, so a missing daemon is a
-    clean error after --timeout seconds, never a hang.  Independent requests
-    (polling many servers, deleting several) are pipelined through a window of
-    ZOVA_WINDOW requests, so neither side's high-water mark drops messages.
-    Image bytes go one 1 MiB payload frame at a time, each waiting for its
-    reply: that round trip is the flow control.
-
     The command line is table driven: s_commands has one row per command (its
     words, request type, resource, options and the body key each option
-    fills, positional arguments, handler); s_resources has one row per kind
-    of record (reply keys, list columns, how it is flattened for scripts).
-    Output is built in memory once and written with one fwrite, so listing
-    ten thousand servers costs a few milliseconds, not a write per cell.     */
+    fills, positional arguments, handler); each kind of record is one
+    resource_t (reply keys, list columns, how it is flattened for scripts).
+    Talking to the api is client.c's, printing output.c's; zova.h says what
+    the files share.                                                       */
 
 #include <czmq.h>
 #include <jansson.h>
@@ -43,443 +33,23 @@
 #include "common/zv_sha256.h"
 #include "proto/zv_msg.h"
 #include "proto/zv_pack.h"
+#include "cmd/zova/zova.h"
 
 #define ZOVA_VERSION            "0.1.0"
 #define ZOVA_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5774"
 #define ZOVA_DEFAULT_TIMEOUT_S  30.0
 #define ZOVA_MAX_TIMEOUT_S      86400.0     //  keeps milliseconds well inside an int
-#define ZOVA_DEFAULT_WAIT_S     600
 #define ZOVA_IMAGE_CHUNK        (1024 * 1024)
 #define ZOVA_UPLOAD_WINDOW      4       //  image chunks in flight
 #define ZOVA_POLL_INTERVAL_MS   100
-//  Requests in flight at once: far below ZeroMQ's default HWM of 1000, so
-//  the api's ROUTER never has to drop a reply to us.
-#define ZOVA_WINDOW             256
 #define ZOVA_MAX_WORDS          4
-#define ZOVA_BAR_WIDTH          20
 
-//  Exit statuses: success, failure, bad usage.
-#define ZOVA_EXIT_OK            0
-#define ZOVA_EXIT_FAIL          1
-#define ZOVA_EXIT_USAGE         2
 //  Returned by the parser when the command should run.
 #define ZOVA_RUN                (-1)
 
 
 //  ---------------------------------------------------------------------
-//  Messages to the user
-
-static void s_fail (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-s_fail (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    fputs ("zova: ", stderr);
-    vfprintf (stderr, format, args);
-    fputc ('\n', stderr);
-    va_end (args);
-}
-
-//  A command line tool has nothing to save when memory runs out: say so once
-//  and stop, rather than thread an error through every append.
-static void
-s_out_of_memory (void)
-{
-    fputs ("zova: out of memory\n", stderr);
-    exit (ZOVA_EXIT_FAIL);
-}
-
-
-//  ---------------------------------------------------------------------
-//  A growable byte buffer: all output is built in one and written at once.
-
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} strbuf_t;
-
-static void
-s_buf_reserve (strbuf_t *self, size_t more)
-{
-    if (self->len + more + 1 <= self->cap)
-        return;
-    size_t cap = self->cap ? self->cap : 4096;
-    while (cap < self->len + more + 1)
-        cap *= 2;
-    char *data = realloc (self->data, cap);
-    if (!data)
-        s_out_of_memory ();
-    self->data = data;
-    self->cap = cap;
-}
-
-static void
-s_buf_add (strbuf_t *self, const char *text, size_t len)
-{
-    s_buf_reserve (self, len);
-    memcpy (self->data + self->len, text, len);
-    self->len += len;
-    self->data [self->len] = '\0';
-}
-
-static void
-s_buf_puts (strbuf_t *self, const char *text)
-{
-    s_buf_add (self, text, strlen (text));
-}
-
-static void
-s_buf_fill (strbuf_t *self, char c, size_t count)
-{
-    s_buf_reserve (self, count);
-    memset (self->data + self->len, c, count);
-    self->len += count;
-    self->data [self->len] = '\0';
-}
-
-static void s_buf_printf (strbuf_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-static void
-s_buf_printf (strbuf_t *self, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    char small [64];
-    int len = vsnprintf (small, sizeof small, format, args);
-    va_end (args);
-    if (len < 0)
-        return;
-    if ((size_t) len < sizeof small) {
-        s_buf_add (self, small, (size_t) len);
-        return;
-    }
-    s_buf_reserve (self, (size_t) len);
-    va_start (args, format);
-    vsnprintf (self->data + self->len, (size_t) len + 1, format, args);
-    va_end (args);
-    self->len += (size_t) len;
-}
-
-static void
-s_buf_free (strbuf_t *self)
-{
-    free (self->data);
-    memset (self, 0, sizeof *self);
-}
-
-//  Write the whole buffer to stdout; 0 or -1 (reported).
-static int
-s_buf_write (const strbuf_t *self)
-{
-    if (self->len && fwrite (self->data, 1, self->len, stdout) != self->len) {
-        s_fail ("cannot write the output: %s", strerror (errno));
-        return -1;
-    }
-    return 0;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Values as text, the way the openstack client shows them
-
-static void
-s_buf_json_compact (strbuf_t *buf, const json_t *value)
-{
-    char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
-        s_out_of_memory ();
-    s_buf_puts (buf, text);
-    free (text);
-}
-
-//  A scalar as a cell: null is "None" and booleans "True"/"False", as in
-//  the openstack client.
-static void
-s_buf_scalar (strbuf_t *buf, const json_t *value)
-{
-    switch (json_typeof (value)) {
-        case JSON_STRING:
-            s_buf_add (buf, json_string_value (value), json_string_length (value));
-            break;
-        case JSON_INTEGER:
-            s_buf_printf (buf, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
-            break;
-        case JSON_REAL:
-            s_buf_printf (buf, "%g", json_real_value (value));
-            break;
-        case JSON_TRUE:
-            s_buf_puts (buf, "True");
-            break;
-        case JSON_FALSE:
-            s_buf_puts (buf, "False");
-            break;
-        case JSON_NULL:
-            s_buf_puts (buf, "None");
-            break;
-        case JSON_OBJECT:
-        case JSON_ARRAY:
-            s_buf_json_compact (buf, value);
-            break;
-    }
-}
-
-static bool
-s_is_scalar (const json_t *value)
-{
-    return value && !json_is_object (value) && !json_is_array (value);
-}
-
-//  Any value as a cell.  Nested records read the way a person would write
-//  them: a reference {id, name} as "name (id)", a fault {message, ...} as its
-//  message, a map of scalars as k='v', a list of scalars comma separated;
-//  anything deeper as compact JSON.  An absent value is an empty cell.
-static void
-s_buf_value (strbuf_t *buf, json_t *value)
-{
-    if (!value)
-        return;
-    if (json_is_object (value)) {
-        json_t *message = json_object_get (value, "message");
-        json_t *name = json_object_get (value, "name");
-        json_t *id = json_object_get (value, "id");
-        if (json_is_string (message)) {
-            s_buf_scalar (buf, message);
-            return;
-        }
-        if (s_is_scalar (name) && s_is_scalar (id)) {
-            s_buf_scalar (buf, name);
-            s_buf_puts (buf, " (");
-            s_buf_scalar (buf, id);
-            s_buf_puts (buf, ")");
-            return;
-        }
-        const char *key;
-        json_t *member;
-        json_object_foreach (value, key, member) {
-            if (!s_is_scalar (member)) {
-                s_buf_json_compact (buf, value);
-                return;
-            }
-        }
-        bool first = true;
-        json_object_foreach (value, key, member) {
-            s_buf_printf (buf, "%s%s='", first ? "" : ", ", key);
-            s_buf_scalar (buf, member);
-            s_buf_puts (buf, "'");
-            first = false;
-        }
-        return;
-    }
-    if (json_is_array (value)) {
-        size_t i;
-        json_t *member;
-        json_array_foreach (value, i, member) {
-            if (!s_is_scalar (member)) {
-                s_buf_json_compact (buf, value);
-                return;
-            }
-        }
-        json_array_foreach (value, i, member) {
-            if (i)
-                s_buf_puts (buf, ", ");
-            s_buf_scalar (buf, member);
-        }
-        return;
-    }
-    s_buf_scalar (buf, value);
-}
-
-
-//  ---------------------------------------------------------------------
-//  Tables: cells are appended row by row into one text buffer, column
-//  widths tracked as they go, then the box is rendered in one pass.
-
-typedef struct {
-    size_t ncols;
-    const char **heading;
-    size_t *width;          //  display width of each column
-    strbuf_t text;          //  every cell's text, back to back
-    size_t *end;            //  end offset in text of each cell
-    size_t *cell_width;     //  display width of each cell
-    size_t ncells;
-    size_t cap;
-} table_t;
-
-//  Display width of UTF-8 text: one column per code point, which is right
-//  for everything a name or an id holds short of wide CJK characters.
-static size_t
-s_utf8_width (const char *text, size_t len)
-{
-    size_t width = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char) text [i] & 0xC0) != 0x80)
-            width++;
-    return width;
-}
-
-static void
-s_table_init (table_t *self, size_t ncols, const char **heading)
-{
-    memset (self, 0, sizeof *self);
-    self->ncols = ncols;
-    self->heading = heading;
-    self->width = calloc (ncols, sizeof (size_t));
-    if (!self->width)
-        s_out_of_memory ();
-    for (size_t col = 0; col < ncols; col++)
-        self->width [col] = s_utf8_width (heading [col], strlen (heading [col]));
-}
-
-//  Start a cell: returns where its text begins.
-static size_t
-s_table_cell_begin (table_t *self)
-{
-    if (self->ncells == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 256;
-        self->end = realloc (self->end, self->cap * sizeof (size_t));
-        self->cell_width = realloc (self->cell_width, self->cap * sizeof (size_t));
-        if (!self->end || !self->cell_width)
-            s_out_of_memory ();
-    }
-    return self->text.len;
-}
-
-//  Finish a cell: control characters would break the box, so they become
-//  spaces; then the column grows to fit.
-static void
-s_table_cell_end (table_t *self, size_t start)
-{
-    char *text = self->text.data ? self->text.data + start : NULL;
-    size_t len = self->text.len - start;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) text [i] < 0x20 || text [i] == 0x7F)
-            text [i] = ' ';
-    size_t width = s_utf8_width (text, len);
-    size_t col = self->ncells % self->ncols;
-    if (width > self->width [col])
-        self->width [col] = width;
-    self->end [self->ncells] = self->text.len;
-    self->cell_width [self->ncells] = width;
-    self->ncells++;
-}
-
-static void
-s_table_value (table_t *self, json_t *value)
-{
-    size_t start = s_table_cell_begin (self);
-    s_buf_value (&self->text, value);
-    s_table_cell_end (self, start);
-}
-
-static void
-s_table_text (table_t *self, const char *text)
-{
-    size_t start = s_table_cell_begin (self);
-    s_buf_puts (&self->text, text);
-    s_table_cell_end (self, start);
-}
-
-static void
-s_table_row (strbuf_t *out, const table_t *self, const char *const *cell,
-             const size_t *len, const size_t *width)
-{
-    s_buf_add (out, "|", 1);
-    for (size_t col = 0; col < self->ncols; col++) {
-        s_buf_add (out, " ", 1);
-        s_buf_add (out, cell [col], len [col]);
-        s_buf_fill (out, ' ', self->width [col] - width [col] + 1);
-        s_buf_add (out, "|", 1);
-    }
-    s_buf_add (out, "\n", 1);
-}
-
-static void
-s_table_render (const table_t *self, strbuf_t *out)
-{
-    assert (self->ncells % self->ncols == 0);
-    size_t nrows = self->ncells / self->ncols;
-    size_t line = 2;
-    for (size_t col = 0; col < self->ncols; col++)
-        line += self->width [col] + 3;
-    s_buf_reserve (out, line * (nrows + 4));
-
-    strbuf_t rule = { 0 };
-    s_buf_add (&rule, "+", 1);
-    for (size_t col = 0; col < self->ncols; col++) {
-        s_buf_fill (&rule, '-', self->width [col] + 2);
-        s_buf_add (&rule, "+", 1);
-    }
-    s_buf_add (&rule, "\n", 1);
-
-    const char **cell = calloc (self->ncols, sizeof (char *));
-    size_t *len = calloc (self->ncols, sizeof (size_t));
-    size_t *width = calloc (self->ncols, sizeof (size_t));
-    if (!cell || !len || !width)
-        s_out_of_memory ();
-
-    s_buf_add (out, rule.data, rule.len);
-    for (size_t col = 0; col < self->ncols; col++) {
-        cell [col] = self->heading [col];
-        len [col] = strlen (self->heading [col]);
-        width [col] = s_utf8_width (cell [col], len [col]);
-    }
-    s_table_row (out, self, cell, len, width);
-    s_buf_add (out, rule.data, rule.len);
-    for (size_t row = 0; row < nrows; row++) {
-        for (size_t col = 0; col < self->ncols; col++) {
-            size_t i = row * self->ncols + col;
-            size_t start = i ? self->end [i - 1] : 0;
-            cell [col] = self->text.data + start;
-            len [col] = self->end [i] - start;
-            width [col] = self->cell_width [i];
-        }
-        s_table_row (out, self, cell, len, width);
-    }
-    if (nrows)
-        s_buf_add (out, rule.data, rule.len);
-    free (cell);
-    free (len);
-    free (width);
-    s_buf_free (&rule);
-}
-
-static void
-s_table_free (table_t *self)
-{
-    free (self->width);
-    free (self->end);
-    free (self->cell_width);
-    s_buf_free (&self->text);
-}
-
-
-//  ---------------------------------------------------------------------
 //  Resources: reply keys, list columns and the flattened form for scripts
-
-typedef struct {
-    const char *heading;
-    const char *key;                //  key in the (flattened) record
-} column_t;
-
-typedef struct {
-    const char *name;               //  "server", for messages
-    const char *one;                //  reply key of one record
-    const char *many;               //  reply key of a list
-    const column_t *columns;        //  list table; NULL-terminated
-    const column_t *long_columns;   //  with --long, or NULL for the same
-    //  Flattened copy (caller owns) for lists and JSON, or NULL to print
-    //  records as returned.  full: keep every other key too (show).
-    json_t *(*flatten) (json_t *record, bool full);
-    //  The -f json text of a list reply, written from its msgpack body
-    //  straight into out (without a tree), or NULL.  -1 when the body has
-    //  a shape it does not expect: the list then takes the tree path.
-    int (*json_list) (strbuf_t *out, const void *body, size_t size);
-    //  For show: a copy of the record with readable rows added (caller
-    //  owns), or NULL when there is nothing to add; a NULL hook adds none.
-    json_t *(*show_rows) (json_t *record);
-} resource_t;
 
 //  A server's flat form, one row per key: taken from source, or from the
 //  member sub of the nested object source when sub is set.
@@ -514,7 +84,7 @@ s_server_flatten (json_t *server, bool full)
 {
     json_t *flat = json_object ();
     if (!flat)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     for (const flat_key_t *row = s_server_flat; row->key; row++) {
         json_t *value = json_object_get (server, row->source);
         //  A nested reference that came back as a bare id or name is kept
@@ -539,7 +109,7 @@ s_server_flatten (json_t *server, bool full)
 //  server list -f json without a tree.  json_dumps of the flattened list
 //  costs most of a big list's CPU (decode, flatten copy, dump); this walks
 //  the reply's msgpack bytes once and writes the same text, byte for byte,
-//  that s_print_json gives for it: s_server_flat's keys in order, indent 2,
+//  that zv_cli_print_json gives for it: s_server_flat's keys in order, indent 2,
 //  jansson's string escapes.  Anything the flat form would hold as other
 //  than a scalar (a real, a nested list or map, a server that is not a map)
 //  is -1, and the caller falls back to the tree: the fast path only has to
@@ -559,27 +129,27 @@ s_item_is (const zv_pack_item_t *item, const char *name)
 static void
 s_buf_json_str (strbuf_t *out, const char *text, size_t len)
 {
-    s_buf_add (out, "\"", 1);
+    zv_cli_buf_add (out, "\"", 1);
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char) text [i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        s_buf_add (out, text + start, i - start);
+        zv_cli_buf_add (out, text + start, i - start);
         start = i + 1;
         switch (c) {
-            case '"':  s_buf_add (out, "\\\"", 2); break;
-            case '\\': s_buf_add (out, "\\\\", 2); break;
-            case '\b': s_buf_add (out, "\\b", 2); break;
-            case '\f': s_buf_add (out, "\\f", 2); break;
-            case '\n': s_buf_add (out, "\\n", 2); break;
-            case '\r': s_buf_add (out, "\\r", 2); break;
-            case '\t': s_buf_add (out, "\\t", 2); break;
-            default:   s_buf_printf (out, "\\u%04X", c); break;
+            case '"':  zv_cli_buf_add (out, "\\\"", 2); break;
+            case '\\': zv_cli_buf_add (out, "\\\\", 2); break;
+            case '\b': zv_cli_buf_add (out, "\\b", 2); break;
+            case '\f': zv_cli_buf_add (out, "\\f", 2); break;
+            case '\n': zv_cli_buf_add (out, "\\n", 2); break;
+            case '\r': zv_cli_buf_add (out, "\\r", 2); break;
+            case '\t': zv_cli_buf_add (out, "\\t", 2); break;
+            default:   zv_cli_buf_printf (out, "\\u%04X", c); break;
         }
     }
-    s_buf_add (out, text + start, len - start);
-    s_buf_add (out, "\"", 1);
+    zv_cli_buf_add (out, text + start, len - start);
+    zv_cli_buf_add (out, "\"", 1);
 }
 
 //  A scalar as json_dumps writes it; -1 for anything else.
@@ -588,13 +158,13 @@ s_buf_json_scalar (strbuf_t *out, const zv_pack_item_t *item)
 {
     switch (item->type) {
         case ZV_PACK_NIL:
-            s_buf_add (out, "null", 4);
+            zv_cli_buf_add (out, "null", 4);
             return 0;
         case ZV_PACK_BOOL:
-            s_buf_puts (out, item->integer ? "true" : "false");
+            zv_cli_buf_puts (out, item->integer ? "true" : "false");
             return 0;
         case ZV_PACK_INT:
-            s_buf_printf (out, "%" PRId64, item->integer);
+            zv_cli_buf_printf (out, "%" PRId64, item->integer);
             return 0;
         case ZV_PACK_STR:
             s_buf_json_str (out, item->str, item->len);
@@ -616,7 +186,7 @@ s_server_json_value (strbuf_t *out, const flat_key_t *row,
                      const void *body, size_t size, size_t at)
 {
     if (at == 0) {
-        s_buf_add (out, "null", 4);
+        zv_cli_buf_add (out, "null", 4);
         return 0;
     }
     zv_pack_item_t item;
@@ -634,7 +204,7 @@ s_server_json_value (strbuf_t *out, const flat_key_t *row,
                 return -1;
         }
         if (sub_at == 0) {
-            s_buf_add (out, "null", 4);
+            zv_cli_buf_add (out, "null", 4);
             return 0;
         }
         if (zv_pack_next (body, size, &sub_at, &item))
@@ -642,7 +212,7 @@ s_server_json_value (strbuf_t *out, const flat_key_t *row,
     }
     else
     if (row->sub && strcmp (row->key, row->source) != 0) {
-        s_buf_add (out, "null", 4);
+        zv_cli_buf_add (out, "null", 4);
         return 0;
     }
     return s_buf_json_scalar (out, &item);
@@ -668,11 +238,11 @@ s_server_json_list (strbuf_t *out, const void *body, size_t size)
     ||  zv_pack_next (body, size, &pos, &item) || item.type != ZV_PACK_ARRAY)
         return -1;
     if (item.count == 0) {
-        s_buf_add (out, "[]\n", 3);
+        zv_cli_buf_add (out, "[]\n", 3);
         return 0;
     }
     size_t nservers = item.count;
-    s_buf_add (out, "[\n", 2);
+    zv_cli_buf_add (out, "[\n", 2);
     for (size_t n = 0; n < nservers; n++) {
         if (zv_pack_next (body, size, &pos, &item) || item.type != ZV_PACK_MAP)
             return -1;
@@ -686,18 +256,18 @@ s_server_json_list (strbuf_t *out, const void *body, size_t size)
             if (zv_pack_skip (body, size, &pos))
                 return -1;
         }
-        s_buf_add (out, "  {\n", 4);
+        zv_cli_buf_add (out, "  {\n", 4);
         for (size_t r = 0; r < S_SERVER_FLAT_KEYS; r++) {
-            s_buf_add (out, "    \"", 5);
-            s_buf_puts (out, s_server_flat [r].key);
-            s_buf_add (out, "\": ", 3);
+            zv_cli_buf_add (out, "    \"", 5);
+            zv_cli_buf_puts (out, s_server_flat [r].key);
+            zv_cli_buf_add (out, "\": ", 3);
             if (s_server_json_value (out, &s_server_flat [r], body, size, at [r]))
                 return -1;
-            s_buf_add (out, r + 1 < S_SERVER_FLAT_KEYS ? ",\n" : "\n", r + 1 < S_SERVER_FLAT_KEYS ? 2 : 1);
+            zv_cli_buf_add (out, r + 1 < S_SERVER_FLAT_KEYS ? ",\n" : "\n", r + 1 < S_SERVER_FLAT_KEYS ? 2 : 1);
         }
-        s_buf_add (out, n + 1 < nservers ? "  },\n" : "  }\n", n + 1 < nservers ? 5 : 4);
+        zv_cli_buf_add (out, n + 1 < nservers ? "  },\n" : "  }\n", n + 1 < nservers ? 5 : 4);
     }
-    s_buf_add (out, "]\n", 2);
+    zv_cli_buf_add (out, "]\n", 2);
     return 0;
 }
 
@@ -713,7 +283,7 @@ s_server_guest_rows (json_t *record)
         return NULL;
     json_t *copy = json_copy (record);
     if (!copy)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     strbuf_t text = { 0 };
     size_t index;
     json_t *address;
@@ -721,10 +291,10 @@ s_server_guest_rows (json_t *record)
         const char *iface = json_string_value (json_object_get (address, "interface"));
         const char *ip = json_string_value (json_object_get (address, "address"));
         if (ip)
-            s_buf_printf (&text, "%s%s=%s", text.len ? ", " : "", iface ? iface : "?", ip);
+            zv_cli_buf_printf (&text, "%s%s=%s", text.len ? ", " : "", iface ? iface : "?", ip);
     }
     json_object_set_new (copy, "addresses", json_string (text.len ? text.data : ""));
-    s_buf_free (&text);
+    zv_cli_buf_free (&text);
     json_t *os = json_object_get (guest, "os");
     const char *name = json_string_value (json_object_get (os, "name"));
     const char *kernel = json_string_value (json_object_get (os, "kernel_release"));
@@ -752,7 +322,7 @@ s_provider_flatten (json_t *provider, bool full)
                               "host", json_object_get (provider, "host"),
                               "generation", json_object_get (provider, "generation"));
     if (!flat)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     json_t *usages = json_object_get (provider, "usages");
     const char *class;
     json_t *inventory;
@@ -763,16 +333,16 @@ s_provider_flatten (json_t *provider, bool full)
             used = json_object_get (usages, class);
         strbuf_t cell = { 0 };
         if (used)
-            s_buf_scalar (&cell, used);
+            zv_cli_buf_scalar (&cell, used);
         else
-            s_buf_puts (&cell, "0");
-        s_buf_puts (&cell, "/");
+            zv_cli_buf_puts (&cell, "0");
+        zv_cli_buf_puts (&cell, "/");
         if (capacity)
-            s_buf_scalar (&cell, capacity);
+            zv_cli_buf_scalar (&cell, capacity);
         else
-            s_buf_puts (&cell, "?");
+            zv_cli_buf_puts (&cell, "?");
         json_object_set_new (flat, class, json_string (cell.data));
-        s_buf_free (&cell);
+        zv_cli_buf_free (&cell);
     }
     if (full) {
         const char *key;
@@ -831,7 +401,7 @@ static const column_t s_aggregate_long_columns [] = {
     { "Hosts", "hosts" }, { "Properties", "metadata" },
     { NULL, NULL }
 };
-//  Zone rows are built by s_cmd_zone_list, with the openstack client's keys.
+//  Zone rows are built by zv_cli_cmd_zone_list, with the openstack client's keys.
 static const column_t s_zone_columns [] = {
     { "Zone Name", "zone_name" }, { "Zone Status", "zone_status" },
     { NULL, NULL }
@@ -863,49 +433,46 @@ static const column_t s_allocation_columns [] = {
     { "Consumer", "consumer" }, { "Resources", "resources" },
     { NULL, NULL }
 };
-static const column_t s_field_columns [] = {
-    { "Field", NULL }, { "Value", NULL }, { NULL, NULL }
-};
 
-static const resource_t s_res_server = {
+const resource_t zv_cli_res_server = {
     .name = "server", .one = "server", .many = "servers",
     .columns = s_server_columns,
     .flatten = s_server_flatten, .json_list = s_server_json_list,
     .show_rows = s_server_guest_rows
 };
-static const resource_t s_res_flavor = {
+const resource_t zv_cli_res_flavor = {
     .name = "flavor", .one = "flavor", .many = "flavors",
     .columns = s_flavor_columns
 };
-static const resource_t s_res_image = {
+const resource_t zv_cli_res_image = {
     .name = "image", .one = "image", .many = "images",
     .columns = s_image_columns
 };
-static const resource_t s_res_event = {
+const resource_t zv_cli_res_event = {
     .name = "event", .one = "event", .many = "events",
     .columns = s_event_columns
 };
-static const resource_t s_res_service = {
+const resource_t zv_cli_res_service = {
     .name = "service", .one = "service", .many = "services",
     .columns = s_service_columns
 };
-static const resource_t s_res_hypervisor = {
+const resource_t zv_cli_res_hypervisor = {
     .name = "hypervisor", .one = "hypervisor", .many = "hypervisors",
     .columns = s_hypervisor_columns
 };
-static const resource_t s_res_aggregate = {
+const resource_t zv_cli_res_aggregate = {
     .name = "aggregate", .one = "aggregate", .many = "aggregates",
     .columns = s_aggregate_columns, .long_columns = s_aggregate_long_columns
 };
-static const resource_t s_res_zone = {
+const resource_t zv_cli_res_zone = {
     .name = "availability zone", .one = "availability_zone", .many = "availability_zones",
     .columns = s_zone_columns, .long_columns = s_zone_long_columns
 };
-static const resource_t s_res_group = {
+const resource_t zv_cli_res_group = {
     .name = "server group", .one = "server_group", .many = "server_groups",
     .columns = s_group_columns
 };
-static const resource_t s_res_provider = {
+const resource_t zv_cli_res_provider = {
     .name = "resource provider", .one = "resource_provider", .many = "resource_providers",
     .columns = s_provider_columns,
     .flatten = s_provider_flatten
@@ -913,589 +480,14 @@ static const resource_t s_res_provider = {
 
 
 //  ---------------------------------------------------------------------
-//  The command line: options, commands, and the client's state
-
-typedef enum {
-    OPT_FLAG,               //  present or not
-    OPT_STR,                //  a string, optionally one of choices
-    OPT_INT,                //  an integer >= min
-    OPT_KV,                 //  KEY=VALUE, repeatable, gathered into a map
-    OPT_KV_LIST,            //  the same, but a repeated key's values make an array
-    OPT_KEYS,               //  KEY, repeatable, gathered into a map of nulls (unset)
-    OPT_KIND_COUNT
-} opt_kind_t;
-
-typedef struct {
-    const char *name;       //  long option without "--"
-    opt_kind_t kind;
-    const char *metavar;    //  for usage; NULL for flags
-    const char *body_key;   //  request body field it fills; NULL: client side only
-    bool required;
-    int64_t min;            //  OPT_INT: smallest accepted value
-    const char *choices;    //  OPT_STR: "raw|qcow2", or NULL for any string
-} opt_spec_t;
-
-typedef struct _command_t command_t;
-
-typedef struct {
-    //  Settings
-    const char *endpoint;
-    char *endpoint_owned;   //  from a config file
-    double timeout_s;
-    int timeout_ms;
-    bool json;
-    const char *project;    //  accepted, never sent: the api decides
-    bool stderr_tty;
-    //  The command
-    const command_t *cmd;
-    json_t *opts;           //  long option name -> parsed value
-    char **args;            //  positional arguments (point into argv)
-    size_t nargs;
-    //  Transport
-    zsock_t *sock;
-    zpoller_t *poller;
-} cli_t;
-
-typedef int (handler_fn) (cli_t *cli);
-
-struct _command_t {
-    const char *words;              //  "server event list"
-    handler_fn *handler;
-    const char *type;               //  request type, NULL when none
-    const resource_t *resource;
-    const opt_spec_t *opts;         //  terminated by name == NULL; may be NULL
-    const char *args;               //  positional synopsis
-    size_t min_args;
-    size_t max_args;
-    const char *summary;
-};
-
-
-//  ---------------------------------------------------------------------
-//  Talking to the api
-
-static void
-s_no_answer (const cli_t *cli)
-{
-    s_fail ("no answer from the api at %s within %g s (is zovad running?)",
-            cli->endpoint, cli->timeout_s);
-}
-
-//  A failed reply in one line: the api's message, or the status name.
-static void
-s_report_error (const zv_msg_t *reply)
-{
-    const char *text = zv_msg_error_text (reply);
-    s_fail ("%s", text && *text ? text : zv_status_name (zv_msg_status (reply)));
-}
-
-static int
-s_connect (cli_t *cli)
-{
-    if (cli->sock)
-        return 0;
-    cli->sock = zsock_new (ZMQ_DEALER);
-    if (!cli->sock) {
-        s_fail ("cannot create a socket: %s", zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    //  Unsent requests die with the process, and a send never blocks past
-    //  the timeout even if every queue is full.
-    zsock_set_linger (cli->sock, 0);
-    zsock_set_sndtimeo (cli->sock, cli->timeout_ms);
-    if (zsock_connect (cli->sock, "%s", cli->endpoint)) {
-        s_fail ("cannot connect to '%s': %s", cli->endpoint, zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    cli->poller = zpoller_new (cli->sock, NULL);
-    if (!cli->poller) {
-        s_fail ("cannot poll the api socket: %s", zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    return 0;
-}
-
-//  Send one request.  Takes ownership of *body_p.  Returns its message id
-//  (caller frees), or NULL after reporting why.
-static char *
-s_send (cli_t *cli, const char *type, json_t **body_p, const void *payload, size_t size)
-{
-    zv_msg_t *msg = zv_msg_new (type);
-    if (!msg) {
-        json_decref (*body_p);
-        *body_p = NULL;
-        s_fail ("cannot build a '%s' request", type);
-        return NULL;
-    }
-    zv_msg_set_src (msg, "cli");
-    zv_msg_set_deadline (msg, zv_now_ms () + cli->timeout_ms);
-    if (*body_p)
-        zv_msg_set_body (msg, body_p);
-    if (payload)
-        zv_msg_set_payload (msg, payload, size);
-    char *id = strdup (zv_msg_id (msg));
-    if (!id)
-        s_out_of_memory ();
-    if (zv_msg_send (&msg, cli->sock)) {
-        if (errno == EAGAIN)
-            s_no_answer (cli);
-        else
-            s_fail ("cannot send to the api at %s: %s", cli->endpoint, zmq_strerror (errno));
-        free (id);
-        return NULL;
-    }
-    return id;
-}
-
-//  Next message from the api before deadline (monotonic ms), or NULL when
-//  the deadline passed.  A poll woken by a stray signal just polls again.
-static zv_msg_t *
-s_recv_until (cli_t *cli, int64_t deadline)
-{
-    while (true) {
-        int64_t left = deadline - zv_mono_ms ();
-        if (left < 0)
-            left = 0;
-        if (zpoller_wait (cli->poller, (int) left)) {
-            zv_msg_t *msg = zv_msg_recv (cli->sock);
-            if (msg)
-                return msg;
-        }
-        if (left == 0)
-            return NULL;
-    }
-}
-
-//  Let time pass until deadline, dropping whatever arrives meanwhile (late
-//  answers to requests already given up on).
-static void
-s_idle (cli_t *cli, int64_t deadline)
-{
-    zv_msg_t *msg;
-    while (zv_mono_ms () < deadline && (msg = s_recv_until (cli, deadline)))
-        zv_msg_destroy (&msg);
-}
-
-//  A message that failed to decode carries no usable "re", so it cannot be
-//  matched; but with every request of this process answered in turn, it is
-//  almost surely the answer we wait for (say, a reply over the size limit).
-//  Saying why beats waiting out the timeout.  When true, *msg_p is
-//  destroyed and nulled.
-static bool
-s_unreadable (zv_msg_t **msg_p)
-{
-    if (zv_msg_re (*msg_p) || zv_msg_status (*msg_p) == ZV_OK)
-        return false;
-    s_fail ("unreadable answer from the api: %s", zv_msg_error_text (*msg_p));
-    zv_msg_destroy (msg_p);
-    return true;
-}
-
-//  One request, one reply.  Takes ownership of *body_p.  Returns the reply
-//  (caller owns; it may carry an error status) or NULL after reporting a
-//  transport failure or a timeout.
-static zv_msg_t *
-s_rpc (cli_t *cli, const char *type, json_t **body_p, const void *payload, size_t size)
-{
-    if (s_connect (cli)) {
-        json_decref (*body_p);
-        *body_p = NULL;
-        return NULL;
-    }
-    char *id = s_send (cli, type, body_p, payload, size);
-    if (!id)
-        return NULL;
-    int64_t deadline = zv_mono_ms () + cli->timeout_ms;
-    zv_msg_t *reply = NULL;
-    while (!reply) {
-        zv_msg_t *msg = s_recv_until (cli, deadline);
-        if (!msg) {
-            s_no_answer (cli);
-            break;
-        }
-        const char *re = zv_msg_re (msg);
-        if (re && streq (re, id))
-            reply = msg;
-        else
-        if (s_unreadable (&msg))
-            break;
-        else
-            zv_msg_destroy (&msg);
-    }
-    free (id);
-    return reply;
-}
-
-//  One request; its successful reply (caller owns), or NULL after
-//  reporting the error.  Takes ownership of body.
-static zv_msg_t *
-s_call_reply (cli_t *cli, const char *type, json_t *body)
-{
-    zv_msg_t *reply = s_rpc (cli, type, &body, NULL, 0);
-    if (reply && zv_msg_status (reply) != ZV_OK) {
-        s_report_error (reply);
-        zv_msg_destroy (&reply);
-    }
-    return reply;
-}
-
-//  The body of a successful reply (caller owns), or NULL after reporting
-//  that it has none.  Destroys *reply_p.
-static json_t *
-s_reply_body (zv_msg_t **reply_p, const char *type)
-{
-    json_t *result = NULL;
-    if (!zv_msg_body (*reply_p))
-        s_fail ("empty reply to %s", type);
-    else
-        result = json_incref (zv_msg_body (*reply_p));
-    zv_msg_destroy (reply_p);
-    return result;
-}
-
-//  One request; the body of its successful reply (caller owns), or NULL
-//  after reporting the error.  Takes ownership of body.
-static json_t *
-s_call (cli_t *cli, const char *type, json_t *body)
-{
-    zv_msg_t *reply = s_call_reply (cli, type, body);
-    return reply ? s_reply_body (&reply, type) : NULL;
-}
-
-//  Pipelined requests of one type.  make (ctx, i) builds the body of
-//  request i (ownership passes to the batch); on_reply (ctx, i, reply) sees
-//  its reply (borrowed).  At most ZOVA_WINDOW are in flight; the batch gives
-//  up when no awaited reply arrives for a whole timeout.  0 when every
-//  reply came, -1 after reporting why not.
-typedef json_t *(batch_make_fn) (void *ctx, size_t idx);
-typedef void (batch_reply_fn) (void *ctx, size_t idx, zv_msg_t *reply);
-
-static int
-s_batch (cli_t *cli, const char *type, size_t count,
-         batch_make_fn *make, batch_reply_fn *on_reply, void *ctx)
-{
-    if (s_connect (cli))
-        return -1;
-    json_t *pending = json_object ();       //  message id -> request index
-    if (!pending)
-        s_out_of_memory ();
-    size_t sent = 0, answered = 0;
-    int rc = 0;
-    int64_t deadline = zv_mono_ms () + cli->timeout_ms;
-    while (answered < count) {
-        while (sent < count && json_object_size (pending) < ZOVA_WINDOW) {
-            json_t *body = make (ctx, sent);
-            char *id = s_send (cli, type, &body, NULL, 0);
-            if (!id) {
-                rc = -1;
-                goto cleanup;
-            }
-            json_object_set_new (pending, id, json_integer ((json_int_t) sent));
-            free (id);
-            sent++;
-        }
-        zv_msg_t *reply = s_recv_until (cli, deadline);
-        if (!reply) {
-            s_no_answer (cli);
-            rc = -1;
-            goto cleanup;
-        }
-        if (s_unreadable (&reply)) {
-            rc = -1;
-            goto cleanup;
-        }
-        const char *re = zv_msg_re (reply);
-        json_t *slot = re ? json_object_get (pending, re) : NULL;
-        if (slot) {
-            size_t idx = (size_t) json_integer_value (slot);
-            json_object_del (pending, re);
-            on_reply (ctx, idx, reply);
-            answered++;
-            deadline = zv_mono_ms () + cli->timeout_ms;
-        }
-        zv_msg_destroy (&reply);
-    }
-cleanup:
-    json_decref (pending);
-    return rc;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Printing records
-
-static int
-s_print_json (json_t *value)
-{
-    char *text = json_dumps (value, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
-    if (!text)
-        s_out_of_memory ();
-    strbuf_t out = { .data = text, .len = strlen (text), .cap = strlen (text) + 1 };
-    int rc = s_buf_write (&out);
-    if (rc == 0 && fputc ('\n', stdout) == EOF)
-        rc = -1;
-    free (text);
-    return rc;
-}
-
-//  Rows as a table with the given columns, appended to out.
-static void
-s_buf_rows (strbuf_t *out, const column_t *columns, json_t *rows)
-{
-    size_t ncols = 0;
-    while (columns [ncols].heading)
-        ncols++;
-    const char **heading = calloc (ncols, sizeof (char *));
-    if (!heading)
-        s_out_of_memory ();
-    for (size_t col = 0; col < ncols; col++)
-        heading [col] = columns [col].heading;
-    table_t table;
-    s_table_init (&table, ncols, heading);
-    for (size_t i = 0; i < json_array_size (rows); i++) {
-        json_t *row = json_array_get (rows, i);
-        for (size_t col = 0; col < ncols; col++)
-            s_table_value (&table, json_object_get (row, columns [col].key));
-    }
-    s_table_render (&table, out);
-    s_table_free (&table);
-    free (heading);
-}
-
-static bool s_opt_flag (const cli_t *cli, const char *name);
-
-static int
-s_print_list (const cli_t *cli, const resource_t *res, json_t *records)
-{
-    size_t nrecords = json_array_size (records);
-    json_t *rows = records;
-    if (res->flatten) {
-        rows = json_array ();
-        if (!rows)
-            s_out_of_memory ();
-        for (size_t i = 0; i < nrecords; i++)
-            json_array_append_new (rows, res->flatten (json_array_get (records, i), false));
-    }
-    else
-        json_incref (rows);
-
-    int rc;
-    if (cli->json)
-        rc = s_print_json (rows);
-    else {
-        const column_t *columns = res->columns;
-        if (res->long_columns && s_opt_flag (cli, "long"))
-            columns = res->long_columns;
-        strbuf_t out = { 0 };
-        s_buf_rows (&out, columns, rows);
-        rc = s_buf_write (&out);
-        s_buf_free (&out);
-    }
-    json_decref (rows);
-    return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
-}
-
-static int
-s_compare_keys (const void *a, const void *b)
-{
-    return strcmp (*(const char *const *) a, *(const char *const *) b);
-}
-
-static bool
-s_listed (const char *const *names, const char *name)
-{
-    for (; names && *names; names++)
-        if (streq (*names, name))
-            return true;
-    return false;
-}
-
-//  A Field | Value table of every key of record but those in skip (NULL
-//  or NULL-terminated), sorted as the openstack client sorts them,
-//  appended to out.
-static void
-s_buf_show (strbuf_t *out, json_t *record, const char *const *skip)
-{
-    size_t nkeys = json_object_size (record);
-    const char **keys = calloc (nkeys + 1, sizeof (char *));
-    if (!keys)
-        s_out_of_memory ();
-    size_t n = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach (record, key, value)
-        if (!s_listed (skip, key))
-            keys [n++] = key;
-    qsort (keys, n, sizeof (char *), s_compare_keys);
-
-    const char *heading [] = { s_field_columns [0].heading, s_field_columns [1].heading };
-    table_t table;
-    s_table_init (&table, 2, heading);
-    for (size_t i = 0; i < n; i++) {
-        s_table_text (&table, keys [i]);
-        s_table_value (&table, json_object_get (record, keys [i]));
-    }
-    s_table_render (&table, out);
-    s_table_free (&table);
-    free (keys);
-}
-
-//  One record: a Field | Value table, or the JSON object (flattened first
-//  for servers).
-static int
-s_print_show (const cli_t *cli, const resource_t *res, json_t *record)
-{
-    int rc;
-    json_t *shown = res && res->show_rows ? res->show_rows (record) : NULL;
-    if (!shown)
-        shown = json_incref (record);
-    if (cli->json) {
-        json_t *flat = res && res->flatten ? res->flatten (shown, true) : json_incref (shown);
-        rc = s_print_json (flat);
-        json_decref (flat);
-        json_decref (shown);
-        return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
-    }
-    strbuf_t out = { 0 };
-    s_buf_show (&out, shown, NULL);
-    rc = s_buf_write (&out);
-    s_buf_free (&out);
-    json_decref (shown);
-    return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
-}
-
-//  The record or list under key in a reply, or NULL after reporting.
-static json_t *
-s_reply_member (json_t *reply, const char *key, bool list, const char *type)
-{
-    json_t *member = json_object_get (reply, key);
-    if (list ? json_is_array (member) : json_is_object (member))
-        return member;
-    s_fail ("malformed reply to %s: no '%s' %s", type, key, list ? "list" : "record");
-    return NULL;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Options of the command being run
-
-static json_t *
-s_opt (const cli_t *cli, const char *name)
-{
-    return json_object_get (cli->opts, name);
-}
-
-static bool
-s_opt_flag (const cli_t *cli, const char *name)
-{
-    return json_is_true (s_opt (cli, name));
-}
-
-static int64_t
-s_opt_int (const cli_t *cli, const char *name, int64_t dflt)
-{
-    json_t *value = s_opt (cli, name);
-    return json_is_integer (value) ? json_integer_value (value) : dflt;
-}
-
-//  The request body that the command's options fill, by their body_key.
-static json_t *
-s_body_from_opts (const cli_t *cli)
-{
-    json_t *body = json_object ();
-    if (!body)
-        s_out_of_memory ();
-    for (const opt_spec_t *spec = cli->cmd->opts; spec && spec->name; spec++) {
-        json_t *value = s_opt (cli, spec->name);
-        if (spec->body_key && value)
-            json_object_set (body, spec->body_key, value);
-    }
-    return body;
-}
-
-//  A body {key: value} for one positional argument.
-static json_t *
-s_body_str (const char *key, const char *value)
-{
-    json_t *body = json_pack ("{s:s}", key, value);
-    if (!body)
-        s_out_of_memory ();
-    return body;
-}
-
-
-//  ---------------------------------------------------------------------
-//  Progress on stderr: a bar redrawn in place on a terminal, otherwise a
-//  plain line whenever the count changes (so logs stay readable).
-
-typedef struct {
-    bool tty;
-    bool drawn;
-    int64_t last;
-} progress_t;
-
-static void
-s_progress_draw (progress_t *self, size_t done, size_t finished, size_t total,
-                 const char *label, size_t errors)
-{
-    int percent = total ? (int) (finished * 100 / total) : 100;
-    char extra [48] = "";
-    if (errors)
-        snprintf (extra, sizeof extra, ", %zu ERROR", errors);
-    int64_t key = (int64_t) (done * (total + 1) + errors);
-    if (self->drawn && key == self->last)
-        return;
-    self->drawn = true;
-    self->last = key;
-    if (self->tty) {
-        char bar [ZOVA_BAR_WIDTH + 1];
-        size_t fill = total ? finished * ZOVA_BAR_WIDTH / total : ZOVA_BAR_WIDTH;
-        memset (bar, '#', fill);
-        memset (bar + fill, '-', ZOVA_BAR_WIDTH - fill);
-        bar [ZOVA_BAR_WIDTH] = '\0';
-        fprintf (stderr, "\r[%s] %3d%%  %zu/%zu %s%s", bar, percent, done, total, label, extra);
-        fflush (stderr);
-    }
-    else
-        fprintf (stderr, "%3d%%  %zu/%zu %s%s\n", percent, done, total, label, extra);
-}
-
-static void
-s_progress_end (progress_t *self)
-{
-    if (self->tty && self->drawn)
-        fputc ('\n', stderr);
-    self->drawn = false;
-}
-
-
-//  ---------------------------------------------------------------------
 //  Waiting for servers to settle (create --wait, delete --wait)
-
-typedef enum {
-    WAIT_PENDING,
-    WAIT_DONE,              //  reached the target state
-    WAIT_FAILED,            //  ERROR, or vanished while building
-    WAIT_STATE_COUNT
-} wait_state_t;
-
-typedef struct {
-    bool deleting;
-    bool settling;          //  an action: done when task_state is None again
-    json_t *servers;        //  latest record of each server (updated in place)
-    wait_state_t *state;
-    char **note;            //  why a server failed, when it has no fault
-    size_t *round;          //  servers polled this round
-    size_t nround;
-    char *fatal;            //  first unexpected error of the round
-} waiter_t;
 
 static json_t *
 s_wait_make (void *ctx, size_t idx)
 {
     waiter_t *self = ctx;
     json_t *server = json_array_get (self->servers, self->round [idx]);
-    return s_body_str ("ref", json_string_value (json_object_get (server, "id")));
+    return zv_cli_body_str ("ref", json_string_value (json_object_get (server, "id")));
 }
 
 static void
@@ -1553,8 +545,8 @@ s_wait_reply (void *ctx, size_t idx, zv_msg_t *reply)
 //  Poll every server until each settles or wait_s seconds pass, drawing
 //  progress.  0 when all settled, 1 on timeout (*left_p still pending),
 //  -1 after reporting an error.
-static int
-s_wait_servers (cli_t *cli, waiter_t *waiter, int64_t wait_s, size_t *left_p)
+int
+zv_cli_wait_servers (cli_t *cli, waiter_t *waiter, int64_t wait_s, size_t *left_p)
 {
     size_t total = json_array_size (waiter->servers);
     const char *label = waiter->deleting ? "servers DELETED"
@@ -1581,7 +573,7 @@ s_wait_servers (cli_t *cli, waiter_t *waiter, int64_t wait_s, size_t *left_p)
                     break;
             }
         }
-        s_progress_draw (&progress, done, done + failed, total, label, failed);
+        zv_cli_progress_draw (&progress, done, done + failed, total, label, failed);
         if (waiter->nround == 0)
             break;
         int64_t round_start = zv_mono_ms ();
@@ -1590,25 +582,25 @@ s_wait_servers (cli_t *cli, waiter_t *waiter, int64_t wait_s, size_t *left_p)
             rc = 1;
             break;
         }
-        if (s_batch (cli, "api.server_show", waiter->nround,
-                     s_wait_make, s_wait_reply, waiter)) {
+        if (zv_cli_batch (cli, "api.server_show", waiter->nround,
+                          s_wait_make, s_wait_reply, waiter)) {
             rc = -1;
             break;
         }
         if (waiter->fatal) {
-            s_progress_end (&progress);
-            s_fail ("%s", waiter->fatal);
+            zv_cli_progress_end (&progress);
+            zv_cli_fail ("%s", waiter->fatal);
             rc = -1;
             break;
         }
-        s_idle (cli, round_start + ZOVA_POLL_INTERVAL_MS);
+        zv_cli_idle (cli, round_start + ZOVA_POLL_INTERVAL_MS);
     }
-    s_progress_end (&progress);
+    zv_cli_progress_end (&progress);
     return rc;
 }
 
-static void
-s_waiter_init (waiter_t *self, json_t *servers, bool deleting)
+void
+zv_cli_waiter_init (waiter_t *self, json_t *servers, bool deleting)
 {
     size_t total = json_array_size (servers);
     memset (self, 0, sizeof *self);
@@ -1618,11 +610,11 @@ s_waiter_init (waiter_t *self, json_t *servers, bool deleting)
     self->note = calloc (total + 1, sizeof (char *));
     self->round = calloc (total + 1, sizeof (size_t));
     if (!self->state || !self->note || !self->round)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
 }
 
-static void
-s_waiter_free (waiter_t *self)
+void
+zv_cli_waiter_free (waiter_t *self)
 {
     for (size_t i = 0; i < json_array_size (self->servers); i++)
         free (self->note [i]);
@@ -1640,7 +632,7 @@ s_servers_have_ids (json_t *servers, const char *type)
     json_t *server;
     json_array_foreach (servers, i, server)
         if (!json_is_string (json_object_get (server, "id"))) {
-            s_fail ("malformed reply to %s: a server without an id", type);
+            zv_cli_fail ("malformed reply to %s: a server without an id", type);
             return false;
         }
     return true;
@@ -1650,11 +642,11 @@ s_servers_have_ids (json_t *servers, const char *type)
 //  ---------------------------------------------------------------------
 //  Command handlers
 
-static int
-s_cmd_list (cli_t *cli)
+int
+zv_cli_cmd_list (cli_t *cli)
 {
     const resource_t *res = cli->cmd->resource;
-    zv_msg_t *msg = s_call_reply (cli, cli->cmd->type, s_body_from_opts (cli));
+    zv_msg_t *msg = zv_cli_call_reply (cli, cli->cmd->type, zv_cli_body_from_opts (cli));
     if (!msg)
         return ZOVA_EXIT_FAIL;
     //  -f json straight from the body's bytes when the resource can; the
@@ -1664,56 +656,56 @@ s_cmd_list (cli_t *cli)
     if (cli->json && res->json_list && bytes) {
         strbuf_t out = { 0 };
         int fast = res->json_list (&out, bytes, size);
-        int written = fast == 0 ? s_buf_write (&out) : 0;
-        s_buf_free (&out);
+        int written = fast == 0 ? zv_cli_buf_write (&out) : 0;
+        zv_cli_buf_free (&out);
         if (fast == 0) {
             zv_msg_destroy (&msg);
             return written ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
         }
     }
-    json_t *reply = s_reply_body (&msg, cli->cmd->type);
+    json_t *reply = zv_cli_reply_body (&msg, cli->cmd->type);
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *records = s_reply_member (reply, res->many, true, cli->cmd->type);
-    int rc = records ? s_print_list (cli, res, records) : ZOVA_EXIT_FAIL;
+    json_t *records = zv_cli_reply_member (reply, res->many, true, cli->cmd->type);
+    int rc = records ? zv_cli_print_list (cli, res, records) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
 
-static int
-s_cmd_show (cli_t *cli)
+int
+zv_cli_cmd_show (cli_t *cli)
 {
     const resource_t *res = cli->cmd->resource;
-    json_t *reply = s_call (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, zv_cli_body_str ("ref", cli->args [0]));
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *record = s_reply_member (reply, res->one, false, cli->cmd->type);
-    int rc = record ? s_print_show (cli, res, record) : ZOVA_EXIT_FAIL;
+    json_t *record = zv_cli_reply_member (reply, res->one, false, cli->cmd->type);
+    int rc = record ? zv_cli_print_show (cli, res, record) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
 
 //  server event list: the events of one server, a list keyed by a ref.
-static int
-s_cmd_list_of (cli_t *cli)
+int
+zv_cli_cmd_list_of (cli_t *cli)
 {
     const resource_t *res = cli->cmd->resource;
-    json_t *reply = s_call (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, zv_cli_body_str ("ref", cli->args [0]));
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *records = s_reply_member (reply, res->many, true, cli->cmd->type);
-    int rc = records ? s_print_list (cli, res, records) : ZOVA_EXIT_FAIL;
+    json_t *records = zv_cli_reply_member (reply, res->many, true, cli->cmd->type);
+    int rc = records ? zv_cli_print_list (cli, res, records) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
 
-static int
-s_cmd_ping (cli_t *cli)
+int
+zv_cli_cmd_ping (cli_t *cli)
 {
-    json_t *reply = s_call (cli, cli->cmd->type, json_object ());
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, json_object ());
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    int rc = s_print_show (cli, NULL, reply);
+    int rc = zv_cli_print_show (cli, NULL, reply);
     json_decref (reply);
     return rc;
 }
@@ -1728,7 +720,7 @@ static json_t *
 s_delete_make (void *ctx, size_t idx)
 {
     deleter_t *self = ctx;
-    return s_body_str ("ref", self->cli->args [idx]);
+    return zv_cli_body_str ("ref", self->cli->args [idx]);
 }
 
 static void
@@ -1736,7 +728,7 @@ s_delete_reply (void *ctx, size_t idx, zv_msg_t *reply)
 {
     deleter_t *self = ctx;
     if (zv_msg_status (reply) != ZV_OK) {
-        s_report_error (reply);
+        zv_cli_report_error (reply);
         self->failures++;
         return;
     }
@@ -1751,35 +743,35 @@ s_delete_reply (void *ctx, size_t idx, zv_msg_t *reply)
 
 //  flavor/image/server delete REF...: every ref is tried; any failure makes
 //  the exit status 1, as with the openstack client.
-static int
-s_cmd_delete (cli_t *cli)
+int
+zv_cli_cmd_delete (cli_t *cli)
 {
     const resource_t *res = cli->cmd->resource;
     deleter_t deleter = { .cli = cli, .deleted = json_array () };
     if (!deleter.deleted)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     int rc = ZOVA_EXIT_OK;
-    if (s_batch (cli, cli->cmd->type, cli->nargs, s_delete_make, s_delete_reply, &deleter)) {
+    if (zv_cli_batch (cli, cli->cmd->type, cli->nargs, s_delete_make, s_delete_reply, &deleter)) {
         rc = ZOVA_EXIT_FAIL;
         goto cleanup;
     }
     if (deleter.failures) {
         if (cli->nargs > 1)
-            s_fail ("%zu of %zu %ss failed to delete", deleter.failures, cli->nargs, res->name);
+            zv_cli_fail ("%zu of %zu %ss failed to delete", deleter.failures, cli->nargs, res->name);
         rc = ZOVA_EXIT_FAIL;
     }
-    if (s_opt_flag (cli, "wait") && json_array_size (deleter.deleted)) {
+    if (zv_cli_opt_flag (cli, "wait") && json_array_size (deleter.deleted)) {
         waiter_t waiter;
-        s_waiter_init (&waiter, deleter.deleted, true);
-        int64_t wait_s = s_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
+        zv_cli_waiter_init (&waiter, deleter.deleted, true);
+        int64_t wait_s = zv_cli_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
         size_t left = 0;
-        int waited = s_wait_servers (cli, &waiter, wait_s, &left);
+        int waited = zv_cli_wait_servers (cli, &waiter, wait_s, &left);
         if (waited == 1)
-            s_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to be deleted",
-                    wait_s, left, json_array_size (deleter.deleted));
+            zv_cli_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to be deleted",
+                         wait_s, left, json_array_size (deleter.deleted));
         if (waited)
             rc = ZOVA_EXIT_FAIL;
-        s_waiter_free (&waiter);
+        zv_cli_waiter_free (&waiter);
     }
 cleanup:
     json_decref (deleter.deleted);
@@ -1817,7 +809,7 @@ static json_t *
 s_action_make (void *ctx, size_t idx)
 {
     actor_t *self = ctx;
-    json_t *body = s_body_from_opts (self->cli);
+    json_t *body = zv_cli_body_from_opts (self->cli);
     json_object_set_new (body, "ref", json_string (self->cli->args [idx]));
     json_object_set_new (body, "action", json_string (self->action));
     if (self->password)
@@ -1831,7 +823,7 @@ s_action_reply (void *ctx, size_t idx, zv_msg_t *reply)
     actor_t *self = ctx;
     (void) idx;
     if (zv_msg_status (reply) != ZV_OK) {
-        s_report_error (reply);
+        zv_cli_report_error (reply);
         self->failures++;
         return;
     }
@@ -1865,19 +857,19 @@ s_read_password (void)
         first [strcspn (first, "\r\n")] = 0;
         second [strcspn (second, "\r\n")] = 0;
         if (!got || strcmp (first, second) != 0) {
-            s_fail ("passwords do not match");
+            zv_cli_fail ("passwords do not match");
             return NULL;
         }
     }
     else {
         if (!fgets (first, sizeof first, stdin)) {
-            s_fail ("--root-password: no password on standard input");
+            zv_cli_fail ("--root-password: no password on standard input");
             return NULL;
         }
         first [strcspn (first, "\r\n")] = 0;
     }
     if (!*first) {
-        s_fail ("the password is empty");
+        zv_cli_fail ("the password is empty");
         return NULL;
     }
     return strdup (first);
@@ -1893,7 +885,7 @@ s_action_results (cli_t *cli, actor_t *actor)
     json_array_foreach (actor->servers, index, server) {
         const char *id = json_string_value (json_object_get (server, "id"));
         const char *request_id = json_string_value (json_array_get (actor->requests, index));
-        json_t *reply = s_call (cli, "api.server_events", s_body_str ("ref", id));
+        json_t *reply = zv_cli_call (cli, "api.server_events", zv_cli_body_str ("ref", id));
         if (!reply)
             return ZOVA_EXIT_FAIL;
         size_t at;
@@ -1905,7 +897,7 @@ s_action_results (cli_t *cli, actor_t *actor)
             const char *result = json_string_value (json_object_get (event, "result"));
             const char *message = json_string_value (json_object_get (event, "message"));
             if (result && streq (result, "Error")) {
-                s_fail ("server %s: %s failed: %s", id, actor->action, message ? message : "no reason given");
+                zv_cli_fail ("server %s: %s failed: %s", id, actor->action, message ? message : "no reason given");
                 rc = ZOVA_EXIT_FAIL;
             }
             else
@@ -1917,20 +909,20 @@ s_action_results (cli_t *cli, actor_t *actor)
     return rc;
 }
 
-static int
-s_cmd_server_action (cli_t *cli)
+int
+zv_cli_cmd_server_action (cli_t *cli)
 {
     actor_t actor = { .cli = cli, .servers = json_array (), .requests = json_array () };
     for (size_t index = 0; index < sizeof s_server_actions / sizeof s_server_actions [0]; index++)
         if (streq (s_server_actions [index].words, cli->cmd->words))
             actor.action = s_server_actions [index].action;
     assert (actor.action);
-    if (streq (actor.action, "reboot") && s_opt_flag (cli, "hard"))
+    if (streq (actor.action, "reboot") && zv_cli_opt_flag (cli, "hard"))
         actor.action = "reboot_hard";
     char *password = NULL;
     if (streq (actor.action, "changePassword")) {
-        if (!s_opt_flag (cli, "root-password")) {
-            s_fail ("server set needs --root-password");
+        if (!zv_cli_opt_flag (cli, "root-password")) {
+            zv_cli_fail ("server set needs --root-password");
             json_decref (actor.servers);
             json_decref (actor.requests);
             return ZOVA_EXIT_USAGE;
@@ -1944,30 +936,30 @@ s_cmd_server_action (cli_t *cli)
         actor.password = password;
     }
     int rc = ZOVA_EXIT_OK;
-    if (s_batch (cli, "api.server_action", cli->nargs, s_action_make, s_action_reply, &actor))
+    if (zv_cli_batch (cli, "api.server_action", cli->nargs, s_action_make, s_action_reply, &actor))
         rc = ZOVA_EXIT_FAIL;
     else
     if (actor.failures)
         rc = ZOVA_EXIT_FAIL;
-    if (rc == ZOVA_EXIT_OK && s_opt_flag (cli, "wait") && json_array_size (actor.servers)) {
+    if (rc == ZOVA_EXIT_OK && zv_cli_opt_flag (cli, "wait") && json_array_size (actor.servers)) {
         waiter_t waiter;
-        s_waiter_init (&waiter, actor.servers, false);
+        zv_cli_waiter_init (&waiter, actor.servers, false);
         waiter.settling = true;
-        int64_t wait_s = s_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
+        int64_t wait_s = zv_cli_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
         size_t left = 0;
-        int waited = s_wait_servers (cli, &waiter, wait_s, &left);
+        int waited = zv_cli_wait_servers (cli, &waiter, wait_s, &left);
         if (waited == 1)
-            s_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to finish %s",
-                    wait_s, left, json_array_size (actor.servers), actor.action);
+            zv_cli_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to finish %s",
+                         wait_s, left, json_array_size (actor.servers), actor.action);
         if (waited)
             rc = ZOVA_EXIT_FAIL;
         else
             rc = s_action_results (cli, &actor);
-        s_waiter_free (&waiter);
+        zv_cli_waiter_free (&waiter);
     }
     //  One server: show where it is now (its record after --wait).
     if (rc == ZOVA_EXIT_OK && cli->nargs == 1 && json_array_size (actor.servers) == 1)
-        rc = s_print_show (cli, &s_res_server, json_array_get (actor.servers, 0));
+        rc = zv_cli_print_show (cli, &zv_cli_res_server, json_array_get (actor.servers, 0));
     if (password) {
         memset (password, 0, strlen (password));
         free (password);
@@ -1979,42 +971,42 @@ s_cmd_server_action (cli_t *cli)
 
 //  console url show [--novnc|--serial] REF: a token-bearing URL (Nova's
 //  remote console).
-static int
-s_cmd_console_url (cli_t *cli)
+int
+zv_cli_cmd_console_url (cli_t *cli)
 {
-    if (s_opt_flag (cli, "novnc") && s_opt_flag (cli, "serial")) {
-        s_fail ("console url show takes one of --novnc and --serial");
+    if (zv_cli_opt_flag (cli, "novnc") && zv_cli_opt_flag (cli, "serial")) {
+        zv_cli_fail ("console url show takes one of --novnc and --serial");
         return ZOVA_EXIT_USAGE;
     }
-    json_t *body = s_body_str ("ref", cli->args [0]);
-    json_object_set_new (body, "kind", json_string (s_opt_flag (cli, "serial") ? "serial" : "novnc"));
-    json_t *reply = s_call (cli, cli->cmd->type, body);
+    json_t *body = zv_cli_body_str ("ref", cli->args [0]);
+    json_object_set_new (body, "kind", json_string (zv_cli_opt_flag (cli, "serial") ? "serial" : "novnc"));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *console = s_reply_member (reply, "console", false, cli->cmd->type);
-    int rc = console ? s_print_show (cli, NULL, console) : ZOVA_EXIT_FAIL;
+    json_t *console = zv_cli_reply_member (reply, "console", false, cli->cmd->type);
+    int rc = console ? zv_cli_print_show (cli, NULL, console) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
 
 //  console log show [--lines N] REF: the guest's serial output, as it is.
-static int
-s_cmd_console_log (cli_t *cli)
+int
+zv_cli_cmd_console_log (cli_t *cli)
 {
-    json_t *body = s_body_str ("ref", cli->args [0]);
-    json_object_set_new (body, "lines", json_integer (s_opt_int (cli, "lines", 50)));
-    json_t *reply = s_call (cli, cli->cmd->type, body);
+    json_t *body = zv_cli_body_str ("ref", cli->args [0]);
+    json_object_set_new (body, "lines", json_integer (zv_cli_opt_int (cli, "lines", 50)));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;
     const char *output = json_string_value (json_object_get (reply, "output"));
     int rc = ZOVA_EXIT_OK;
     if (!output) {
-        s_fail ("malformed reply to %s: no output", cli->cmd->type);
+        zv_cli_fail ("malformed reply to %s: no output", cli->cmd->type);
         rc = ZOVA_EXIT_FAIL;
     }
     else
     if (cli->json)
-        rc = s_print_json (reply) ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
+        rc = zv_cli_print_json (reply) ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
     else
     if (fwrite (output, 1, strlen (output), stdout) != strlen (output) || fflush (stdout) != 0)
         rc = ZOVA_EXIT_FAIL;
@@ -2023,24 +1015,24 @@ s_cmd_console_log (cli_t *cli)
 }
 
 //  server screenshot REF --file OUT.png
-static int
-s_cmd_server_screenshot (cli_t *cli)
+int
+zv_cli_cmd_server_screenshot (cli_t *cli)
 {
-    const char *path = json_string_value (s_opt (cli, "file"));
-    zv_msg_t *reply = s_call_reply (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    const char *path = json_string_value (zv_cli_opt (cli, "file"));
+    zv_msg_t *reply = zv_cli_call_reply (cli, cli->cmd->type, zv_cli_body_str ("ref", cli->args [0]));
     if (!reply)
         return ZOVA_EXIT_FAIL;
     size_t size = 0;
     const void *png = zv_msg_payload (reply, &size);
     int rc = ZOVA_EXIT_OK;
     if (!png || size < 8 || memcmp (png, "\x89PNG", 4) != 0) {
-        s_fail ("malformed reply to %s: no PNG image", cli->cmd->type);
+        zv_cli_fail ("malformed reply to %s: no PNG image", cli->cmd->type);
         rc = ZOVA_EXIT_FAIL;
     }
     else {
         FILE *file = fopen (path, "wb");
         if (!file || fwrite (png, 1, size, file) != size || fclose (file) != 0) {
-            s_fail ("cannot write %s: %s", path, strerror (errno));
+            zv_cli_fail ("cannot write %s: %s", path, strerror (errno));
             rc = ZOVA_EXIT_FAIL;
         }
         else
@@ -2053,38 +1045,38 @@ s_cmd_server_screenshot (cli_t *cli)
     return rc;
 }
 
-static int
-s_cmd_flavor_create (cli_t *cli)
+int
+zv_cli_cmd_flavor_create (cli_t *cli)
 {
-    json_t *body = s_body_from_opts (cli);
+    json_t *body = zv_cli_body_from_opts (cli);
     json_object_set_new (body, "name", json_string (cli->args [0]));
     if (!json_object_get (body, "ephemeral_gb"))
         json_object_set_new (body, "ephemeral_gb", json_integer (0));
     if (!json_object_get (body, "swap_mb"))
         json_object_set_new (body, "swap_mb", json_integer (0));
-    json_object_set_new (body, "is_public", json_boolean (!s_opt_flag (cli, "private")));
-    json_t *reply = s_call (cli, cli->cmd->type, body);
+    json_object_set_new (body, "is_public", json_boolean (!zv_cli_opt_flag (cli, "private")));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *flavor = s_reply_member (reply, "flavor", false, cli->cmd->type);
-    int rc = flavor ? s_print_show (cli, &s_res_flavor, flavor) : ZOVA_EXIT_FAIL;
+    json_t *flavor = zv_cli_reply_member (reply, "flavor", false, cli->cmd->type);
+    int rc = flavor ? zv_cli_print_show (cli, &zv_cli_res_flavor, flavor) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
 
 //  compute service set [--enable|--disable [--reason R]] HOST [BINARY]
-static int
-s_cmd_service_set (cli_t *cli)
+int
+zv_cli_cmd_service_set (cli_t *cli)
 {
-    bool enable = s_opt_flag (cli, "enable");
-    bool disable = s_opt_flag (cli, "disable");
+    bool enable = zv_cli_opt_flag (cli, "enable");
+    bool disable = zv_cli_opt_flag (cli, "disable");
     if (enable == disable) {
-        s_fail ("compute service set needs exactly one of --enable and --disable");
+        zv_cli_fail ("compute service set needs exactly one of --enable and --disable");
         return ZOVA_EXIT_USAGE;
     }
-    json_t *body = s_body_from_opts (cli);
+    json_t *body = zv_cli_body_from_opts (cli);
     //  --reason is the short form of the openstack client's --disable-reason.
-    const char *reason = json_string_value (s_opt (cli, "reason"));
+    const char *reason = json_string_value (zv_cli_opt (cli, "reason"));
     if (reason && !json_object_get (body, "disabled_reason"))
         json_object_set_new (body, "disabled_reason", json_string (reason));
     if (enable)
@@ -2093,11 +1085,11 @@ s_cmd_service_set (cli_t *cli)
     if (cli->nargs > 1)
         json_object_set_new (body, "binary", json_string (cli->args [1]));
     json_object_set_new (body, "disabled", json_boolean (disable));
-    json_t *reply = s_call (cli, cli->cmd->type, body);
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *service = s_reply_member (reply, "service", false, cli->cmd->type);
-    int rc = service ? s_print_show (cli, &s_res_service, service) : ZOVA_EXIT_FAIL;
+    json_t *service = zv_cli_reply_member (reply, "service", false, cli->cmd->type);
+    int rc = service ? zv_cli_print_show (cli, &zv_cli_res_service, service) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
@@ -2122,37 +1114,37 @@ s_read_full (int fd, void *buf, size_t len)
 
 //  image create: the checksum is computed before anything is sent, so the
 //  api can verify the bytes it assembles against what we meant to send.
-static int
-s_cmd_image_create (cli_t *cli)
+int
+zv_cli_cmd_image_create (cli_t *cli)
 {
-    const char *path = json_string_value (s_opt (cli, "file"));
+    const char *path = json_string_value (zv_cli_opt (cli, "file"));
     int rc = ZOVA_EXIT_FAIL;
     json_t *reply = NULL;
     char *image_id = NULL;
     unsigned char *chunk = malloc (ZOVA_IMAGE_CHUNK);
     if (!chunk)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     struct stat info;
     if (fd < 0 || fstat (fd, &info)) {
-        s_fail ("cannot read %s: %s", path, strerror (errno));
+        zv_cli_fail ("cannot read %s: %s", path, strerror (errno));
         goto cleanup;
     }
     if (!S_ISREG (info.st_mode)) {
-        s_fail ("cannot read %s: %s", path,
-                S_ISDIR (info.st_mode) ? strerror (EISDIR) : "not a regular file");
+        zv_cli_fail ("cannot read %s: %s", path,
+                     S_ISDIR (info.st_mode) ? strerror (EISDIR) : "not a regular file");
         goto cleanup;
     }
     uint64_t size = (uint64_t) info.st_size;
 
     zv_sha256_t *sha = zv_sha256_new ();
     if (!sha)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     uint64_t total = 0;
     while (true) {
         ssize_t n = s_read_full (fd, chunk, ZOVA_IMAGE_CHUNK);
         if (n < 0) {
-            s_fail ("cannot read %s: %s", path, strerror (errno));
+            zv_cli_fail ("cannot read %s: %s", path, strerror (errno));
             zv_sha256_destroy (&sha);
             goto cleanup;
         }
@@ -2165,11 +1157,11 @@ s_cmd_image_create (cli_t *cli)
     zv_sha256_hex (sha, checksum);
     zv_sha256_destroy (&sha);
     if (total != size) {
-        s_fail ("%s changed while it was being read", path);
+        zv_cli_fail ("%s changed while it was being read", path);
         goto cleanup;
     }
 
-    json_t *body = s_body_from_opts (cli);
+    json_t *body = zv_cli_body_from_opts (cli);
     json_object_set_new (body, "name", json_string (cli->args [0]));
     if (!json_object_get (body, "disk_format"))
         json_object_set_new (body, "disk_format", json_string ("raw"));
@@ -2179,15 +1171,15 @@ s_cmd_image_create (cli_t *cli)
     json_object_set_new (body, "checksum", json_string (checksum));
     if (!json_object_get (body, "properties"))
         json_object_set_new (body, "properties", json_object ());
-    reply = s_call (cli, "api.image_create", body);
+    reply = zv_cli_call (cli, "api.image_create", body);
     if (!reply)
         goto cleanup;
-    json_t *image = s_reply_member (reply, "image", false, "api.image_create");
+    json_t *image = zv_cli_reply_member (reply, "image", false, "api.image_create");
     if (!image)
         goto cleanup;
     const char *id = json_string_value (json_object_get (image, "id"));
     if (!id) {
-        s_fail ("malformed reply to api.image_create: no image id");
+        zv_cli_fail ("malformed reply to api.image_create: no image id");
         goto cleanup;
     }
     image_id = strdup (id);
@@ -2195,7 +1187,7 @@ s_cmd_image_create (cli_t *cli)
     reply = NULL;
 
     if (lseek (fd, 0, SEEK_SET) < 0) {
-        s_fail ("cannot read %s: %s", path, strerror (errno));
+        zv_cli_fail ("cannot read %s: %s", path, strerror (errno));
         goto cleanup;
     }
     progress_t progress = { .tty = cli->stderr_tty };
@@ -2206,7 +1198,7 @@ s_cmd_image_create (cli_t *cli)
     //  arrive together at once.  An empty image is still one (empty, last)
     //  chunk: the upload is what moves the image from queued to active.
     json_t *pending = json_object ();       //  request id -> chunk length
-    if (!pending || s_connect (cli))
+    if (!pending || zv_cli_connect (cli))
         goto upload_failed;
     int64_t deadline = zv_mono_ms () + cli->timeout_ms;
     while (!last || json_object_size (pending)) {
@@ -2214,19 +1206,19 @@ s_cmd_image_create (cli_t *cli)
             size_t want = size - offset < ZOVA_IMAGE_CHUNK ? (size_t) (size - offset) : ZOVA_IMAGE_CHUNK;
             ssize_t n = s_read_full (fd, chunk, want);
             if (n < 0 || (size_t) n != want) {
-                s_progress_end (&progress);
+                zv_cli_progress_end (&progress);
                 if (n < 0)
-                    s_fail ("cannot read %s: %s", path, strerror (errno));
+                    zv_cli_fail ("cannot read %s: %s", path, strerror (errno));
                 else
-                    s_fail ("%s changed while it was being uploaded", path);
+                    zv_cli_fail ("%s changed while it was being uploaded", path);
                 goto upload_failed;
             }
             last = offset + want == size;
             json_t *upload = json_pack ("{s:s, s:I, s:b}", "id", image_id,
                                         "offset", (json_int_t) offset, "last", last);
             if (!upload)
-                s_out_of_memory ();
-            char *request_id = s_send (cli, "api.image_upload", &upload, chunk, want);
+                zv_cli_out_of_memory ();
+            char *request_id = zv_cli_send (cli, "api.image_upload", &upload, chunk, want);
             if (!request_id)
                 goto upload_failed;
             json_object_set_new (pending, request_id, json_pack ("{s:I, s:b}", "length", (json_int_t) want,
@@ -2234,13 +1226,13 @@ s_cmd_image_create (cli_t *cli)
             free (request_id);
             offset += want;
         }
-        zv_msg_t *answer = s_recv_until (cli, deadline);
+        zv_msg_t *answer = zv_cli_recv_until (cli, deadline);
         if (!answer) {
-            s_progress_end (&progress);
-            s_no_answer (cli);
+            zv_cli_progress_end (&progress);
+            zv_cli_no_answer (cli);
             goto upload_failed;
         }
-        if (s_unreadable (&answer))
+        if (zv_cli_unreadable (&answer))
             goto upload_failed;
         const char *re = zv_msg_re (answer);
         json_t *slot = re ? json_object_get (pending, re) : NULL;
@@ -2251,8 +1243,8 @@ s_cmd_image_create (cli_t *cli)
         if (zv_msg_status (answer) != ZV_OK) {
             //  The first refusal is the reason; the chunks after it are
             //  refused for their offset and say nothing new.
-            s_progress_end (&progress);
-            s_report_error (answer);
+            zv_cli_progress_end (&progress);
+            zv_cli_report_error (answer);
             zv_msg_destroy (&answer);
             goto upload_failed;
         }
@@ -2271,27 +1263,27 @@ s_cmd_image_create (cli_t *cli)
     }
     json_decref (pending);
     pending = NULL;
-    s_progress_end (&progress);
+    zv_cli_progress_end (&progress);
 
-    image = s_reply_member (reply, "image", false, "api.image_upload");
+    image = zv_cli_reply_member (reply, "image", false, "api.image_upload");
     if (!image)
         goto cleanup;
     const char *theirs = json_string_value (json_object_get (image, "checksum"));
     if (!theirs || strcmp (theirs, checksum) != 0) {
-        s_fail ("checksum mismatch for image %s: sent %s, the api stored %s",
-                image_id, checksum, theirs ? theirs : "none");
+        zv_cli_fail ("checksum mismatch for image %s: sent %s, the api stored %s",
+                     image_id, checksum, theirs ? theirs : "none");
         goto cleanup;
     }
     const char *status = json_string_value (json_object_get (image, "status"));
     if (status && strcmp (status, "active") != 0) {
-        s_fail ("image %s is %s after its upload, not active", image_id, status);
+        zv_cli_fail ("image %s is %s after its upload, not active", image_id, status);
         goto cleanup;
     }
-    rc = s_print_show (cli, &s_res_image, image);
+    rc = zv_cli_print_show (cli, &zv_cli_res_image, image);
     goto cleanup;
 
 upload_failed:
-    s_progress_end (&progress);
+    zv_cli_progress_end (&progress);
     json_decref (pending);
 cleanup:
     if (fd >= 0)
@@ -2308,20 +1300,20 @@ static int
 s_print_created (cli_t *cli, json_t *servers, int64_t max_count)
 {
     if (max_count > 1 || json_array_size (servers) != 1)
-        return s_print_list (cli, &s_res_server, servers);
-    return s_print_show (cli, &s_res_server, json_array_get (servers, 0));
+        return zv_cli_print_list (cli, &zv_cli_res_server, servers);
+    return zv_cli_print_show (cli, &zv_cli_res_server, json_array_get (servers, 0));
 }
 
-static int
-s_cmd_server_create (cli_t *cli)
+int
+zv_cli_cmd_server_create (cli_t *cli)
 {
-    json_t *body = s_body_from_opts (cli);
-    int64_t min_count = s_opt_int (cli, "min", 1);
-    int64_t max_count = s_opt_int (cli, "max", min_count);
+    json_t *body = zv_cli_body_from_opts (cli);
+    int64_t min_count = zv_cli_opt_int (cli, "min", 1);
+    int64_t max_count = zv_cli_opt_int (cli, "max", min_count);
     if (max_count < min_count) {
         json_decref (body);
-        s_fail ("--max (%" PRId64 ") must not be less than --min (%" PRId64 ")",
-                max_count, min_count);
+        zv_cli_fail ("--max (%" PRId64 ") must not be less than --min (%" PRId64 ")",
+                     max_count, min_count);
         return ZOVA_EXIT_USAGE;
     }
     json_object_set_new (body, "name", json_string (cli->args [0]));
@@ -2332,14 +1324,14 @@ s_cmd_server_create (cli_t *cli)
     if (!json_object_get (body, "metadata"))
         json_object_set_new (body, "metadata", json_object ());
 
-    json_t *reply = s_call (cli, cli->cmd->type, body);
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;
     int rc = ZOVA_EXIT_FAIL;
-    json_t *servers = s_reply_member (reply, "servers", true, cli->cmd->type);
+    json_t *servers = zv_cli_reply_member (reply, "servers", true, cli->cmd->type);
     if (!servers)
         goto cleanup;
-    if (!s_opt_flag (cli, "wait")) {
+    if (!zv_cli_opt_flag (cli, "wait")) {
         rc = s_print_created (cli, servers, max_count);
         goto cleanup;
     }
@@ -2347,15 +1339,15 @@ s_cmd_server_create (cli_t *cli)
         goto cleanup;
 
     waiter_t waiter;
-    s_waiter_init (&waiter, servers, false);
-    int64_t wait_s = s_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
+    zv_cli_waiter_init (&waiter, servers, false);
+    int64_t wait_s = zv_cli_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
     size_t left = 0;
-    int waited = s_wait_servers (cli, &waiter, wait_s, &left);
+    int waited = zv_cli_wait_servers (cli, &waiter, wait_s, &left);
     if (waited >= 0)
         rc = s_print_created (cli, servers, max_count);
     if (waited == 1) {
-        s_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to become ACTIVE",
-                wait_s, left, json_array_size (servers));
+        zv_cli_fail ("timed out after %" PRId64 " s waiting for %zu of %zu servers to become ACTIVE",
+                     wait_s, left, json_array_size (servers));
         rc = ZOVA_EXIT_FAIL;
     }
     else
@@ -2370,11 +1362,11 @@ s_cmd_server_create (cli_t *cli)
         const char *why = waiter.note [i];
         if (!why)
             why = json_string_value (json_object_get (json_object_get (server, "fault"), "message"));
-        s_fail ("server %s (%s) is ERROR: %s", name ? name : "?", id,
-                why ? why : "no fault recorded");
+        zv_cli_fail ("server %s (%s) is ERROR: %s", name ? name : "?", id,
+                     why ? why : "no fault recorded");
         rc = ZOVA_EXIT_FAIL;
     }
-    s_waiter_free (&waiter);
+    zv_cli_waiter_free (&waiter);
 cleanup:
     json_decref (reply);
     return rc;
@@ -2384,10 +1376,8 @@ static void s_command_usage (FILE *out, const command_t *cmd);
 
 //  A usage error found by a handler: say why and show the usage, as the
 //  parser does; returns the exit status for it.
-static int s_usage_error (const cli_t *cli, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
-static int
-s_usage_error (const cli_t *cli, const char *format, ...)
+int
+zv_cli_usage_error (const cli_t *cli, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
@@ -2401,49 +1391,49 @@ s_usage_error (const cli_t *cli, const char *format, ...)
 }
 
 //  Send body (taking ownership) and show the record the reply carries.
-static int
-s_call_show (cli_t *cli, json_t *body)
+int
+zv_cli_call_show (cli_t *cli, json_t *body)
 {
     const resource_t *res = cli->cmd->resource;
-    json_t *reply = s_call (cli, cli->cmd->type, body);
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *record = s_reply_member (reply, res->one, false, cli->cmd->type);
-    int rc = record ? s_print_show (cli, res, record) : ZOVA_EXIT_FAIL;
+    json_t *record = zv_cli_reply_member (reply, res->one, false, cli->cmd->type);
+    int rc = record ? zv_cli_print_show (cli, res, record) : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
 }
 
 //  aggregate create: the options' fields and the name.
-static int
-s_cmd_create (cli_t *cli)
+int
+zv_cli_cmd_create (cli_t *cli)
 {
-    json_t *body = s_body_from_opts (cli);
+    json_t *body = zv_cli_body_from_opts (cli);
     json_object_set_new (body, "name", json_string (cli->args [0]));
-    return s_call_show (cli, body);
+    return zv_cli_call_show (cli, body);
 }
 
 //  flavor/aggregate set and unset: the options' fields on the record REF.
 //  Unset is the same request with null values (OPT_KEYS), so the
 //  properties map is always sent, empty when only other fields change.
-static int
-s_cmd_set (cli_t *cli)
+int
+zv_cli_cmd_set (cli_t *cli)
 {
-    json_t *body = s_body_from_opts (cli);
+    json_t *body = zv_cli_body_from_opts (cli);
     json_object_set_new (body, "ref", json_string (cli->args [0]));
     if (!json_object_get (body, "properties"))
         json_object_set_new (body, "properties", json_object ());
-    return s_call_show (cli, body);
+    return zv_cli_call_show (cli, body);
 }
 
 //  aggregate add host / aggregate remove host REF HOST
-static int
-s_cmd_aggregate_host (cli_t *cli)
+int
+zv_cli_cmd_aggregate_host (cli_t *cli)
 {
     json_t *body = json_pack ("{s:s, s:s}", "ref", cli->args [0], "host", cli->args [1]);
     if (!body)
-        s_out_of_memory ();
-    return s_call_show (cli, body);
+        zv_cli_out_of_memory ();
+    return zv_cli_call_show (cli, body);
 }
 
 //  One row of availability zone list; host and service may be NULL.  The
@@ -2456,7 +1446,7 @@ s_zone_row (json_t *zone, json_t *host, json_t *service)
                              "zone_name", json_object_get (zone, "name"),
                              "zone_status", json_object_get (zone, "state"));
     if (!row)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     if (host)
         json_object_set (row, "host_name", json_object_get (host, "host"));
     if (service) {
@@ -2464,35 +1454,35 @@ s_zone_row (json_t *zone, json_t *host, json_t *service)
         const char *state = json_string_value (json_object_get (service, "state"));
         const char *updated = json_string_value (json_object_get (service, "updated_at"));
         strbuf_t text = { 0 };
-        s_buf_printf (&text, "%s %s", status ? status : "unknown",
-                      state && streq (state, "up") ? ":-)" : "XXX");
+        zv_cli_buf_printf (&text, "%s %s", status ? status : "unknown",
+                           state && streq (state, "up") ? ":-)" : "XXX");
         if (updated)
-            s_buf_printf (&text, " %s", updated);
+            zv_cli_buf_printf (&text, " %s", updated);
         json_object_set (row, "service_name", json_object_get (service, "binary"));
         json_object_set_new (row, "service_status", json_string (text.data));
-        s_buf_free (&text);
+        zv_cli_buf_free (&text);
     }
     return row;
 }
 
 //  availability zone list [--long]: a row per zone, or with --long a row
 //  per service of each host in it (a zone without hosts keeps its row).
-static int
-s_cmd_zone_list (cli_t *cli)
+int
+zv_cli_cmd_zone_list (cli_t *cli)
 {
     const resource_t *res = cli->cmd->resource;
-    json_t *reply = s_call (cli, cli->cmd->type, s_body_from_opts (cli));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, zv_cli_body_from_opts (cli));
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *zones = s_reply_member (reply, res->many, true, cli->cmd->type);
+    json_t *zones = zv_cli_reply_member (reply, res->many, true, cli->cmd->type);
     if (!zones) {
         json_decref (reply);
         return ZOVA_EXIT_FAIL;
     }
-    bool full = s_opt_flag (cli, "long");
+    bool full = zv_cli_opt_flag (cli, "long");
     json_t *rows = json_array ();
     if (!rows)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     size_t i;
     json_t *zone;
     json_array_foreach (zones, i, zone) {
@@ -2513,7 +1503,7 @@ s_cmd_zone_list (cli_t *cli)
                 json_array_append_new (rows, s_zone_row (zone, host, service));
         }
     }
-    int rc = s_print_list (cli, res, rows);
+    int rc = zv_cli_print_list (cli, res, rows);
     json_decref (rows);
     json_decref (reply);
     return rc;
@@ -2521,33 +1511,33 @@ s_cmd_zone_list (cli_t *cli)
 
 //  server group create --policy P [--rule max_server_per_host=N] NAME.
 //  Nova knows one rule, and its value is an integer on the wire.
-static int
-s_cmd_group_create (cli_t *cli)
+int
+zv_cli_cmd_group_create (cli_t *cli)
 {
     json_t *rules = json_object ();
     if (!rules)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     const char *key;
     json_t *value;
-    json_object_foreach (s_opt (cli, "rule"), key, value) {
+    json_object_foreach (zv_cli_opt (cli, "rule"), key, value) {
         const char *text = json_string_value (value);
         if (!streq (key, "max_server_per_host")) {
             json_decref (rules);
-            return s_usage_error (cli, "--rule: unknown rule '%s' (max_server_per_host)", key);
+            return zv_cli_usage_error (cli, "--rule: unknown rule '%s' (max_server_per_host)", key);
         }
         char *end;
         errno = 0;
         long long number = strtoll (text, &end, 10);
         if (errno || end == text || *end || number < 1) {
             json_decref (rules);
-            return s_usage_error (cli, "--rule %s expects an integer >= 1, not '%s'", key, text);
+            return zv_cli_usage_error (cli, "--rule %s expects an integer >= 1, not '%s'", key, text);
         }
         json_object_set_new (rules, key, json_integer (number));
     }
-    json_t *body = s_body_from_opts (cli);
+    json_t *body = zv_cli_body_from_opts (cli);
     json_object_set_new (body, "name", json_string (cli->args [0]));
     json_object_set_new (body, "rules", rules);
-    return s_call_show (cli, body);
+    return zv_cli_call_show (cli, body);
 }
 
 //  What the Field | Value part of a provider leaves to the tables below it.
@@ -2566,57 +1556,57 @@ s_print_provider (const cli_t *cli, json_t *provider, bool allocations)
     if (cli->json) {
         json_t *copy = json_copy (provider);
         if (!copy)
-            s_out_of_memory ();
+            zv_cli_out_of_memory ();
         if (!allocations)
             json_object_del (copy, "allocations");
-        rc = s_print_json (copy);
+        rc = zv_cli_print_json (copy);
         json_decref (copy);
         return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
     }
     strbuf_t out = { 0 };
-    s_buf_show (&out, provider, s_provider_nested);
+    zv_cli_buf_show (&out, provider, s_provider_nested);
 
     json_t *rows = json_array ();
     if (!rows)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     json_t *usages = json_object_get (provider, "usages");
     const char *key;
     json_t *value;
     json_object_foreach (json_object_get (provider, "inventories"), key, value) {
         json_t *row = json_is_object (value) ? json_copy (value) : json_object ();
         if (!row)
-            s_out_of_memory ();
+            zv_cli_out_of_memory ();
         json_object_set_new (row, "resource_class", json_string (key));
         if (!json_object_get (row, "used") && json_object_get (usages, key))
             json_object_set (row, "used", json_object_get (usages, key));
         json_array_append_new (rows, row);
     }
-    s_buf_puts (&out, "\n");
-    s_buf_rows (&out, s_inventory_columns, rows);
+    zv_cli_buf_puts (&out, "\n");
+    zv_cli_buf_rows (&out, s_inventory_columns, rows);
     json_array_clear (rows);
 
     if (allocations) {
         json_object_foreach (json_object_get (provider, "allocations"), key, value)
             json_array_append_new (rows, json_pack ("{s:s, s:O}",
                                                     "consumer", key, "resources", value));
-        s_buf_puts (&out, "\n");
-        s_buf_rows (&out, s_allocation_columns, rows);
+        zv_cli_buf_puts (&out, "\n");
+        zv_cli_buf_rows (&out, s_allocation_columns, rows);
     }
-    rc = s_buf_write (&out);
-    s_buf_free (&out);
+    rc = zv_cli_buf_write (&out);
+    zv_cli_buf_free (&out);
     json_decref (rows);
     return rc ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
 }
 
 //  resource provider show [--allocations] REF
-static int
-s_cmd_provider_show (cli_t *cli)
+int
+zv_cli_cmd_provider_show (cli_t *cli)
 {
-    json_t *reply = s_call (cli, cli->cmd->type, s_body_str ("ref", cli->args [0]));
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, zv_cli_body_str ("ref", cli->args [0]));
     if (!reply)
         return ZOVA_EXIT_FAIL;
-    json_t *provider = s_reply_member (reply, "resource_provider", false, cli->cmd->type);
-    int rc = provider ? s_print_provider (cli, provider, s_opt_flag (cli, "allocations"))
+    json_t *provider = zv_cli_reply_member (reply, "resource_provider", false, cli->cmd->type);
+    int rc = provider ? s_print_provider (cli, provider, zv_cli_opt_flag (cli, "allocations"))
                       : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
@@ -2642,8 +1632,8 @@ s_inventory_field (const cli_t *cli, json_t *fields, const char *key, const char
 {
     const char *colon = strchr (key, ':');
     if (!colon || !s_class_valid (key, (size_t) (colon - key)))
-        return s_usage_error (cli, "--resource expects CLASS:FIELD=VALUE, not '%s=%s'",
-                              key, text);
+        return zv_cli_usage_error (cli, "--resource expects CLASS:FIELD=VALUE, not '%s=%s'",
+                                   key, text);
     const char *field = colon + 1;
     json_t *value = NULL;
     char *end;
@@ -2660,15 +1650,15 @@ s_inventory_field (const cli_t *cli, json_t *fields, const char *key, const char
             value = json_integer (reserved);
     }
     else
-        return s_usage_error (cli, "--resource: unknown field '%s' (allocation_ratio or reserved)",
-                              field);
+        return zv_cli_usage_error (cli, "--resource: unknown field '%s' (allocation_ratio or reserved)",
+                                   field);
     if (!value)
-        return s_usage_error (cli, "--resource %s expects %s, not '%s'", key,
-                              streq (field, "reserved") ? "an integer >= 0" : "a number > 0",
-                              text);
+        return zv_cli_usage_error (cli, "--resource %s expects %s, not '%s'", key,
+                                   streq (field, "reserved") ? "an integer >= 0" : "a number > 0",
+                                   text);
     char *class = strndup (key, (size_t) (colon - key));
     if (!class)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     json_t *mine = json_object_get (fields, class);
     if (!mine) {
         mine = json_object ();
@@ -2683,32 +1673,32 @@ s_inventory_field (const cli_t *cli, json_t *fields, const char *key, const char
 //  the openstack client's syntax.  Every argument is checked before
 //  anything is sent; then one api.provider_set per class, in order, stops
 //  at the first refusal.  The provider as the last reply left it is shown.
-static int
-s_cmd_inventory_set (cli_t *cli)
+int
+zv_cli_cmd_inventory_set (cli_t *cli)
 {
     json_t *fields = json_object ();
     if (!fields)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     json_t *reply = NULL;
     int rc = 0;
     const char *key;
     json_t *value;
-    json_object_foreach (s_opt (cli, "resource"), key, value)
+    json_object_foreach (zv_cli_opt (cli, "resource"), key, value)
         if ((rc = s_inventory_field (cli, fields, key, json_string_value (value))))
             goto cleanup;
     rc = ZOVA_EXIT_FAIL;
     json_object_foreach (fields, key, value) {
         json_t *body = json_deep_copy (value);
         if (!body)
-            s_out_of_memory ();
+            zv_cli_out_of_memory ();
         json_object_set_new (body, "ref", json_string (cli->args [0]));
         json_object_set_new (body, "resource_class", json_string (key));
         json_decref (reply);
-        reply = s_call (cli, cli->cmd->type, body);
+        reply = zv_cli_call (cli, cli->cmd->type, body);
         if (!reply)
             goto cleanup;
     }
-    json_t *provider = s_reply_member (reply, "resource_provider", false, cli->cmd->type);
+    json_t *provider = zv_cli_reply_member (reply, "resource_provider", false, cli->cmd->type);
     if (provider)
         rc = s_print_provider (cli, provider, false);
 cleanup:
@@ -2884,116 +1874,116 @@ static const opt_spec_t s_inventory_set_opts [] = {
 };
 
 static const command_t s_commands [] = {
-    { "flavor create", s_cmd_flavor_create, "api.flavor_create", &s_res_flavor,
+    { "flavor create", zv_cli_cmd_flavor_create, "api.flavor_create", &zv_cli_res_flavor,
       s_flavor_create_opts, "NAME", 1, 1, "create a flavor" },
-    { "flavor list", s_cmd_list, "api.flavor_list", &s_res_flavor,
+    { "flavor list", zv_cli_cmd_list, "api.flavor_list", &zv_cli_res_flavor,
       NULL, "", 0, 0, "list flavors" },
-    { "flavor show", s_cmd_show, "api.flavor_show", &s_res_flavor,
+    { "flavor show", zv_cli_cmd_show, "api.flavor_show", &zv_cli_res_flavor,
       NULL, "REF", 1, 1, "show a flavor (by id or name)" },
-    { "flavor delete", s_cmd_delete, "api.flavor_delete", &s_res_flavor,
+    { "flavor delete", zv_cli_cmd_delete, "api.flavor_delete", &zv_cli_res_flavor,
       NULL, "REF...", 1, SIZE_MAX, "delete flavors" },
-    { "flavor set", s_cmd_set, "api.flavor_set", &s_res_flavor,
+    { "flavor set", zv_cli_cmd_set, "api.flavor_set", &zv_cli_res_flavor,
       s_properties_set_opts, "REF", 1, 1, "set extra specs on a flavor" },
-    { "flavor unset", s_cmd_set, "api.flavor_set", &s_res_flavor,
+    { "flavor unset", zv_cli_cmd_set, "api.flavor_set", &zv_cli_res_flavor,
       s_properties_unset_opts, "REF", 1, 1, "remove extra specs from a flavor" },
 
-    { "image create", s_cmd_image_create, "api.image_create", &s_res_image,
+    { "image create", zv_cli_cmd_image_create, "api.image_create", &zv_cli_res_image,
       s_image_create_opts, "NAME", 1, 1, "create an image and upload its bytes" },
-    { "image list", s_cmd_list, "api.image_list", &s_res_image,
+    { "image list", zv_cli_cmd_list, "api.image_list", &zv_cli_res_image,
       NULL, "", 0, 0, "list images" },
-    { "image show", s_cmd_show, "api.image_show", &s_res_image,
+    { "image show", zv_cli_cmd_show, "api.image_show", &zv_cli_res_image,
       NULL, "REF", 1, 1, "show an image (by id or name)" },
-    { "image delete", s_cmd_delete, "api.image_delete", &s_res_image,
+    { "image delete", zv_cli_cmd_delete, "api.image_delete", &zv_cli_res_image,
       NULL, "REF...", 1, SIZE_MAX, "delete images" },
 
-    { "server create", s_cmd_server_create, "api.server_create", &s_res_server,
+    { "server create", zv_cli_cmd_server_create, "api.server_create", &zv_cli_res_server,
       s_server_create_opts, "NAME", 1, 1, "boot servers" },
-    { "server list", s_cmd_list, "api.server_list", &s_res_server,
+    { "server list", zv_cli_cmd_list, "api.server_list", &zv_cli_res_server,
       s_server_list_opts, "", 0, 0, "list servers" },
-    { "server show", s_cmd_show, "api.server_show", &s_res_server,
+    { "server show", zv_cli_cmd_show, "api.server_show", &zv_cli_res_server,
       NULL, "REF", 1, 1, "show a server (by id or name)" },
-    { "server delete", s_cmd_delete, "api.server_delete", &s_res_server,
+    { "server delete", zv_cli_cmd_delete, "api.server_delete", &zv_cli_res_server,
       s_server_delete_opts, "REF...", 1, SIZE_MAX, "delete servers" },
-    { "server event list", s_cmd_list_of, "api.server_events", &s_res_event,
+    { "server event list", zv_cli_cmd_list_of, "api.server_events", &zv_cli_res_event,
       NULL, "REF", 1, 1, "list the actions taken on a server" },
-    { "server reboot", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server reboot", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_reboot_opts, "REF...", 1, SIZE_MAX,
       "reboot servers (soft: the guest shuts down and starts; --hard: power cycle)" },
-    { "server stop", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server stop", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF...", 1, SIZE_MAX, "shut servers down (clean, then power off)" },
-    { "server start", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server start", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF...", 1, SIZE_MAX, "start stopped servers" },
-    { "server pause", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server pause", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF...", 1, SIZE_MAX, "pause servers (memory kept)" },
-    { "server unpause", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server unpause", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF...", 1, SIZE_MAX, "unpause servers" },
-    { "server suspend", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server suspend", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF...", 1, SIZE_MAX, "suspend servers (memory saved to disk)" },
-    { "server resume", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server resume", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF...", 1, SIZE_MAX, "resume suspended servers" },
-    { "server rescue", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server rescue", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_rescue_opts, "REF", 1, 1,
       "boot a server from a rescue image (default: its own), its disk attached second" },
-    { "server unrescue", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server unrescue", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_action_opts, "REF", 1, 1, "boot a rescued server from its own disk again" },
-    { "server set", s_cmd_server_action, "api.server_action", &s_res_server,
+    { "server set", zv_cli_cmd_server_action, "api.server_action", &zv_cli_res_server,
       s_server_set_opts, "REF", 1, 1,
       "set a server's root password through its guest agent (--root-password: read from the terminal or stdin)" },
 
-    { "server screenshot", s_cmd_server_screenshot, "api.server_screenshot", &s_res_server,
+    { "server screenshot", zv_cli_cmd_server_screenshot, "api.server_screenshot", &zv_cli_res_server,
       s_screenshot_opts, "REF", 1, 1, "save the server's screen as a PNG file" },
-    { "console url show", s_cmd_console_url, "api.console_url", &s_res_server,
+    { "console url show", zv_cli_cmd_console_url, "api.console_url", &zv_cli_res_server,
       s_console_url_opts, "REF", 1, 1,
       "a URL that opens the server's console in a browser (noVNC, or --serial: a WebSocket)" },
-    { "console log show", s_cmd_console_log, "api.console_log", &s_res_server,
+    { "console log show", zv_cli_cmd_console_log, "api.console_log", &zv_cli_res_server,
       s_console_log_opts, "REF", 1, 1, "print the last lines of the server's serial console (--lines, 50)" },
 
-    { "server group create", s_cmd_group_create, "api.group_create", &s_res_group,
+    { "server group create", zv_cli_cmd_group_create, "api.group_create", &zv_cli_res_group,
       s_group_create_opts, "NAME", 1, 1,
       "create a server group" },
-    { "server group list", s_cmd_list, "api.group_list", &s_res_group,
+    { "server group list", zv_cli_cmd_list, "api.group_list", &zv_cli_res_group,
       s_group_list_opts, "", 0, 0, "list server groups" },
-    { "server group show", s_cmd_show, "api.group_show", &s_res_group,
+    { "server group show", zv_cli_cmd_show, "api.group_show", &zv_cli_res_group,
       NULL, "REF", 1, 1, "show a server group (by id or name)" },
-    { "server group delete", s_cmd_delete, "api.group_delete", &s_res_group,
+    { "server group delete", zv_cli_cmd_delete, "api.group_delete", &zv_cli_res_group,
       NULL, "REF...", 1, SIZE_MAX, "delete server groups" },
 
-    { "aggregate create", s_cmd_create, "api.aggregate_create", &s_res_aggregate,
+    { "aggregate create", zv_cli_cmd_create, "api.aggregate_create", &zv_cli_res_aggregate,
       s_aggregate_create_opts, "NAME", 1, 1, "create a host aggregate, in a zone with --zone" },
-    { "aggregate list", s_cmd_list, "api.aggregate_list", &s_res_aggregate,
+    { "aggregate list", zv_cli_cmd_list, "api.aggregate_list", &zv_cli_res_aggregate,
       s_aggregate_list_opts, "", 0, 0, "list host aggregates" },
-    { "aggregate show", s_cmd_show, "api.aggregate_show", &s_res_aggregate,
+    { "aggregate show", zv_cli_cmd_show, "api.aggregate_show", &zv_cli_res_aggregate,
       NULL, "REF", 1, 1, "show a host aggregate (by id or name)" },
-    { "aggregate delete", s_cmd_delete, "api.aggregate_delete", &s_res_aggregate,
+    { "aggregate delete", zv_cli_cmd_delete, "api.aggregate_delete", &zv_cli_res_aggregate,
       NULL, "REF...", 1, SIZE_MAX, "delete host aggregates" },
-    { "aggregate add host", s_cmd_aggregate_host, "api.aggregate_add_host", &s_res_aggregate,
+    { "aggregate add host", zv_cli_cmd_aggregate_host, "api.aggregate_add_host", &zv_cli_res_aggregate,
       NULL, "REF HOST", 2, 2, "add a host to an aggregate" },
-    { "aggregate remove host", s_cmd_aggregate_host, "api.aggregate_remove_host",
-      &s_res_aggregate, NULL, "REF HOST", 2, 2, "remove a host from an aggregate" },
-    { "aggregate set", s_cmd_set, "api.aggregate_set", &s_res_aggregate,
+    { "aggregate remove host", zv_cli_cmd_aggregate_host, "api.aggregate_remove_host",
+      &zv_cli_res_aggregate, NULL, "REF HOST", 2, 2, "remove a host from an aggregate" },
+    { "aggregate set", zv_cli_cmd_set, "api.aggregate_set", &zv_cli_res_aggregate,
       s_aggregate_set_opts, "REF", 1, 1, "set an aggregate's zone or properties" },
-    { "aggregate unset", s_cmd_set, "api.aggregate_set", &s_res_aggregate,
+    { "aggregate unset", zv_cli_cmd_set, "api.aggregate_set", &zv_cli_res_aggregate,
       s_properties_unset_opts, "REF", 1, 1, "remove properties from an aggregate" },
-    { "availability zone list", s_cmd_zone_list, "api.zone_list", &s_res_zone,
+    { "availability zone list", zv_cli_cmd_zone_list, "api.zone_list", &zv_cli_res_zone,
       s_long_opts, "", 0, 0, "list availability zones (--long: their hosts and services)" },
 
-    { "compute service list", s_cmd_list, "api.service_list", &s_res_service,
+    { "compute service list", zv_cli_cmd_list, "api.service_list", &zv_cli_res_service,
       s_service_list_opts, "", 0, 0, "list compute services" },
-    { "compute service set", s_cmd_service_set, "api.service_set", &s_res_service,
+    { "compute service set", zv_cli_cmd_service_set, "api.service_set", &zv_cli_res_service,
       s_service_set_opts, "HOST [BINARY]", 1, 2, "enable or disable a service (default: compute)" },
-    { "hypervisor list", s_cmd_list, "api.hypervisor_list", &s_res_hypervisor,
+    { "hypervisor list", zv_cli_cmd_list, "api.hypervisor_list", &zv_cli_res_hypervisor,
       NULL, "", 0, 0, "list hypervisors" },
-    { "hypervisor show", s_cmd_show, "api.hypervisor_show", &s_res_hypervisor,
+    { "hypervisor show", zv_cli_cmd_show, "api.hypervisor_show", &zv_cli_res_hypervisor,
       NULL, "REF", 1, 1, "show a hypervisor (by id or hostname)" },
-    { "resource provider list", s_cmd_list, "api.provider_list", &s_res_provider,
+    { "resource provider list", zv_cli_cmd_list, "api.provider_list", &zv_cli_res_provider,
       NULL, "", 0, 0, "list resource providers and how full they are" },
-    { "resource provider show", s_cmd_provider_show, "api.provider_show", &s_res_provider,
+    { "resource provider show", zv_cli_cmd_provider_show, "api.provider_show", &zv_cli_res_provider,
       s_provider_show_opts, "REF", 1, 1, "show a resource provider and its inventories" },
-    { "resource provider inventory set", s_cmd_inventory_set, "api.provider_set",
-      &s_res_provider, s_inventory_set_opts, "REF", 1, 1,
+    { "resource provider inventory set", zv_cli_cmd_inventory_set, "api.provider_set",
+      &zv_cli_res_provider, s_inventory_set_opts, "REF", 1, 1,
       "set allocation_ratio or reserved of resource classes" },
 
-    { "ping", s_cmd_ping, "api.ping", NULL,
+    { "ping", zv_cli_cmd_ping, "api.ping", NULL,
       NULL, "", 0, 0, "check that the api answers" },
     { "help", s_cmd_help, NULL, NULL,
       NULL, "[COMMAND...]", 0, ZOVA_MAX_WORDS, "show help" },
@@ -3195,11 +2185,11 @@ s_utf8_valid (const char *text)
 static json_t *
 s_opt_map (cli_t *cli, const char *name)
 {
-    json_t *map = s_opt (cli, name);
+    json_t *map = zv_cli_opt (cli, name);
     if (!map) {
         map = json_object ();
         if (!map)
-            s_out_of_memory ();
+            zv_cli_out_of_memory ();
         json_object_set_new (cli->opts, name, map);
     }
     return map;
@@ -3215,7 +2205,7 @@ s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
             return 0;
         case OPT_STR:
             if (!s_utf8_valid (value)) {
-                s_fail ("--%s: not valid UTF-8", spec->name);
+                zv_cli_fail ("--%s: not valid UTF-8", spec->name);
                 return -1;
             }
             if (spec->choices) {
@@ -3229,7 +2219,7 @@ s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
                         choice++;
                 }
                 if (!found) {
-                    s_fail ("--%s must be one of %s, not '%s'", spec->name, spec->choices, value);
+                    zv_cli_fail ("--%s must be one of %s, not '%s'", spec->name, spec->choices, value);
                     return -1;
                 }
             }
@@ -3240,8 +2230,8 @@ s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
             errno = 0;
             long long number = strtoll (value, &end, 10);
             if (errno || end == value || *end || number < spec->min) {
-                s_fail ("--%s expects an integer >= %" PRId64 ", not '%s'",
-                        spec->name, spec->min, value);
+                zv_cli_fail ("--%s expects an integer >= %" PRId64 ", not '%s'",
+                             spec->name, spec->min, value);
                 return -1;
             }
             json_object_set_new (cli->opts, spec->name, json_integer (number));
@@ -3251,13 +2241,13 @@ s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
         case OPT_KV_LIST: {
             const char *equals = strchr (value, '=');
             if (!equals || equals == value || !s_utf8_valid (value)) {
-                s_fail ("--%s expects %s, not '%s'", spec->name, spec->metavar, value);
+                zv_cli_fail ("--%s expects %s, not '%s'", spec->name, spec->metavar, value);
                 return -1;
             }
             json_t *map = s_opt_map (cli, spec->name);
             char *key = strndup (value, (size_t) (equals - value));
             if (!key)
-                s_out_of_memory ();
+                zv_cli_out_of_memory ();
             //  As the openstack client's --hint: a key given once stays a
             //  string, a repeated one gathers its values in order.
             json_t *before = json_object_get (map, key);
@@ -3274,7 +2264,7 @@ s_take_option (cli_t *cli, const opt_spec_t *spec, const char *value)
         }
         case OPT_KEYS:
             if (!*value || !s_utf8_valid (value)) {
-                s_fail ("--%s expects %s, not '%s'", spec->name, spec->metavar, value);
+                zv_cli_fail ("--%s expects %s, not '%s'", spec->name, spec->metavar, value);
                 return -1;
             }
             json_object_set_new (s_opt_map (cli, spec->name), value, json_null ());
@@ -3309,7 +2299,7 @@ s_resolve_settings (cli_t *cli, const char *timeout, const char *config)
         double seconds = strtod (timeout, &end);
         if (end == timeout || *end || !isfinite (seconds)
         ||  seconds <= 0 || seconds > ZOVA_MAX_TIMEOUT_S) {
-            s_fail ("invalid timeout '%s' (seconds, more than 0)", timeout);
+            zv_cli_fail ("invalid timeout '%s' (seconds, more than 0)", timeout);
             return ZOVA_EXIT_USAGE;
         }
         cli->timeout_s = seconds;
@@ -3332,12 +2322,12 @@ s_resolve_settings (cli_t *cli, const char *timeout, const char *config)
         if (config) {
             int line = ini_parse (config, s_ini_handler, &cli->endpoint_owned);
             if (line < 0) {
-                s_fail ("cannot read %s: %s", config,
-                        line == -1 ? strerror (errno) : "out of memory");
+                zv_cli_fail ("cannot read %s: %s", config,
+                             line == -1 ? strerror (errno) : "out of memory");
                 return ZOVA_EXIT_FAIL;
             }
             if (line > 0) {
-                s_fail ("%s:%d: cannot parse this line", config, line);
+                zv_cli_fail ("%s:%d: cannot parse this line", config, line);
                 return ZOVA_EXIT_FAIL;
             }
             cli->endpoint = cli->endpoint_owned;
@@ -3395,9 +2385,9 @@ s_parse (cli_t *cli, int argc, char *argv [])
         if (ntokens)
             return s_unknown_command (tokens, ntokens);
         if (stranger)
-            s_fail ("unrecognized option '%s'", stranger);
+            zv_cli_fail ("unrecognized option '%s'", stranger);
         else
-            s_fail ("no command given");
+            zv_cli_fail ("no command given");
         s_short_usage (stderr);
         return ZOVA_EXIT_USAGE;
     }
@@ -3412,7 +2402,7 @@ s_parse (cli_t *cli, int argc, char *argv [])
         nopts++;
     struct option *longopts = calloc (S_GLOBAL_OPTIONS + nopts + 1, sizeof (struct option));
     if (!rest || !cli->args || !longopts)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     int nrest = 0;
     rest [nrest++] = "zova";
     for (int i = 1; i < argc; i++) {
@@ -3495,8 +2485,8 @@ s_parse (cli_t *cli, int argc, char *argv [])
 
     const char *problem = NULL;
     for (size_t i = 0; i < nopts && !problem; i++)
-        if (cmd->opts [i].required && !s_opt (cli, cmd->opts [i].name)) {
-            s_fail ("missing --%s", cmd->opts [i].name);
+        if (cmd->opts [i].required && !zv_cli_opt (cli, cmd->opts [i].name)) {
+            zv_cli_fail ("missing --%s", cmd->opts [i].name);
             problem = "";
         }
     if (!problem && cli->nargs < cmd->min_args)
@@ -3507,12 +2497,12 @@ s_parse (cli_t *cli, int argc, char *argv [])
         if (!s_utf8_valid (cli->args [i]))
             problem = "argument is not valid UTF-8";
     if (!problem && !streq (format, "table") && !streq (format, "json")) {
-        s_fail ("unknown format '%s' (table or json)", format);
+        zv_cli_fail ("unknown format '%s' (table or json)", format);
         problem = "";
     }
     if (problem) {
         if (*problem)
-            s_fail ("%s", problem);
+            zv_cli_fail ("%s", problem);
         fputs ("usage: ", stderr);
         s_command_usage (stderr, cmd);
         return ZOVA_EXIT_USAGE;
@@ -3532,7 +2522,7 @@ main (int argc, char *argv [])
     cli_t cli = { .timeout_s = ZOVA_DEFAULT_TIMEOUT_S, .stderr_tty = isatty (STDERR_FILENO) };
     cli.opts = json_object ();
     if (!cli.opts)
-        s_out_of_memory ();
+        zv_cli_out_of_memory ();
     int rc = s_parse (&cli, argc, argv);
     if (rc == ZOVA_RUN)
         rc = cli.cmd->handler (&cli);
@@ -3544,7 +2534,7 @@ main (int argc, char *argv [])
     free (cli.endpoint_owned);
     if (fflush (stdout) == EOF || ferror (stdout)) {
         if (rc == ZOVA_EXIT_OK)
-            s_fail ("cannot write the output: %s", strerror (errno));
+            zv_cli_fail ("cannot write the output: %s", strerror (errno));
         rc = ZOVA_EXIT_FAIL;
     }
     return rc;
