@@ -1,4 +1,4 @@
-/*  zova.c: the zova command line client: the command table, global
+/*  main.c: the zova command line client: the command table, global
     options, parsing, settings, usage and help.
 
     zova talks to the api actor the way the openstack client talks to Nova:
