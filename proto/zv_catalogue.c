@@ -179,15 +179,20 @@ static const zv_msgdef_t s_catalogue [] = {
         F_MAP ("node", false),
         F_STR ("degraded", false, 1024),
         F_INT ("report_interval", false, 1, 86400) } },
+    //  A host's report on one of its instances: an outcome of the task in
+    //  flight (step, done, failed with error and reason), the power state
+    //  it saw, facts only it knows; the state table decides what changes.
     { .type = "conductor.instance_update", .kind = ZV_MSG_REQUEST, .fields = {
         F_UUID ("uuid", true),
         F_ARRAY ("expected_task_state", false, 16),
-        F_MAP ("changes", true),
+        F_STR ("outcome", false, 16),
+        F_STR ("power_state", false, 16),
+        F_MAP ("facts", false),
+        F_STR ("error", false, 32),
+        F_STR ("reason", false, 4096),
+        F_STR ("note", false, 1024),
         F_STR ("action_request_id", false, 64),
-        F_STR ("action_result", false, 16),
-        F_STR ("action_message", false, 4096),
-        F_BOOL ("release_claim"),
-        F_BOOL ("build_failed") } },
+        F_MAP ("changes", false) } },
     { .type = "conductor.instance_destroyed", .kind = ZV_MSG_REQUEST, .fields = {
         F_UUID ("uuid", true),
         F_STR ("host", true, 0),

@@ -42,13 +42,8 @@ s_build_step_done (void *actor, void *ctx, zv_msg_t *reply)
 static void
 s_build_step (zv_compute_t *self, zv_compute_op_t *op)
 {
-    zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
-    zv_msg_set_rq (msg, op->rq);
-    json_t *body = json_pack ("{s:s, s:[s], s:{s:s}}", "uuid", op->uuid,
-                              "expected_task_state", s_build_steps [op->step],
-                              "changes", "task_state", s_build_steps [op->step + 1]);
-    zv_msg_set_body (msg, &body);
-    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_build_step_done, op, zv_compute_op_free);
+    zv_compute_report (self, op->uuid, op->rq, s_build_steps [op->step], ZV_OUTCOME_STEP, ZV_OK, NULL, -1,
+                       NULL, s_build_step_done, op, zv_compute_op_free);
 }
 
 void
@@ -82,38 +77,19 @@ s_build_final_done (void *actor, void *ctx, zv_msg_t *reply)
 void
 zv_compute_build_report (zv_compute_t *self, zv_compute_op_t *op)
 {
-    char now [32];
-    json_t *changes;
-    if (op->status == ZV_OK) {
-        changes = json_pack ("{s:s, s:n, s:s, s:s}", "vm_state", "active", "task_state",
-                             "power_state", zv_power_state_name (op->power),
-                             "launched_at", zv_iso8601 (zv_now_ms (), now));
-        if (op->real)
-            json_object_set (changes, "console", op->consoles ? op->consoles : json_null ());
-    }
-    else {
+    if (op->status != ZV_OK) {
         zv_warning (self->name, op->rq, "instance %s: spawn failed: %s", op->uuid, op->errbuf);
-        //  What was made for this instance goes; shared things stay.
+        //  What was made for this instance goes; shared things stay.  The
+        //  conductor reschedules the build or puts it in ERROR.
         if (op->virt) {
             char errbuf [512];
             op->driver->destroy (op->virt, op->uuid, errbuf, sizeof errbuf);
         }
         zv_compute_remove_instance_dir (self, op->uuid);
-        changes = json_pack ("{s:s, s:n, s:s, s:{s:s, s:i, s:s}}", "vm_state", "error",
-                             "task_state", "power_state", "nostate",
-                             "fault", "message", op->errbuf, "code", zv_status_http (op->status),
-                             "created", zv_iso8601 (zv_now_ms (), now));
     }
-    zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
-    zv_msg_set_rq (msg, op->rq);
-    //  A failed build is the conductor's to reschedule (build_failed).
-    json_t *body = json_pack ("{s:s, s:[s], s:o, s:s, s:s, s:b, s:b}", "uuid", op->uuid,
-                              "expected_task_state", "spawning", "changes", changes,
-                              "action_request_id", op->rq,
-                              "action_result", op->status == ZV_OK ? "Success" : "Error",
-                              "release_claim", op->status != ZV_OK, "build_failed", op->status != ZV_OK);
-    if (op->status != ZV_OK)
-        json_object_set_new (body, "action_message", json_string (op->errbuf));
-    zv_msg_set_body (msg, &body);
-    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_build_final_done, op, zv_compute_op_free);
+    zv_compute_report (self, op->uuid, op->rq, "spawning", op->status == ZV_OK ? ZV_OUTCOME_DONE : ZV_OUTCOME_FAILED,
+                       op->status, op->status == ZV_OK ? NULL : op->errbuf,
+                       op->status == ZV_OK && op->virt ? (int) op->power : -1,
+                       op->status == ZV_OK ? zv_compute_op_facts (op) : NULL,
+                       s_build_final_done, op, zv_compute_op_free);
 }

@@ -68,11 +68,13 @@ typedef struct _zv_compute_op_t zv_compute_op_t;
 //  The hypervisor calls of an action (on a worker thread on QEMU).
 typedef zv_status_t (zv_compute_run_fn) (zv_compute_op_t *op);
 
+//  An action's row says what the host does, never what the instance
+//  becomes: the host reports done or failed, and the conductor's state
+//  table (store/zv_state.c) decides the vm_state.
 typedef struct {
     const char *action;             //  zv_state action name ("create" for a spawn)
     const char *task_state;         //  the task_state the conductor set
     zv_compute_run_fn *run;         //  hypervisor calls (worker thread on QEMU)
-    const char *vm_state;           //  vm_state on success (NULL: unchanged)
     bool needs_images;              //  the _base files must be there (re-fetched if not)
     bool rescue_images;             //  the rescue image's too
     bool defines;                   //  (re)defines the domain from its record: a new serial port
@@ -169,6 +171,15 @@ void zv_compute_instance_action (zv_compute_t *self, zv_msg_t *msg);
 void zv_compute_build_instance (zv_compute_t *self, zv_msg_t *msg);
 //  The end of a build's op, to the conductor.  Takes ownership of op.
 void zv_compute_build_report (zv_compute_t *self, zv_compute_op_t *op);
+//  Report to the conductor the outcome of the task in flight on uuid: a
+//  step, done (text: a remark for the action record) or failed (why and
+//  text: the status and the reason), with the power state seen (-1: none)
+//  and the facts learnt (taken; NULL: none).  fn(ctx) runs on the answer.
+void zv_compute_report (zv_compute_t *self, const char *uuid, const char *rq, const char *task,
+                        zv_outcome_t outcome, zv_status_t why, const char *text, int power, json_t *facts,
+                        zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx);
+//  The facts an op learnt (its domain's consoles); new object.
+json_t *zv_compute_op_facts (zv_compute_op_t *op);
 
 //  ---------------------------------------------------------------------
 //  sync.c

@@ -48,7 +48,7 @@ s_guest_done (void *actor, void *job)
         char now [32];
         json_object_set_new (guest->guest, "updated_at", json_string (zv_iso8601 (zv_now_ms (), now)));
         zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
-        json_t *body = json_pack ("{s:s, s:{s:O}}", "uuid", guest->uuid, "changes", "guest", guest->guest);
+        json_t *body = json_pack ("{s:s, s:{s:O}}", "uuid", guest->uuid, "facts", "guest", guest->guest);
         zv_msg_set_body (msg, &body);
         zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_guest_noop, NULL, NULL);
     }
@@ -90,7 +90,7 @@ void
 zv_compute_guest_gone (zv_compute_t *self, const char *uuid)
 {
     zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
-    json_t *body = json_pack ("{s:s, s:{s:n}}", "uuid", uuid, "changes", "guest");
+    json_t *body = json_pack ("{s:s, s:{s:n}}", "uuid", uuid, "facts", "guest");
     zv_msg_set_body (msg, &body);
     zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_guest_noop, NULL, NULL);
 }

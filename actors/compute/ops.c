@@ -2,13 +2,16 @@
     one.
 
     An action is one row of s_actions: the task_state the conductor set
-    for it, the hypervisor calls it makes, the vm_state it leaves, and what
-    it needs on the host (the instance's images, the rescue image's, a
-    fresh definition of the domain).  An op is one action on one instance:
+    for it, the hypervisor calls it makes, and what it needs on the host
+    (the instance's images, the rescue image's, a fresh definition of the
+    domain).  What the action leaves the instance in is not the host's to
+    say: it reports done or failed (zv_compute_report), with the power
+    state it saw and the facts only it knows, and the conductor's state
+    table decides.  An op is one action on one instance:
     first its images are made sure of in the host's cache (zv_imagecache:
     fetched over the bus once per image), then its hypervisor calls run,
-    then its end is reported with conductor.instance_update against the
-    task_state the conductor set, with the action's result.  On a real
+    then its outcome is reported with conductor.instance_update against
+    the task_state the conductor set.  On a real
     hypervisor the calls run on the workers (zv_workers: a clean shutdown
     waits up to a minute on the guest), and only touch the op; on libvirt's
     test driver, whose calls answer in microseconds, they run on the loop's
@@ -314,18 +317,18 @@ s_run_set_password (zv_compute_op_t *op)
 //  The build's row comes first (zv_compute_action_build); the rows of a
 //  move's two halves will run functions of migrate_src.c / migrate_dst.c.
 static const zv_compute_action_t s_actions [] = {
-    { "create",         "spawning",           s_run_build,        "active",    true,  false, true  },
-    { "reboot",         "rebooting",          s_run_reboot,       "active",    false, false, true  },
-    { "reboot_hard",    "rebooting_hard",     s_run_hard_reboot,  "active",    true,  false, true  },
-    { "stop",           "powering-off",       s_run_stop,         "stopped",   false, false, false },
-    { "start",          "powering-on",        s_run_hard_reboot,  "active",    true,  false, true  },
-    { "pause",          "pausing",            s_run_pause,        "paused",    false, false, false },
-    { "unpause",        "unpausing",          s_run_unpause,      "active",    false, false, false },
-    { "suspend",        "suspending",         s_run_suspend,      "suspended", false, false, false },
-    { "resume",         "resuming",           s_run_resume,       "active",    false, false, false },
-    { "rescue",         "rescuing",           s_run_rescue,       "rescued",   true,  true,  true  },
-    { "unrescue",       "unrescuing",         s_run_unrescue,     "active",    true,  false, true  },
-    { "changePassword", "updating_password",  s_run_set_password, NULL,        false, false, false },
+    { "create",         "spawning",           s_run_build, true,  false, true  },
+    { "reboot",         "rebooting",          s_run_reboot, false, false, true  },
+    { "reboot_hard",    "rebooting_hard",     s_run_hard_reboot, true,  false, true  },
+    { "stop",           "powering-off",       s_run_stop, false, false, false },
+    { "start",          "powering-on",        s_run_hard_reboot, true,  false, true  },
+    { "pause",          "pausing",            s_run_pause, false, false, false },
+    { "unpause",        "unpausing",          s_run_unpause, false, false, false },
+    { "suspend",        "suspending",         s_run_suspend, false, false, false },
+    { "resume",         "resuming",           s_run_resume, false, false, false },
+    { "rescue",         "rescuing",           s_run_rescue, true,  true,  true  },
+    { "unrescue",       "unrescuing",         s_run_unrescue, true,  false, true  },
+    { "changePassword", "updating_password",  s_run_set_password, false, false, false },
 };
 #define S_ACTIONS (sizeof (s_actions) / sizeof (s_actions [0]))
 
@@ -358,10 +361,44 @@ s_action_done (void *actor, void *ctx, zv_msg_t *reply)
     zv_compute_op_destroy (&op);
 }
 
-//  The end of an op, to the conductor: the new states on success; on
-//  failure the task ends, the vm_state stays (the instance is as it was),
-//  the power state is what the hypervisor says, and the fault is the real
-//  reason.  A hard reboot that fails leaves ERROR, as Nova's does.
+void
+zv_compute_report (zv_compute_t *self, const char *uuid, const char *rq, const char *task,
+                   zv_outcome_t outcome, zv_status_t why, const char *text, int power, json_t *facts,
+                   zv_rpc_fn *fn, void *ctx, zv_rpc_free_fn *free_ctx)
+{
+    zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
+    zv_msg_set_rq (msg, rq);
+    json_t *body = json_pack ("{s:s, s:[s], s:s, s:s}", "uuid", uuid, "expected_task_state", task,
+                              "outcome", zv_outcome_name (outcome), "action_request_id", rq ? rq : "");
+    if (power >= 0)
+        json_object_set_new (body, "power_state", json_string (zv_power_state_name ((zv_power_state_t) power)));
+    if (facts && json_object_size (facts))
+        json_object_set (body, "facts", facts);
+    json_decref (facts);
+    if (outcome == ZV_OUTCOME_FAILED) {
+        json_object_set_new (body, "error", json_string (zv_status_name (why)));
+        json_object_set_new (body, "reason", json_string (text && *text ? text : "failed"));
+    }
+    else
+    if (text && *text)
+        json_object_set_new (body, "note", json_string (text));
+    zv_msg_set_body (msg, &body);
+    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, fn, ctx, free_ctx);
+}
+
+//  The facts an op learnt: where the consoles of its running domain listen
+//  (a hypervisor with consoles only).  New object.
+json_t *
+zv_compute_op_facts (zv_compute_op_t *op)
+{
+    json_t *facts = json_object ();
+    if (op->virt && op->real)
+        json_object_set (facts, "console", op->consoles ? op->consoles : json_null ());
+    return facts;
+}
+
+//  The end of an op, to the conductor: done or failed, with the power
+//  state the hypervisor reports and, on failure, the real reason.
 static void
 s_op_report (zv_compute_t *self, zv_compute_op_t *op)
 {
@@ -369,35 +406,15 @@ s_op_report (zv_compute_t *self, zv_compute_op_t *op)
         zv_compute_build_report (self, op);
         return;
     }
-    char now [32];
-    json_t *changes = json_pack ("{s:n}", "task_state");
-    if (op->virt)
-        json_object_set_new (changes, "power_state", json_string (zv_power_state_name (op->power)));
-    if (op->virt && op->real)
-        json_object_set (changes, "console", op->consoles ? op->consoles : json_null ());
-    if (op->status == ZV_OK) {
-        if (op->action->vm_state)
-            json_object_set_new (changes, "vm_state", json_string (op->action->vm_state));
+    if (op->status == ZV_OK)
         zv_info (self->name, op->rq, "instance %s: %s done%s%s", op->uuid, op->action->action,
                  *op->note ? ": " : "", op->note);
-    }
-    else {
+    else
         zv_warning (self->name, op->rq, "instance %s: %s failed: %s", op->uuid, op->action->action, op->errbuf);
-        json_object_set_new (changes, "fault", json_pack ("{s:s, s:i, s:s}", "message", op->errbuf,
-                             "code", zv_status_http (op->status), "created", zv_iso8601 (zv_now_ms (), now)));
-        if (streq (op->action->action, "reboot_hard") && op->status != ZV_EUNSUPPORTED)
-            json_object_set_new (changes, "vm_state", json_string ("error"));
-    }
-    zv_msg_t *msg = zv_msg_new ("conductor.instance_update");
-    zv_msg_set_rq (msg, op->rq);
-    json_t *body = json_pack ("{s:s, s:[s], s:o, s:s, s:s}", "uuid", op->uuid,
-                              "expected_task_state", op->action->task_state, "changes", changes,
-                              "action_request_id", op->rq,
-                              "action_result", op->status == ZV_OK ? "Success" : "Error");
-    if (op->status != ZV_OK || *op->note)
-        json_object_set_new (body, "action_message", json_string (op->status != ZV_OK ? op->errbuf : op->note));
-    zv_msg_set_body (msg, &body);
-    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_action_done, op, zv_compute_op_free);
+    zv_compute_report (self, op->uuid, op->rq, op->action->task_state,
+                       op->status == ZV_OK ? ZV_OUTCOME_DONE : ZV_OUTCOME_FAILED, op->status,
+                       op->status == ZV_OK ? op->note : op->errbuf, op->virt ? (int) op->power : -1,
+                       zv_compute_op_facts (op), s_action_done, op, zv_compute_op_free);
 }
 
 //  ---------------------------------------------------------------------

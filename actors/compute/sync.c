@@ -39,31 +39,19 @@ s_terminate (zv_compute_t *self, const char *uuid, const char *action_rq)
         status = self->driver->destroy (self->virt, uuid, errbuf, sizeof errbuf);
     else
         snprintf (errbuf, sizeof errbuf, "%s", *self->degraded ? self->degraded : "hypervisor unreachable");
-    zv_msg_t *msg;
-    json_t *body;
-    if (status == ZV_OK) {
-        zv_compute_remove_instance_dir (self, uuid);
-        json_object_del (self->serial_ports, uuid);
-    }
-    if (status == ZV_OK) {
-        msg = zv_msg_new ("conductor.instance_destroyed");
-        body = json_pack ("{s:s, s:s, s:s}", "uuid", uuid, "host", self->cfg.host,
-                          "action_request_id", action_rq ? action_rq : "");
-    }
-    else {
-        //  Nova puts an instance whose delete failed into ERROR; deleting
-        //  it again retries.
+    if (status != ZV_OK) {
+        //  Nova puts an instance whose delete failed into ERROR (the state
+        //  table says so); deleting it again retries.
         zv_warning (self->name, action_rq, "instance %s: destroy failed: %s", uuid, errbuf);
-        char now [32];
-        msg = zv_msg_new ("conductor.instance_update");
-        body = json_pack ("{s:s, s:[s], s:{s:s, s:n, s:{s:s, s:i, s:s}}, s:s, s:s, s:s}",
-                          "uuid", uuid, "expected_task_state", "deleting",
-                          "changes", "vm_state", "error", "task_state",
-                          "fault", "message", errbuf, "code", zv_status_http (status),
-                          "created", zv_iso8601 (zv_now_ms (), now),
-                          "action_request_id", action_rq ? action_rq : "",
-                          "action_result", "Error", "action_message", errbuf);
+        zv_compute_report (self, uuid, action_rq, "deleting", ZV_OUTCOME_FAILED, status, errbuf, -1, NULL,
+                           s_terminate_done, strdup (uuid), free);
+        return;
     }
+    zv_compute_remove_instance_dir (self, uuid);
+    json_object_del (self->serial_ports, uuid);
+    zv_msg_t *msg = zv_msg_new ("conductor.instance_destroyed");
+    json_t *body = json_pack ("{s:s, s:s, s:s}", "uuid", uuid, "host", self->cfg.host,
+                              "action_request_id", action_rq ? action_rq : "");
     zv_msg_set_rq (msg, action_rq);
     zv_msg_set_body (msg, &body);
     zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_terminate_done, strdup (uuid), free);

@@ -439,7 +439,7 @@ zv_conductor_count_failure (zv_conductor_t *self, const char *host, bool failed)
 //  up to max_attempts; then ERROR with the last failure as the fault.
 zv_status_t
 zv_conductor_build_failed (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
-                           char *errbuf, size_t errlen)
+                           const json_t *error_changes, char *errbuf, size_t errlen)
 {
     const zv_msg_t *msg = call->msg;
     const char *uuid = zv_msg_get_str (msg, "uuid");
@@ -449,7 +449,7 @@ zv_conductor_build_failed (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
         return ZV_ENOTFOUND;
     }
     const char *host = s_str (rec, "host") ? s_str (rec, "host") : "?";
-    const char *why = zv_msg_get_str (msg, "action_message") ? zv_msg_get_str (msg, "action_message") : "build failed";
+    const char *why = zv_msg_get_str (msg, "reason") ? zv_msg_get_str (msg, "reason") : "build failed";
     zv_conductor_count_failure (self, host, true);
     json_t *tried = json_copy (json_object_get (rec, "build_hosts"));
     if (!json_is_array (tried)) {
@@ -462,9 +462,9 @@ zv_conductor_build_failed (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     snprintf (failure, sizeof failure, "Build failed on %s: %s", host, why);
     zv_status_t status;
     if ((int) json_array_size (tried) >= self->cfg.max_attempts || !json_is_object (spec)) {
-        //  Out of attempts: the compute's ERROR changes stand, with a fault
-        //  that says so when there was more than one attempt.
-        json_t *changes = json_deep_copy (json_object_get (zv_msg_body (msg), "changes"));
+        //  Out of attempts: ERROR as the state table says, with a fault that
+        //  says so when there was more than one attempt.
+        json_t *changes = json_deep_copy (error_changes);
         if (json_array_size (tried) > 1) {
             char message [900];
             snprintf (message, sizeof message, "Exceeded maximum number of retries. Exhausted all hosts "

@@ -626,6 +626,13 @@ zv_conductor_heartbeat (zv_conductor_t *self)
     s_batch_end (self);
 }
 
+zv_store_t *
+zv_conductor_store (zv_conductor_t *self)
+{
+    assert (!self->in_batch);
+    return self->store;
+}
+
 const char *
 zv_conductor_epoch (const zv_conductor_t *self)
 {

@@ -211,8 +211,11 @@ zv_status_t zv_conductor_start_terminate (zv_conductor_t *self, zv_txn_t *txn, j
 //  ---------------------------------------------------------------------
 //  builds.c
 
-//  instance_update with build_failed (hosts.c hands it over).
-zv_conductor_handler_fn zv_conductor_build_failed;
+//  A build's host reported it failed (hosts.c hands the report over, with
+//  the ERROR changes the state table gives): reschedule, or ERROR when the
+//  attempts are spent.
+zv_status_t zv_conductor_build_failed (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                                       const json_t *error_changes, char *errbuf, size_t errlen);
 //  Give back an instance's claim.
 zv_status_t zv_conductor_release (zv_conductor_t *self, zv_txn_t *txn, const char *uuid);
 //  ERROR with a fault, claim released, create action closed; only from one
@@ -238,8 +241,7 @@ zv_conductor_handler_fn zv_conductor_server_action, zv_conductor_server_action_c
 //  ---------------------------------------------------------------------
 //  hosts.c
 
-zv_conductor_handler_fn zv_conductor_service_heartbeat, zv_conductor_instance_update,
-    zv_conductor_instance_destroyed, zv_conductor_compute_sync, zv_conductor_host_states,
+zv_conductor_handler_fn zv_conductor_service_heartbeat, zv_conductor_compute_sync, zv_conductor_host_states,
     zv_conductor_service_list, zv_conductor_service_set, zv_conductor_hypervisor_list,
     zv_conductor_hypervisor_show;
 //  "up", "down" or "degraded" from a service record (NULL: down).
@@ -252,6 +254,11 @@ json_t *zv_conductor_compute_service (zv_conductor_t *self, zv_txn_t *txn, const
 //  action, or any when NULL), copied into buf; NULL when none.
 const char *zv_conductor_open_action_rq (zv_txn_t *txn, const char *uuid, const char *action,
                                          char *buf, size_t len);
+
+//  ---------------------------------------------------------------------
+//  reports.c: a host's reports on its instances
+
+zv_conductor_handler_fn zv_conductor_instance_update, zv_conductor_instance_destroyed;
 
 //  ---------------------------------------------------------------------
 //  admin.c

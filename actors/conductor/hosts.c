@@ -1,12 +1,8 @@
 /*  hosts.c: what compute hosts and services tell the conductor, and what
     the conductor tells about them: heartbeats (services, schedulers,
-    inventories), instance updates and destroyed instances, the sync that
-    reconciles a host's domains with the store, the host states a scheduler
-    ranks on, services and hypervisors.
-
-    Every instance update is a compare-and-swap on the task_state the host
-    expected, so a host's report and a user's delete racing cannot both
-    win; a build that failed goes to builds.c to be rescheduled.  A compute
+    inventories), the sync that reconciles a host's domains with the store,
+    the host states a scheduler ranks on, services and hypervisors.  A
+    host's reports on one instance (outcomes, facts) are reports.c's.  A compute
     that sees a new conductor epoch in its heartbeat reply sends
     compute_sync with its domains (after a restart of either side), and
     the rules here settle every instance of that host: Nova's init_instance
@@ -16,6 +12,7 @@
 #include "store/zv_instance.h"
 #include "store/zv_placement.h"
 #include "store/zv_aggregate.h"
+#include "store/zv_migration.h"
 
 //  ---------------------------------------------------------------------
 //  Heartbeats, instance updates, sync
@@ -126,46 +123,6 @@ zv_conductor_service_heartbeat (zv_conductor_t *self, zv_txn_t *txn, zv_conducto
     return ZV_OK;
 }
 
-zv_status_t
-zv_conductor_instance_update (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
-                              char *errbuf, size_t errlen)
-{
-    const zv_msg_t *msg = call->msg;
-    if (zv_msg_get_bool (msg, "build_failed", false))
-        return zv_conductor_build_failed (self, txn, call, errbuf, errlen);
-    const char *uuid = zv_msg_get_str (msg, "uuid");
-    json_t *body = zv_msg_body (msg);
-    json_t *rec = NULL;
-    zv_status_t status = zv_store_instance_cas (txn, uuid, json_object_get (body, "expected_task_state"),
-                                                json_object_get (body, "changes"), &rec, errbuf, errlen);
-    if (status == ZV_OK && zv_msg_get_bool (msg, "release_claim", false))
-        status = zv_conductor_release (self, txn, uuid);
-    const char *action_rq = zv_msg_get_str (msg, "action_request_id");
-    const char *result = zv_msg_get_str (msg, "action_result");
-    if (status == ZV_OK && action_rq && result)
-        zv_store_action_finish (txn, uuid, action_rq, result, zv_msg_get_str (msg, "action_message"));
-    const char *vm_state = s_str (json_object_get (body, "changes"), "vm_state");
-    if (status == ZV_OK && vm_state && strcmp (vm_state, "active") == 0 && s_str (rec, "host"))
-        zv_conductor_count_failure (self, s_str (rec, "host"), false);    //  a success clears the host's record
-    if (status == ZV_OK)
-        call->reply = json_pack ("{s:o}", "instance", zv_instance_view (rec));
-    else
-        json_decref (rec);
-    return status;
-}
-
-zv_status_t
-zv_conductor_instance_destroyed (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
-                                 char *errbuf, size_t errlen)
-{
-    const char *uuid = zv_msg_get_str (call->msg, "uuid");
-    zv_status_t status = zv_conductor_finish_delete (self, txn, uuid, zv_msg_get_str (call->msg, "action_request_id"),
-                                                     errbuf, errlen);
-    if (status == ZV_OK)
-        call->reply = json_object ();
-    return status;
-}
-
 //  The request id of an instance's newest unfinished action (of the named
 //  action, or any when action is NULL), copied into buf; NULL when none.
 const char *
@@ -193,6 +150,11 @@ zv_conductor_open_action_rq (zv_txn_t *txn, const char *uuid, const char *action
 //    domain there -> power_state from the hypervisor (active + shutdown or
 //    crashed -> stopped, as Nova's sync stops it).
 //  Domains of no live instance are orphans: the compute reaps them.
+//  An instance with an open move is its move's: a domain the move expects
+//  on this host (either end) is never an orphan, and what this host holds
+//  of it (the source's domain gone to the destination, the destination's
+//  not started yet) is never read as a guest that powered off; the move
+//  engine settles it.
 typedef struct {
     zv_conductor_t *self;
     zv_txn_t *txn;
@@ -205,6 +167,7 @@ typedef struct {
     bool partial;                   //  only the listed domains (an event), no orphans
     int64_t compute_started_ms;     //  the compute's own start: what it was doing then is lost
     json_t *interrupted;            //  [{uuid, task_state}]: actions the compute restart cut off
+    json_t *moving;                 //  uuid -> open move naming this host (zv_migration_open_on_host)
 } s_sync_t;
 
 static bool
@@ -212,6 +175,8 @@ s_sync_visit (const char *key, json_t *rec, void *arg)
 {
     s_sync_t *sync = (s_sync_t *) arg;
     const char *host = s_str (rec, "host");
+    if (json_object_get (sync->moving, key))
+        return true;
     if (!host || strcmp (host, sync->host) != 0 || json_is_true (json_object_get (rec, "deleted")))
         return true;
     json_object_set_new (sync->seen, key, json_true ());
@@ -294,7 +259,7 @@ zv_conductor_compute_sync (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     s_sync_t sync = { self, txn, zv_msg_get_str (msg, "host"), json_object (),
                       self->started_ms, json_array (), json_object (), json_array (),
                       zv_msg_get_bool (msg, "partial", false), zv_msg_get_int (msg, "started_ms", 0),
-                      json_array () };
+                      json_array (), zv_migration_open_on_host (txn, zv_msg_get_str (msg, "host")) };
     if (sync.compute_started_ms > sync.restart_ms)
         sync.restart_ms = sync.compute_started_ms;
     size_t index;
@@ -370,8 +335,9 @@ zv_conductor_compute_sync (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     const char *uuid;
     json_t *power;
     json_object_foreach (sync.domains, uuid, power)
-        if (!sync.partial && !json_object_get (sync.seen, uuid))
+        if (!sync.partial && !json_object_get (sync.seen, uuid) && !json_object_get (sync.moving, uuid))
             json_array_append_new (orphans, json_string (uuid));
+    json_decref (sync.moving);
     if (status == ZV_OK)
         call->reply = json_pack ("{s:o, s:o}", "terminate", sync.terminate, "orphans", orphans);
     else {

@@ -55,4 +55,9 @@ void zv_conductor_heartbeat (zv_conductor_t *self);
 //  reply carries so that peers notice a restart.
 const char *zv_conductor_epoch (const zv_conductor_t *self);
 
+//  The store, for tests and tools that set a scene or read the records
+//  directly, between batches only (never inside begin/end).  Borrowed.
+struct _zv_store_t;
+struct _zv_store_t *zv_conductor_store (zv_conductor_t *self);
+
 #endif

@@ -833,9 +833,10 @@ s_no_such_instance (s_ctx_t *ctx)
 }
 
 //  A state that forbids the action.  Deleting a deleted server; through the
-//  conductor, a compare-and-swap on the wrong task_state of an ACTIVE
-//  instance, an instance "destroyed" that was never being deleted, and
-//  changes that name no state.
+//  conductor, a report on a task an ACTIVE instance is not in, an instance
+//  "destroyed" that was never being deleted, a vm_state named by the host
+//  (the state table decides, not the host), and an outcome that is none.
+//  From a peer that is no compute, each is refused before it is judged.
 static int
 s_forbidden_transition (s_ctx_t *ctx)
 {
@@ -850,20 +851,21 @@ s_forbidden_transition (s_ctx_t *ctx)
         return -1;
     if (!conductor || !ctx->server)
         return 0;
-    json_t *body = json_pack ("{s:s, s:[s], s:{s:s, s:s}}", "uuid", ctx->server,
-                              "expected_task_state", "spawning",
-                              "changes", "vm_state", "error", "task_state", "deleting");
-    if (s_expect_body (ctx, "conductor.instance_update", body, S_MASK (ZV_ECONFLICT)))
+    json_t *body = json_pack ("{s:s, s:[s], s:s}", "uuid", ctx->server,
+                              "expected_task_state", "spawning", "outcome", "done");
+    if (s_expect_body (ctx, "conductor.instance_update", body, s_host (ctx, S_MASK (ZV_ECONFLICT))))
         return -1;
     body = json_pack ("{s:s, s:s}", "uuid", ctx->server, "host", "badinput-host");
-    if (s_expect_body (ctx, "conductor.instance_destroyed", body, S_MASK (ZV_ECONFLICT)))
+    if (s_expect_body (ctx, "conductor.instance_destroyed", body, s_host (ctx, S_MASK (ZV_ECONFLICT))))
         return -1;
     body = json_pack ("{s:s, s:[n], s:{s:s}}", "uuid", ctx->server, "expected_task_state",
-                      "changes", "vm_state", "bogus");
-    if (s_expect_body (ctx, "conductor.instance_update", body, S_MASK (ZV_EINVAL)))
+                      "changes", "vm_state", "error");
+    if (s_expect_body (ctx, "conductor.instance_update", body, s_host (ctx, S_MASK (ZV_EINVAL))))
         return -1;
-    body = json_pack ("{s:s, s:[n], s:{s:i}}", "uuid", ctx->server, "expected_task_state",
-                      "changes", "task_state", 3);
+    body = json_pack ("{s:s, s:[n], s:s}", "uuid", ctx->server, "expected_task_state", "outcome", "bogus");
+    if (s_expect_body (ctx, "conductor.instance_update", body, s_host (ctx, S_MASK (ZV_EINVAL))))
+        return -1;
+    body = json_pack ("{s:s, s:[n], s:i}", "uuid", ctx->server, "expected_task_state", "outcome", 3);
     return s_expect_body (ctx, "conductor.instance_update", body, S_MASK (ZV_EINVAL));
 }
 

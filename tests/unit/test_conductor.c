@@ -38,51 +38,6 @@ s_teardown (void **state)
     return 0;
 }
 
-//  A scheduler, the hosts' inventories, a flavor of 1 VCPU / 512 MB / 1 GB
-//  and an image: what a create needs.  The image's id into image.
-static void
-s_cloud (zv_harness_t *self, char image [ZV_UUID_LEN + 1])
-{
-    zv_harness_scheduler_up (self, "s1");
-    zv_harness_compute_up (self, "node1", 4, 4096, 40);
-    zv_harness_flavor (self, "m1", 1, 512, 1);
-    zv_harness_image (self, "cirros", image);
-    zv_harness_clear (self);
-}
-
-static const char *
-s_get (const json_t *object, const char *key)
-{
-    return json_string_value (json_object_get (object, key));
-}
-
-//  The id of the first server of a create's reply, into uuid.
-static void
-s_created_uuid (json_t *created, char uuid [ZV_UUID_LEN + 1])
-{
-    json_t *server = json_array_get (json_object_get (created, "servers"), 0);
-    assert_non_null (server);
-    snprintf (uuid, ZV_UUID_LEN + 1, "%s", s_get (server, "id"));
-}
-
-//  The newest action record of the named action on a server (new), or NULL.
-static json_t *
-s_event (zv_harness_t *self, const char *uuid, const char *action)
-{
-    json_t *body = zv_harness_ok (self, "conductor.server_events", "api.test",
-                                  json_pack ("{s:s}", "ref", uuid));
-    json_t *found = NULL;
-    size_t index;
-    json_t *event;
-    json_array_foreach (json_object_get (body, "events"), index, event)
-        if (streq (s_get (event, "action"), action)) {
-            json_decref (found);
-            found = json_incref (event);
-        }
-    json_decref (body);
-    return found;
-}
-
 //  MEMORY_MB used on a provider, as placement shows it.
 static json_int_t
 s_ram_used (zv_harness_t *self, const char *host)
@@ -102,15 +57,15 @@ test_conductor_create_schedules_and_casts (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
 
     //  Recorded BUILD, and the registered scheduler is asked.
     json_t *created = zv_harness_create (self, "vm", "m1", image);
-    s_created_uuid (created, uuid);
+    zv_harness_created_uuid (created, uuid);
     json_t *server = json_array_get (json_object_get (created, "servers"), 0);
-    assert_string_equal (s_get (server, "status"), "BUILD");
-    assert_string_equal (s_get (server, "vm_state"), "building");
-    assert_string_equal (s_get (server, "task_state"), "scheduling");
+    assert_string_equal (zv_harness_get (server, "status"), "BUILD");
+    assert_string_equal (zv_harness_get (server, "vm_state"), "building");
+    assert_string_equal (zv_harness_get (server, "task_state"), "scheduling");
     assert_null (json_object_get (server, "request_spec"));         //  internal keys stay in
     json_decref (created);
     assert_int_equal (zv_harness_count (self, "scheduler.select_destinations", "scheduler.s1"), 1);
@@ -127,16 +82,16 @@ test_conductor_create_schedules_and_casts (void **state)
     zv_msg_t *build = zv_harness_take (self, "compute.build_instance", "compute.node1");
     assert_non_null (build);
     json_t *instance = json_object_get (zv_msg_body (build), "instance");
-    assert_string_equal (s_get (instance, "uuid"), uuid);
-    assert_string_equal (s_get (instance, "host"), "node1");
+    assert_string_equal (zv_harness_get (instance, "uuid"), uuid);
+    assert_string_equal (zv_harness_get (instance, "host"), "node1");
     assert_int_equal (json_integer_value (json_object_get (zv_msg_body (build), "attempt")), 1);
     assert_non_null (json_object_get (json_object_get (zv_msg_body (build), "images"), image));
     zv_msg_destroy (&build);
     assert_int_equal (zv_harness_count (self, NULL, NULL), 0);
 
     server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "host"), "node1");
-    assert_string_equal (s_get (server, "task_state"), "scheduling");
+    assert_string_equal (zv_harness_get (server, "host"), "node1");
+    assert_string_equal (zv_harness_get (server, "task_state"), "scheduling");
     json_decref (server);
     assert_int_equal (s_ram_used (self, "node1"), 512);
 }
@@ -147,10 +102,10 @@ test_conductor_create_falls_to_alternate (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_compute_up (self, "small", 4, 256, 40);
     json_t *created = zv_harness_create (self, "vm", "m1", image);
-    s_created_uuid (created, uuid);
+    zv_harness_created_uuid (created, uuid);
     json_decref (created);
 
     zv_harness_select (self, json_pack ("[[s, s]]", "small", "node1"));
@@ -159,7 +114,7 @@ test_conductor_create_falls_to_alternate (void **state)
     assert_non_null (build);
     zv_msg_destroy (&build);
     json_t *server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "host"), "node1");
+    assert_string_equal (zv_harness_get (server, "host"), "node1");
     json_decref (server);
     assert_int_equal (s_ram_used (self, "small"), 0);
     assert_int_equal (s_ram_used (self, "node1"), 512);
@@ -171,33 +126,33 @@ test_conductor_create_no_valid_host (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], first [ZV_UUID_LEN + 1], second [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
 
     json_t *created = zv_harness_create (self, "vm1", "m1", image);
-    s_created_uuid (created, first);
+    zv_harness_created_uuid (created, first);
     json_decref (created);
     zv_harness_select (self, json_pack ("[[]]"));
     assert_int_equal (zv_harness_count (self, "compute.build_instance", NULL), 0);
     json_t *server = zv_harness_show (self, first);
-    assert_string_equal (s_get (server, "status"), "ERROR");
+    assert_string_equal (zv_harness_get (server, "status"), "ERROR");
     assert_true (json_is_null (json_object_get (server, "task_state")));
-    assert_string_equal (s_get (json_object_get (server, "fault"), "message"), NO_VALID_HOST);
+    assert_string_equal (zv_harness_get (json_object_get (server, "fault"), "message"), NO_VALID_HOST);
     json_decref (server);
 
     created = zv_harness_create (self, "vm2", "m1", image);
-    s_created_uuid (created, second);
+    zv_harness_created_uuid (created, second);
     json_decref (created);
     zv_msg_t *call = zv_harness_take (self, "scheduler.select_destinations", "scheduler.s1");
     zv_harness_answer (self, &call, ZV_ENOVALIDHOST, "no host passed the filters", NULL);
     server = zv_harness_show (self, second);
-    assert_string_equal (s_get (server, "status"), "ERROR");
-    assert_true (zv_test_has (s_get (json_object_get (server, "fault"), "message"), NO_VALID_HOST));
+    assert_string_equal (zv_harness_get (server, "status"), "ERROR");
+    assert_true (zv_test_has (zv_harness_get (json_object_get (server, "fault"), "message"), NO_VALID_HOST));
     json_decref (server);
 
     //  The create's action record says so too.
-    json_t *create = s_event (self, second, "create");
+    json_t *create = zv_harness_event (self, second, "create");
     assert_non_null (create);
-    assert_string_equal (s_get (create, "result"), "Error");
+    assert_string_equal (zv_harness_get (create, "result"), "Error");
     json_decref (create);
     assert_int_equal (s_ram_used (self, "node1"), 0);
 }
@@ -209,11 +164,11 @@ test_conductor_create_host_unreachable (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_compute_up (self, "node2", 4, 4096, 40);
     zv_harness_unreachable (self, "compute.node1", true);
     json_t *created = zv_harness_create (self, "vm", "m1", image);
-    s_created_uuid (created, uuid);
+    zv_harness_created_uuid (created, uuid);
     json_decref (created);
 
     zv_harness_select (self, json_pack ("[[s]]", "node1"));
@@ -226,7 +181,7 @@ test_conductor_create_host_unreachable (void **state)
     assert_int_equal (json_array_size (ignore), 1);
     assert_string_equal (json_string_value (json_array_get (ignore, 0)), "node1");
     json_t *server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "task_state"), "scheduling");
+    assert_string_equal (zv_harness_get (server, "task_state"), "scheduling");
     assert_true (json_is_null (json_object_get (server, "host")));
     json_decref (server);
     assert_int_equal (s_ram_used (self, "node1"), 0);
@@ -237,7 +192,7 @@ test_conductor_create_host_unreachable (void **state)
     assert_int_equal (json_integer_value (json_object_get (zv_msg_body (build), "attempt")), 2);
     zv_msg_destroy (&build);
     server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "host"), "node2");
+    assert_string_equal (zv_harness_get (server, "host"), "node2");
     json_decref (server);
 }
 
@@ -257,31 +212,31 @@ test_conductor_action_admitted (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_boot (self, "vm", "m1", image, "node1", uuid);
     json_t *server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "status"), "ACTIVE");
+    assert_string_equal (zv_harness_get (server, "status"), "ACTIVE");
     json_decref (server);
     zv_harness_clear (self);
 
     zv_msg_t *reply;
     json_t *body = s_action (self, uuid, "reboot", &reply);
     assert_int_equal (zv_msg_status (reply), ZV_OK);
-    assert_string_equal (s_get (json_object_get (body, "server"), "task_state"), "rebooting");
-    assert_string_equal (s_get (json_object_get (body, "server"), "status"), "REBOOT");
-    assert_string_equal (s_get (body, "request_id"), zv_msg_rq (reply));
+    assert_string_equal (zv_harness_get (json_object_get (body, "server"), "task_state"), "rebooting");
+    assert_string_equal (zv_harness_get (json_object_get (body, "server"), "status"), "REBOOT");
+    assert_string_equal (zv_harness_get (body, "request_id"), zv_msg_rq (reply));
     zv_msg_t *cast = zv_harness_take (self, "compute.instance_action", "compute.node1");
     assert_non_null (cast);
-    assert_string_equal (s_get (zv_msg_body (cast), "action"), "reboot");
-    assert_string_equal (s_get (zv_msg_body (cast), "action_request_id"), zv_msg_rq (reply));
-    assert_string_equal (s_get (json_object_get (zv_msg_body (cast), "instance"), "task_state"), "rebooting");
+    assert_string_equal (zv_harness_get (zv_msg_body (cast), "action"), "reboot");
+    assert_string_equal (zv_harness_get (zv_msg_body (cast), "action_request_id"), zv_msg_rq (reply));
+    assert_string_equal (zv_harness_get (json_object_get (zv_msg_body (cast), "instance"), "task_state"), "rebooting");
     assert_non_null (json_object_get (json_object_get (zv_msg_body (cast), "images"), image));
     zv_msg_destroy (&cast);
     zv_msg_destroy (&reply);
     server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "task_state"), "rebooting");
+    assert_string_equal (zv_harness_get (server, "task_state"), "rebooting");
     json_decref (server);
-    json_t *reboot = s_event (self, uuid, "reboot");
+    json_t *reboot = zv_harness_event (self, uuid, "reboot");
     assert_non_null (reboot);
     assert_true (json_is_null (json_object_get (reboot, "finish_time")));
     json_decref (reboot);
@@ -293,7 +248,7 @@ test_conductor_action_refused (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_boot (self, "vm", "m1", image, "node1", uuid);
     json_t *before = zv_harness_show (self, uuid);
     zv_harness_clear (self);
@@ -327,7 +282,7 @@ test_conductor_action_unreachable (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_boot (self, "vm", "m1", image, "node1", uuid);
     zv_harness_clear (self);
     zv_harness_unreachable (self, "compute.node1", true);
@@ -335,19 +290,19 @@ test_conductor_action_unreachable (void **state)
     zv_msg_t *reply;
     json_t *body = s_action (self, uuid, "stop", &reply);
     assert_int_equal (zv_msg_status (reply), ZV_OK);                //  admitted, then reverted
-    assert_string_equal (s_get (json_object_get (body, "server"), "task_state"), "powering-off");
+    assert_string_equal (zv_harness_get (json_object_get (body, "server"), "task_state"), "powering-off");
     zv_msg_destroy (&reply);
     assert_int_equal (zlistx_size (self->refused), 1);
     json_t *server = zv_harness_show (self, uuid);
-    assert_null (s_get (server, "task_state"));
-    assert_string_equal (s_get (server, "vm_state"), "active");
-    assert_string_equal (s_get (json_object_get (server, "fault"), "message"),
+    assert_null (zv_harness_get (server, "task_state"));
+    assert_string_equal (zv_harness_get (server, "vm_state"), "active");
+    assert_string_equal (zv_harness_get (json_object_get (server, "fault"), "message"),
                          "compute host node1 is not connected");
     json_decref (server);
-    json_t *stop = s_event (self, uuid, "stop");
+    json_t *stop = zv_harness_event (self, uuid, "stop");
     assert_non_null (stop);
-    assert_string_equal (s_get (stop, "result"), "Error");
-    assert_true (zv_test_has (s_get (stop, "message"), "not connected"));
+    assert_string_equal (zv_harness_get (stop, "result"), "Error");
+    assert_true (zv_test_has (zv_harness_get (stop, "message"), "not connected"));
     json_decref (stop);
 }
 
@@ -360,13 +315,13 @@ test_conductor_instance_update_conflict (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_boot (self, "vm", "m1", image, "node1", uuid);
     json_t *before = zv_harness_show (self, uuid);
 
     zv_msg_t *reply = zv_harness_request (self, "conductor.instance_update", "compute.node1",
-        json_pack ("{s:s, s:[s], s:{s:s, s:s}}", "uuid", uuid, "expected_task_state", "rebooting",
-                   "changes", "vm_state", "stopped", "power_state", "shutdown"));
+        json_pack ("{s:s, s:[s], s:s, s:s}", "uuid", uuid, "expected_task_state", "rebooting",
+                   "outcome", "done", "power_state", "shutdown"));
     assert_int_equal (zv_msg_status (reply), ZV_ECONFLICT);
     assert_true (zv_test_has (zv_msg_error_text (reply), "Conflict updating instance"));
     assert_true (zv_test_has (zv_msg_error_text (reply), uuid));
@@ -384,7 +339,7 @@ test_conductor_compute_sync (void **state)
 {
     zv_harness_t *self = *state;
     char image [ZV_UUID_LEN + 1], uuid [ZV_UUID_LEN + 1];
-    s_cloud (self, image);
+    zv_harness_cloud (self, image);
     zv_harness_boot (self, "vm", "m1", image, "node1", uuid);
 
     json_t *body = zv_harness_ok (self, "conductor.compute_sync", "compute.node1",
@@ -397,9 +352,9 @@ test_conductor_compute_sync (void **state)
     json_decref (body);
 
     json_t *server = zv_harness_show (self, uuid);
-    assert_string_equal (s_get (server, "vm_state"), "stopped");
-    assert_string_equal (s_get (server, "power_state"), "nostate");
-    assert_string_equal (s_get (server, "status"), "SHUTOFF");
+    assert_string_equal (zv_harness_get (server, "vm_state"), "stopped");
+    assert_string_equal (zv_harness_get (server, "power_state"), "nostate");
+    assert_string_equal (zv_harness_get (server, "status"), "SHUTOFF");
     json_decref (server);
 
     //  An event's sync (partial) names no orphans and leaves the others.
@@ -419,7 +374,7 @@ test_conductor_heartbeat_and_unknown_type (void **state)
     zv_harness_t *self = *state;
     json_t *body = zv_harness_ok (self, "conductor.service_heartbeat", "compute.node1",
                                   json_pack ("{s:s, s:s}", "binary", "compute", "host", "node1"));
-    assert_string_equal (s_get (body, "epoch"), zv_conductor_epoch (self->conductor));
+    assert_string_equal (zv_harness_get (body, "epoch"), zv_conductor_epoch (self->conductor));
     json_decref (body);
 
     //  A type of the catalogue that the conductor does not serve.

@@ -380,6 +380,18 @@ zv_harness_select (zv_harness_t *self, json_t *destinations)
     zv_harness_answer (self, &call, ZV_OK, NULL, json_pack ("{s:o}", "destinations", destinations));
 }
 
+//  A host's report on an instance, as compute sends it: an outcome of the
+//  task in flight, with the power state seen (NULL: none); must succeed.
+static inline void
+zv_harness_report (zv_harness_t *self, const char *compute, const char *uuid, const char *task,
+                   const char *outcome, const char *power)
+{
+    json_t *body = json_pack ("{s:s, s:[s], s:s}", "uuid", uuid, "expected_task_state", task, "outcome", outcome);
+    if (power)
+        json_object_set_new (body, "power_state", json_string (power));
+    json_decref (zv_harness_ok (self, "conductor.instance_update", compute, body));
+}
+
 //  Boot a server on host to ACTIVE, as the scheduler and the host's compute
 //  would (the build's steps, each a compare-and-swap); its uuid into uuid.
 static inline void
@@ -399,17 +411,58 @@ zv_harness_boot (zv_harness_t *self, const char *name, const char *flavor, const
     if (!build)
         fail_msg ("no compute.build_instance to %s", compute);
     zv_msg_destroy (&build);
-    static const char *steps [] = { "scheduling", "networking", "block_device_mapping", "spawning" };
-    for (size_t step = 0; step + 1 < sizeof steps / sizeof steps [0]; step++)
-        json_decref (zv_harness_ok (self, "conductor.instance_update", compute,
-                                    json_pack ("{s:s, s:[s], s:{s:s}}", "uuid", uuid, "expected_task_state",
-                                               steps [step], "changes", "task_state", steps [step + 1])));
+    static const char *steps [] = { "scheduling", "networking", "block_device_mapping" };
+    for (size_t step = 0; step < sizeof steps / sizeof steps [0]; step++)
+        zv_harness_report (self, compute, uuid, steps [step], "step", NULL);
     json_decref (zv_harness_ok (self, "conductor.instance_update", compute,
-                                json_pack ("{s:s, s:[s], s:{s:s, s:n, s:s, s:s}, s:s, s:s}", "uuid", uuid,
-                                           "expected_task_state", "spawning", "changes", "vm_state", "active",
-                                           "task_state", "power_state", "running",
-                                           "launched_at", "2026-01-01T00:00:00Z",
-                                           "action_request_id", rq, "action_result", "Success")));
+                                json_pack ("{s:s, s:[s], s:s, s:s, s:s}", "uuid", uuid,
+                                           "expected_task_state", "spawning", "outcome", "done",
+                                           "power_state", "running", "action_request_id", rq)));
+}
+
+//  A scheduler, the hosts' inventories, a flavor of 1 VCPU / 512 MB / 1 GB
+//  and an image: what a create needs.  The image's id into image.
+static inline void
+zv_harness_cloud (zv_harness_t *self, char image [ZV_UUID_LEN + 1])
+{
+    zv_harness_scheduler_up (self, "s1");
+    zv_harness_compute_up (self, "node1", 4, 4096, 40);
+    zv_harness_flavor (self, "m1", 1, 512, 1);
+    zv_harness_image (self, "cirros", image);
+    zv_harness_clear (self);
+}
+
+static inline const char *
+zv_harness_get (const json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+//  The id of the first server of a create's reply, into uuid.
+static inline void
+zv_harness_created_uuid (json_t *created, char uuid [ZV_UUID_LEN + 1])
+{
+    json_t *server = json_array_get (json_object_get (created, "servers"), 0);
+    assert_non_null (server);
+    snprintf (uuid, ZV_UUID_LEN + 1, "%s", zv_harness_get (server, "id"));
+}
+
+//  The newest action record of the named action on a server (new), or NULL.
+static inline json_t *
+zv_harness_event (zv_harness_t *self, const char *uuid, const char *action)
+{
+    json_t *body = zv_harness_ok (self, "conductor.server_events", "api.test",
+                                  json_pack ("{s:s}", "ref", uuid));
+    json_t *found = NULL;
+    size_t index;
+    json_t *event;
+    json_array_foreach (json_object_get (body, "events"), index, event)
+        if (streq (zv_harness_get (event, "action"), action)) {
+            json_decref (found);
+            found = json_incref (event);
+        }
+    json_decref (body);
+    return found;
 }
 
 #endif
