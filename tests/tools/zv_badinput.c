@@ -1042,6 +1042,63 @@ s_peer_junk (s_ctx_t *ctx)
     return s_expect_body (ctx, "conductor.service_heartbeat", body, S_MASK (ZV_EINVAL));
 }
 
+//  Input a script could send that once broke zova: a server's metadata
+//  nested 12 and 14 maps deep (it was stored, and then every listing that
+//  held it failed; at 14 the creator got no answer at all), metadata that
+//  is not Nova's flat map of strings, and a name with U+FFFE or U+FFFF
+//  (valid UTF-8 that libvirt's XML refuses, so builds failed late).  Each
+//  is refused at the door with a clear error; nothing is stored.
+static int
+s_unstorable (s_ctx_t *ctx)
+{
+    const char *type = s_type (ctx, "server_create");
+    for (int depth = 12; depth <= 14; depth += 2) {
+        json_t *deep = json_string ("leaf");
+        for (int level = 1; level < depth; level++)
+            deep = json_pack ("{s:o}", "d", deep);
+        json_t *body = json_pack ("{s:s, s:s, s:s, s:{s:o}}", "name", "nested", "flavor", "tiny",
+                                  "image", "cirros", "metadata", "k", deep);
+        if (s_expect_body (ctx, type, body, S_MASK (ZV_EINVAL)))
+            return s_fail (ctx, "metadata %d levels deep", depth);
+    }
+    if (s_expect_body (ctx, type, json_pack ("{s:s, s:s, s:s, s:{s:i}}", "name", "numeric", "flavor", "tiny",
+                                             "image", "cirros", "metadata", "n", 1), S_MASK (ZV_EINVAL)))
+        return s_fail (ctx, "metadata with a number");
+    static const char *names [] = { "bad\xef\xbf\xbe", "bad\xef\xbf\xbf", "tab\tname", " lead" };
+    for (size_t index = 0; index < sizeof names / sizeof names [0]; index++)
+        if (s_expect_body (ctx, type, json_pack ("{s:s, s:s, s:s}", "name", names [index], "flavor", "tiny",
+                                                 "image", "cirros"), S_MASK (ZV_EINVAL)))
+            return s_fail (ctx, "name %zu", index);
+    return 0;
+}
+
+//  A request context ("cx") is an api's to set: from any other peer of the
+//  conductor it is refused, whatever the request.
+static int
+s_foreign_context (s_ctx_t *ctx)
+{
+    if (!streq (ctx->service, "conductor")) {
+        ctx->skipped = true;
+        return s_fail (ctx, "a conductor's rule");
+    }
+    s_new_ids (ctx);
+    s_buf_t buf;
+    s_buf_init (&buf);
+    s_head (ctx, &buf, 7, ZV_MSG_VERSION);
+    s_str (&buf, "cx");
+    msgpack_pack_map (&buf.pk, 3);
+    s_str (&buf, "p");  s_str (&buf, "admin");
+    s_str (&buf, "u");  s_str (&buf, "admin");
+    s_str (&buf, "r");  msgpack_pack_array (&buf.pk, 1);  s_str (&buf, "admin");
+    s_str (&buf, "b");
+    s_json (&buf, json_pack ("{s:s}", "name", "sneaky"));
+    if (s_expect_raw (ctx, "conductor.aggregate_create", &buf, S_MASK (ZV_EFORBIDDEN)))
+        return -1;
+    if (!strstr (ctx->text, "accepted only from an api"))
+        return s_fail (ctx, "refused, but not for the context: %s", ctx->text);
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  The table
 
@@ -1078,6 +1135,8 @@ static const struct {
     { "unserved_type",        s_unserved_type,        "catalogue types this socket does not serve" },
     { "peer_junk",            s_peer_junk,            "conductor: junk sync domains, heartbeat node not a map" },
     { "bad_action",           s_bad_action,           "server actions and consoles: bad names, types, states, tokens" },
+    { "unstorable",           s_unstorable,           "metadata nested 12 and 14 deep, not flat; names with U+FFFE/U+FFFF" },
+    { "foreign_context",      s_foreign_context,      "conductor: a request context from a peer that is no api" },
 };
 #define S_CASE_COUNT (sizeof (s_cases) / sizeof (s_cases [0]))
 
