@@ -122,7 +122,61 @@
     F_STR ("host", true, 0), \
     F_STR ("binary", false, 64), \
     F_BOOL ("disabled"), \
-    F_STR ("disabled_reason", false, 255)
+    F_STR ("disabled_reason", false, 255), \
+    F_BOOL ("forced_down")
+
+//  Moves (Nova's migrate, resize, evacuate; openstackclient's words).  A
+//  destination host is the scheduler's choice, or the caller's (checked
+//  by the filters unless forced).
+#define F_SERVER_MIGRATE \
+    F_REF, \
+    F_STR ("host", false, 255), \
+    F_BOOL ("force"), \
+    F_BOOL ("live"), \
+    F_BOOL ("block_migration")
+
+#define F_SERVER_RESIZE \
+    F_REF, \
+    F_STR ("flavor", true, 255)
+
+#define F_SERVER_EVACUATE \
+    F_REF, \
+    F_STR ("host", false, 255), \
+    F_BOOL ("force")
+
+#define F_HOST_EVACUATE \
+    F_STR ("host", true, 255), \
+    F_STR ("target", false, 255)
+
+//  Migration records: of one server (ref), or of the cloud filtered by
+//  host, status and kind.
+#define F_MIGRATION_LIST \
+    F_STR ("ref", false, 0), \
+    F_STR ("host", false, 255), \
+    F_STR ("status", false, 32), \
+    F_STR ("kind", false, 32)
+
+#define F_MIGRATION_ONE \
+    F_REF, \
+    F_STR ("id", true, 64)
+
+//  What a move tells a host: the migration record (id, uuid, kind, hosts,
+//  flavors, what is known of it so far), the instance as it will be
+//  there, and the image records its domain needs.
+#define F_MOVE_CAST \
+    F_MAP ("migration", true), \
+    F_MAP ("instance", true), \
+    F_MAP ("images", false)
+
+//  One chunk of a file a move carries, read on the source (the payload
+//  frame of the reply); asked by the destination, relayed by the
+//  conductor.
+#define F_MOVE_READ \
+    F_UUID ("uuid", true), \
+    F_UUID ("migration", true), \
+    F_STR ("file", true, 64), \
+    F_INT ("offset", true, 0, S_TB), \
+    F_INT ("length", true, 1, 4 * 1024 * 1024)
 
 //  One api row and the conductor row it forwards to: the same fields.
 #define S_FORWARDED(verb, ...) \
@@ -169,6 +223,14 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("provider_set",    F_PROVIDER_SET),
     S_FORWARDED ("hypervisor_list"),
     S_FORWARDED ("hypervisor_show", F_REF),
+    S_FORWARDED ("server_migrate",  F_SERVER_MIGRATE),
+    S_FORWARDED ("server_resize",   F_SERVER_RESIZE),
+    S_FORWARDED ("server_resize_confirm", F_REF),
+    S_FORWARDED ("server_resize_revert", F_REF),
+    S_FORWARDED ("server_evacuate", F_SERVER_EVACUATE),
+    S_FORWARDED ("host_evacuate",   F_HOST_EVACUATE),
+    S_FORWARDED ("migration_list",  F_MIGRATION_LIST),
+    S_FORWARDED ("migration_show",  F_MIGRATION_ONE),
 
     //  Answered by the api itself.
     { .type = "api.ping", .kind = ZV_MSG_REQUEST },
@@ -242,6 +304,29 @@ static const zv_msgdef_t s_catalogue [] = {
         F_STR ("rescue_image", false, 64),
         F_STR ("password", false, 255),
         F_STR ("user", false, 64) } },
+    //  A move's phases: the conductor casts one to the host it runs on
+    //  (actors/conductor/moves.c has the table), the host answers with
+    //  move_report.  Each is safe to cast again after a restart.
+    { .type = "compute.move_prepare", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_source", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_finish", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_confirm", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_revert", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_rebuild", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_read", .kind = ZV_MSG_REQUEST, .fields = { F_MOVE_READ } },
+    { .type = "conductor.move_read", .kind = ZV_MSG_REQUEST, .fields = { F_MOVE_READ } },
+    //  A host's report on a phase of a move: step (progress within the
+    //  phase), done or failed, with what it learnt (facts: shared storage,
+    //  the files to carry and their sha256, bytes copied, consoles).
+    { .type = "conductor.move_report", .kind = ZV_MSG_REQUEST, .fields = {
+        F_UUID ("uuid", true),
+        F_UUID ("migration", true),
+        F_STR ("phase", true, 32),
+        F_STR ("outcome", true, 16),
+        F_STR ("power_state", false, 16),
+        F_MAP ("facts", false),
+        F_STR ("error", false, 32),
+        F_STR ("reason", false, 4096) } },
 };
 
 #define S_ROWS (sizeof (s_catalogue) / sizeof (s_catalogue [0]))
