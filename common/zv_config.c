@@ -14,11 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 //  S_LIST: a comma-separated string that may go on over indented lines
 //  (the INI parser hands each continuation line over as the same key).
-typedef enum { S_STR, S_LIST, S_INT, S_DOUBLE, S_KIND_COUNT } s_kind_t;
+typedef enum { S_STR, S_LIST, S_INT, S_DOUBLE, S_BOOL, S_KIND_COUNT } s_kind_t;
 
 typedef struct {
     const char *section;
@@ -38,6 +39,8 @@ typedef struct {
     { sec, key, S_INT, offsetof (zv_config_t, field), sizeof (int), d, lo, hi }
 #define DBL(sec, key, field, d, lo, hi) \
     { sec, key, S_DOUBLE, offsetof (zv_config_t, field), sizeof (double), d, lo, hi }
+#define BOOL(sec, key, field, d) \
+    { sec, key, S_BOOL, offsetof (zv_config_t, field), sizeof (bool), d, 0, 1 }
 
 static const s_key_t s_keys [] = {
     STR ("DEFAULT", "host", host, ""),
@@ -47,6 +50,8 @@ static const s_key_t s_keys [] = {
     INT ("DEFAULT", "service_down_time", service_down_time_s, "60", 1, 86400),
     STR ("DEFAULT", "default_availability_zone", default_availability_zone, "nova"),
     INT ("DEFAULT", "shutdown_timeout", shutdown_timeout_s, "60", 0, 3600),
+    BOOL ("DEFAULT", "allow_resize_to_same_host", allow_resize_to_same_host, "false"),
+    INT ("DEFAULT", "resize_confirm_window", resize_confirm_window_s, "0", 0, 31536000),
     STR ("api", "endpoint", api_endpoint, ZV_DEFAULT_API_ENDPOINT),
     INT ("api", "request_timeout", api_request_timeout_s, "30", 1, 3600),
     STR ("api", "default_project", default_project, "admin"),
@@ -59,6 +64,7 @@ static const s_key_t s_keys [] = {
     INT ("conductor", "housekeeping_interval", housekeeping_interval_s, "10", 1, 3600),
     INT ("conductor", "rpc_timeout", rpc_timeout_s, "30", 1, 3600),
     INT ("conductor", "task_timeout", task_timeout_s, "900", 10, 86400),
+    INT ("conductor", "move_phase_timeout", move_phase_timeout_s, "600", 5, 86400),
     INT ("scheduler", "host_refresh_interval_ms", host_refresh_interval_ms, "1000", 10, 3600000),
     INT ("scheduler", "max_attempts", max_attempts, "3", 1, 100),
     LIST ("scheduler", "enabled_filters", enabled_filters, "ComputeFilter,CoreFilter,RamFilter,DiskFilter"),
@@ -175,6 +181,23 @@ s_set (zv_config_t *config, const s_key_t *key, const char *value, char *errbuf,
             }
             *(double *) field = number;
             return ZV_OK;
+        }
+        case S_BOOL: {
+            static const char *yes [] = { "true", "yes", "on", "1" };
+            static const char *no [] = { "false", "no", "off", "0" };
+            for (size_t index = 0; index < 4; index++) {
+                if (strcasecmp (value, yes [index]) == 0) {
+                    *(bool *) field = true;
+                    return ZV_OK;
+                }
+                if (strcasecmp (value, no [index]) == 0) {
+                    *(bool *) field = false;
+                    return ZV_OK;
+                }
+            }
+            snprintf (errbuf, errlen, "[%s] %s: '%s' is not a boolean (true, false)",
+                      key->section, key->name, value);
+            return ZV_EINVAL;
         }
         case S_KIND_COUNT:
             break;

@@ -25,6 +25,8 @@ typedef struct {
     int service_down_time_s;        //  heartbeat age after which a service is down
     char default_availability_zone [256];   //  the zone of hosts in no zoned aggregate
     int shutdown_timeout_s;         //  a clean shutdown waits this long, then destroys
+    bool allow_resize_to_same_host; //  a resize or migration may stay on its host (Nova's)
+    int resize_confirm_window_s;    //  a resize waiting for confirmation is confirmed after this (0: never)
     //  [api]
     char api_endpoint [256];        //  bound by the api; the CLI connects here
     int api_request_timeout_s;      //  how long the api waits for the conductor
@@ -39,6 +41,7 @@ typedef struct {
     int housekeeping_interval_s;    //  how often stuck transitions are looked for
     int rpc_timeout_s;              //  conductor -> scheduler calls
     int task_timeout_s;             //  a user action not finished after this is given up
+    int move_phase_timeout_s;       //  a move's phase not reported after this is cast again, then undone
     //  [scheduler]
     int host_refresh_interval_ms;   //  how often the scheduler refreshes host states
     int max_attempts;               //  hosts tried for one build (first + alternates)

@@ -440,6 +440,15 @@ zv_msg_set_payload (zv_msg_t *self, const void *data, size_t size)
 }
 
 void
+zv_msg_move_payload (zv_msg_t *self, zv_msg_t *source)
+{
+    assert (self && source);
+    zframe_destroy (&self->payload);
+    self->payload = source->payload;
+    source->payload = NULL;
+}
+
+void
 zv_msg_set_routing_id (zv_msg_t *self, zframe_t **frame_p)
 {
     assert (self && frame_p);

@@ -133,6 +133,9 @@ const char *zv_msg_error_text (const zv_msg_t *self);  //  "" when none
 //  Optional payload frame (borrowed pointer, size).  set copies the bytes.
 const void *zv_msg_payload (const zv_msg_t *self, size_t *size_p);
 void zv_msg_set_payload (zv_msg_t *self, const void *data, size_t size);
+//  Move source's payload frame (if any) into self, without copying its
+//  bytes: a relay passes a chunk on as it came.
+void zv_msg_move_payload (zv_msg_t *self, zv_msg_t *source);
 
 //  Routing id (ROUTER sockets): set takes ownership of *frame_p.
 zframe_t *zv_msg_routing_id (const zv_msg_t *self);

@@ -300,6 +300,26 @@ zv_placement_release (zv_txn_t *txn, const char *consumer)
     return status;
 }
 
+zv_status_t
+zv_placement_move (zv_txn_t *txn, const char *from, const char *to)
+{
+    json_t *allocation = NULL;
+    if (zv_store_get (txn, ZV_TABLE_ALLOCATIONS, from, &allocation) != ZV_OK)
+        return ZV_OK;
+    json_t *existing = NULL;
+    if (zv_store_get (txn, ZV_TABLE_ALLOCATIONS, to, &existing) == ZV_OK) {
+        json_decref (existing);
+        json_decref (allocation);
+        return ZV_EEXIST;
+    }
+    json_object_set_new (allocation, "consumer", json_string (to));
+    zv_status_t status = zv_store_put (txn, ZV_TABLE_ALLOCATIONS, to, allocation);
+    if (status == ZV_OK)
+        status = zv_store_del (txn, ZV_TABLE_ALLOCATIONS, from);
+    json_decref (allocation);
+    return status;
+}
+
 json_t *
 zv_placement_flavor_resources (const json_t *flavor)
 {

@@ -49,6 +49,11 @@ zv_status_t zv_placement_claim (zv_txn_t *txn, const char *consumer, const char 
 //  Release consumer's allocation (every provider).  ZV_OK when it had none.
 zv_status_t zv_placement_release (zv_txn_t *txn, const char *consumer);
 
+//  Hand consumer from's allocation to consumer to, usages unchanged (how a
+//  move's source allocation passes from the instance to its migration and
+//  back).  ZV_OK when from holds none; ZV_EEXIST when to holds one already.
+zv_status_t zv_placement_move (zv_txn_t *txn, const char *from, const char *to);
+
 //  The effective inventories of a provider record (overrides applied):
 //  new object (caller owns).
 json_t *zv_placement_effective (const json_t *provider);

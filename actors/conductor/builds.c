@@ -167,10 +167,15 @@ s_pick_scheduler (zv_conductor_t *self)
 
 static void s_select_done (void *actor, void *ctx, zv_msg_t *reply);
 
-//  Fail every instance of a job that is still scheduling.
+//  Fail every instance of a job that is still scheduling (a move's job:
+//  its move, which rolls back).
 static void
 s_job_fail (zv_conductor_t *self, zv_conductor_job_t *job, zv_status_t why, const char *message)
 {
+    if (*job->migration) {
+        zv_conductor_move_unscheduled (self, job, why, message);
+        return;
+    }
     json_t *expected = json_pack ("[s]", "scheduling");
     size_t index;
     json_t *uuid;
@@ -266,6 +271,11 @@ s_select_done (void *actor, void *ctx, zv_msg_t *reply)
         zv_warning (ACTOR, job->rq, "scheduler %s is gone", job->scheduler);
         zhashx_delete (self->schedulers, job->scheduler);
         zv_conductor_schedule (self, &job);
+        return;
+    }
+    if (*job->migration) {
+        zv_conductor_move_scheduled (self, job, reply);
+        zv_conductor_job_destroy (&job);
         return;
     }
     if (zv_msg_status (reply) != ZV_OK) {

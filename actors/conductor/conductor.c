@@ -345,6 +345,20 @@ static const s_route_t s_routes [] = {
     //  actions.c
     { .type = "conductor.server_action",      .handler = zv_conductor_server_action,
       .check = zv_conductor_server_action_check, OWNER },
+    //  moves.c: migrations, resizes, evacuations, and what hosts report of them
+    { .type = "conductor.server_migrate",     .handler = zv_conductor_server_migrate,
+      ADMIN ("os_compute_api:os-migrate-server:migrate") },
+    { .type = "conductor.server_resize",      .handler = zv_conductor_server_resize, OWNER },
+    { .type = "conductor.server_resize_confirm", .handler = zv_conductor_server_resize_confirm, OWNER },
+    { .type = "conductor.server_resize_revert", .handler = zv_conductor_server_resize_revert, OWNER },
+    { .type = "conductor.server_evacuate",    .handler = zv_conductor_server_evacuate,
+      ADMIN ("os_compute_api:os-evacuate") },
+    { .type = "conductor.host_evacuate",      .handler = zv_conductor_host_evacuate,
+      ADMIN ("os_compute_api:os-evacuate") },
+    { .type = "conductor.migration_list",     .handler = zv_conductor_migration_list, USER },
+    { .type = "conductor.migration_show",     .handler = zv_conductor_migration_show, OWNER },
+    { .type = "conductor.move_report",        .handler = zv_conductor_move_report, HOST },
+    { .type = "conductor.move_read",          .handler = zv_conductor_move_read, HOST, .read_only = true },
     //  consoles.c
     { .type = "conductor.console_url",        .handler = zv_conductor_console_url,
       .check = zv_conductor_console_url_check, OWNER },
@@ -439,7 +453,15 @@ s_serve (zv_conductor_t *self, zv_msg_t *msg)
     char errbuf [1024] = "";
     zv_conductor_call_t call = { .msg = msg, .route_arg = route->arg };
     s_run_t run = { route, route->handler, &call };
-    zv_status_t status = s_nested (self, s_run, &run, errbuf, sizeof errbuf);
+    zv_status_t status;
+    if (route->read_only) {
+        //  A read of its own, outside the batch: no commit to pay for.
+        zv_txn_t *read = zv_txn_begin (self->store, NULL, false);
+        status = read ? s_run (self, read, &run, errbuf, sizeof errbuf) : ZV_EIO;
+        zv_txn_abort (&read);
+    }
+    else
+        status = s_nested (self, s_run, &run, errbuf, sizeof errbuf);
     json_decref (call.instance);
     if (status == ZV_OK && call.error != ZV_OK) {
         status = call.error;

@@ -40,6 +40,7 @@ typedef struct {
     char rq [72];
     char scheduler [320];           //  who was asked
     int64_t queued_ms;
+    char migration [ZV_UUID_LEN + 1];   //  a move's job: its migration ("" for builds)
 } zv_conductor_job_t;
 
 //  The self: the store, the calls in flight, what the handlers remember
@@ -111,6 +112,10 @@ typedef struct {
     //  that is no action is a 400 whoever sends it); NULL: nothing more
     //  than the catalogue checks.
     zv_conductor_handler_fn *check;
+    //  The handler only reads and relays (a move's file chunks): it runs
+    //  in a read transaction of its own, outside the batch, so that it
+    //  never costs a synced commit.
+    bool read_only;
     zv_allow_t allow;
     const char *policy;             //  Nova's policy name, as a 403 names it
     const char *service;            //  ZV_ALLOW_SERVICE: the binary that may call
@@ -256,6 +261,32 @@ const char *zv_conductor_open_action_rq (zv_txn_t *txn, const char *uuid, const 
                                          char *buf, size_t len);
 
 //  ---------------------------------------------------------------------
+//  moves.c: cold migration, resize, evacuation as persisted phases
+
+zv_conductor_handler_fn zv_conductor_server_migrate, zv_conductor_server_resize,
+    zv_conductor_server_resize_confirm, zv_conductor_server_resize_revert, zv_conductor_server_evacuate,
+    zv_conductor_host_evacuate, zv_conductor_migration_list, zv_conductor_migration_show,
+    zv_conductor_move_report, zv_conductor_move_read;
+//  A move's scheduling job was answered (reply: the scheduler's destinations
+//  or its error); the job stays the caller's.
+void zv_conductor_move_scheduled (zv_conductor_t *self, zv_conductor_job_t *job, zv_msg_t *reply);
+//  A move's scheduling job could not be asked (no scheduler): the move ends.
+void zv_conductor_move_unscheduled (zv_conductor_t *self, zv_conductor_job_t *job, zv_status_t why,
+                                    const char *message);
+//  Recovery: every open move is driven on (at start), phases past
+//  move_phase_timeout are cast again or undone, resizes past
+//  resize_confirm_window confirmed (housekeeping).
+void zv_conductor_moves_sweep (zv_conductor_t *self, bool at_start);
+//  A server is deleted while it moves: its move closes in error, the
+//  migration's allocation goes, and the end of the move the delete does
+//  not reach is told to clean what the move made there.
+void zv_conductor_move_cancel (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec, const char *why);
+//  A compute host restarted (its sync says when): the phases of open moves
+//  that run on it are cast to it again.
+void zv_conductor_moves_host_restarted (zv_conductor_t *self, zv_txn_t *txn, const char *host,
+                                        int64_t started_ms);
+
+//  ---------------------------------------------------------------------
 //  reports.c: a host's reports on its instances
 
 zv_conductor_handler_fn zv_conductor_instance_update, zv_conductor_instance_destroyed;
@@ -292,6 +323,11 @@ zv_conductor_handler_fn zv_conductor_console_url, zv_conductor_console_url_check
     zv_conductor_server_screenshot, zv_conductor_console_authorize;
 //  Revoke an instance's console tokens, or every expired one (uuid NULL).
 void zv_conductor_tokens_revoke (zv_txn_t *txn, const char *uuid);
+//  Ask "compute.<host>" (type, body taken) and answer the call's asker with
+//  what it says, once it does (call->deferred): body and payload are moved
+//  across, never copied into a tree.
+zv_status_t zv_conductor_relay (zv_conductor_t *self, zv_conductor_call_t *call, const char *host,
+                                const char *type, json_t *body, int timeout_ms);
 
 //  ---------------------------------------------------------------------
 //  recovery.c

@@ -22,7 +22,8 @@ s_request_free (void *ctx)
     zv_msg_destroy (&copy);
 }
 
-//  The host answered: its body (and payload) become the asker's reply.
+//  The host answered: its body (and payload) become the asker's reply,
+//  moved across as they came (a move's file chunk is a MiB).
 static void
 s_relay_done (void *actor, void *ctx, zv_msg_t *reply)
 {
@@ -31,18 +32,30 @@ s_relay_done (void *actor, void *ctx, zv_msg_t *reply)
     zv_msg_t *answer;
     if (zv_msg_status (reply) == ZV_OK) {
         answer = zv_msg_reply (request);
-        json_t *body = json_deep_copy (zv_msg_body (reply));
-        zv_msg_set_body (answer, &body);
-        size_t size = 0;
-        const void *payload = zv_msg_payload (reply, &size);
-        if (payload)
-            zv_msg_set_payload (answer, payload, size);
+        zv_msg_move_body (answer, reply);
+        zv_msg_move_payload (answer, reply);
     }
     else
         answer = zv_msg_error (request, zv_msg_status (reply), "%s", zv_msg_error_text (reply));
     zv_msg_set_src (answer, ACTOR);
     zv_conductor_out (self, &answer);
     zv_msg_destroy (&request);
+}
+
+zv_status_t
+zv_conductor_relay (zv_conductor_t *self, zv_conductor_call_t *call, const char *host, const char *type,
+                    json_t *body, int timeout_ms)
+{
+    zv_msg_t *ask = zv_msg_new (type);
+    zv_msg_set_rq (ask, zv_msg_rq (call->msg));
+    zv_msg_set_src (ask, ACTOR);
+    char identity [320];
+    snprintf (identity, sizeof identity, "compute.%s", host);
+    zv_msg_set_routing_str (ask, identity);
+    zv_msg_set_body (ask, &body);
+    zv_conductor_out_call (self, &ask, timeout_ms, s_relay_done, zv_msg_request_stub (call->msg), s_request_free);
+    call->deferred = true;
+    return ZV_OK;
 }
 
 //  Ask the instance's host (type, body) and answer the caller with what it
@@ -57,16 +70,7 @@ s_relay_to_host (zv_conductor_t *self, zv_conductor_call_t *call, const json_t *
         json_decref (body);
         return ZV_ECONFLICT;
     }
-    zv_msg_t *ask = zv_msg_new (type);
-    zv_msg_set_rq (ask, zv_msg_rq (call->msg));
-    zv_msg_set_src (ask, ACTOR);
-    char identity [320];
-    snprintf (identity, sizeof identity, "compute.%s", host);
-    zv_msg_set_routing_str (ask, identity);
-    zv_msg_set_body (ask, &body);
-    zv_conductor_out_call (self, &ask, 10000, s_relay_done, zv_msg_request_stub (call->msg), s_request_free);
-    call->deferred = true;
-    return ZV_OK;
+    return zv_conductor_relay (self, call, host, type, body, 10000);
 }
 
 //  conductor.console_log: the tail of the guest's serial console log.

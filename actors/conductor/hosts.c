@@ -17,13 +17,15 @@
 //  ---------------------------------------------------------------------
 //  Heartbeats, instance updates, sync
 
-//  "up", "down" (no heartbeat for service_down_time) or "degraded" (a
-//  compute host whose hypervisor is unreachable: it heartbeats, but can
-//  neither build nor report its domains).  Only "up" takes new work.
+//  "up", "down" (no heartbeat for service_down_time, or forced down by an
+//  operator, as Nova's forced_down: so that its servers may be evacuated
+//  before the heartbeats stop) or "degraded" (a compute host whose
+//  hypervisor is unreachable: it heartbeats, but can neither build nor
+//  report its domains).  Only "up" takes new work.
 const char *
 zv_conductor_service_state (zv_conductor_t *self, const json_t *service)
 {
-    if (!service)
+    if (!service || json_is_true (json_object_get (service, "forced_down")))
         return "down";
     int64_t age = zv_now_ms () - s_int (service, "updated_ms");
     if (age > (int64_t) self->cfg.service_down_time_s * 1000)
@@ -332,17 +334,42 @@ zv_conductor_compute_sync (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     }
     json_decref (sync.interrupted);
     json_t *orphans = json_array ();
+    json_t *evacuated = json_array ();
     const char *uuid;
     json_t *power;
-    json_object_foreach (sync.domains, uuid, power)
-        if (!sync.partial && !json_object_get (sync.seen, uuid) && !json_object_get (sync.moving, uuid))
+    json_object_foreach (sync.domains, uuid, power) {
+        if (sync.partial || json_object_get (sync.seen, uuid) || json_object_get (sync.moving, uuid))
+            continue;
+        //  A server evacuated off this host while it was away: its copy
+        //  here must never run again (Nova's _destroy_evacuated_instances);
+        //  its disks stay when storage was shared (they are the server's).
+        json_t *moves = zv_migration_list (txn, uuid, sync.host, "done");
+        json_t *evacuation = NULL;
+        size_t at;
+        json_t *move;
+        json_array_foreach (moves, at, move)
+            if (streq (s_str (move, "kind") ? s_str (move, "kind") : "", "evacuation")
+            &&  streq (s_str (move, "source_host") ? s_str (move, "source_host") : "", sync.host))
+                evacuation = move;
+        if (evacuation)
+            json_array_append_new (evacuated, json_pack ("{s:s, s:b}", "uuid", uuid, "keep_disks",
+                                   json_is_true (json_object_get (evacuation, "shared_storage"))));
+        else
             json_array_append_new (orphans, json_string (uuid));
+        json_decref (moves);
+    }
     json_decref (sync.moving);
+    //  The moves whose phase runs here were lost if this host restarted
+    //  after they were cast: cast them again.
+    if (status == ZV_OK && !sync.partial && sync.compute_started_ms > 0)
+        zv_conductor_moves_host_restarted (self, txn, sync.host, sync.compute_started_ms);
     if (status == ZV_OK)
-        call->reply = json_pack ("{s:o, s:o}", "terminate", sync.terminate, "orphans", orphans);
+        call->reply = json_pack ("{s:o, s:o, s:o}", "terminate", sync.terminate, "orphans", orphans,
+                                 "evacuated", evacuated);
     else {
         json_decref (sync.terminate);
         json_decref (orphans);
+        json_decref (evacuated);
     }
     json_decref (sync.domains);
     json_decref (sync.seen);
@@ -427,6 +454,8 @@ zv_conductor_service_view (zv_conductor_t *self, json_t *rec)
     json_object_set_new (rec, "state", json_string (zv_conductor_service_state (self, rec)));
     json_object_set_new (rec, "status", json_string (
         json_is_true (json_object_get (rec, "disabled")) ? "disabled" : "enabled"));
+    if (!json_object_get (rec, "forced_down"))
+        json_object_set_new (rec, "forced_down", json_false ());
     json_object_del (rec, "updated_ms");
     return rec;
 }
@@ -489,6 +518,12 @@ zv_conductor_service_set (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
         const char *reason = zv_msg_get_str (msg, "disabled_reason");
         json_object_set_new (service, "disabled_reason",
                              json_is_true (disabled) && reason ? json_string (reason) : json_null ());
+    }
+    json_t *forced_down = json_object_get (zv_msg_body (msg), "forced_down");
+    if (json_is_boolean (forced_down)) {
+        json_object_set (service, "forced_down", forced_down);
+        zv_info (ACTOR, zv_msg_rq (msg), "service %s %s", key,
+                 json_is_true (forced_down) ? "forced down" : "no longer forced down");
     }
     zv_status_t status = zv_store_put (txn, ZV_TABLE_SERVICES, key, service);
     if (status == ZV_OK) {

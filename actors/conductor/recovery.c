@@ -7,7 +7,9 @@
     stuck past build_timeout goes to ERROR, a delete past it is asked again
     (host up) or finished here (host down), a user action past task_timeout
     is given up.  Expired console tokens go too.  Each instance is settled
-    in its own nested transaction of the caller's batch.                     */
+    in its own nested transaction of the caller's batch.  An instance a
+    move holds (its migration open) is the move's to settle: moves.c's own
+    sweep drives every open move on, or undoes it.                          */
 
 #include "actors/conductor/conductor.h"
 
@@ -35,6 +37,8 @@ s_sweep_visit (const char *key, json_t *rec, void *arg)
     int64_t age_ms = zv_now_ms () - s_int (rec, "updated_ms");
     bool stuck = age_ms > (int64_t) sweep->self->cfg.build_timeout_s * 1000;
     if (!task)
+        return true;
+    if (json_object_get (rec, "migration_id") && strcmp (task, "deleting") != 0)
         return true;
     if (strcmp (s_str (rec, "vm_state"), "building") == 0) {
         if ((sweep->at_start && !has_host) || stuck)
@@ -150,4 +154,5 @@ zv_conductor_sweep (zv_conductor_t *self, bool at_start)
     json_decref (sweep.fail_build);
     json_decref (sweep.finish_delete);
     json_decref (sweep.retry_delete);
+    zv_conductor_moves_sweep (self, at_start);
 }

@@ -533,6 +533,8 @@ zv_conductor_server_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
                                        &updated, errbuf, errlen);
     json_decref (rec);
     if (status == ZV_OK)
+        zv_conductor_move_cancel (self, txn, updated, "the server was deleted while it moved");
+    if (status == ZV_OK)
         status = zv_conductor_start_terminate (self, txn, updated, rq, errbuf, errlen);
     if (status == ZV_OK) {
         json_t *now = NULL;

@@ -88,6 +88,7 @@ typedef struct {
 #define S_MARK_SAME      2u
 #define S_MARK_DIFFERENT 4u
 #define S_MARK_FORCED    8u
+#define S_MARK_REQUESTED 64u
 
 typedef struct {
     const char *name;
@@ -168,6 +169,7 @@ typedef struct {
     const char *project_id;
     const char *availability_zone;  //  NULL: any
     bool forced;
+    bool requested;                 //  only the requested host may pass (filters still run)
     s_extra_spec_t *extra_specs;
     size_t extra_spec_count;
     const char *image_arch, *image_hv_type, *image_vm_mode;     //  canonical; NULL: absent
@@ -1023,6 +1025,13 @@ s_request_parse (zv_sched_t *self, s_request_t *request, const json_t *spec, con
         request->forced = true;
         s_mark (self, forced, S_MARK_FORCED, 0);
     }
+    //  A destination the caller asked for, checked by every filter (Nova's
+    //  requested_destination), unlike a forced host.
+    const char *requested = s_str (spec, "requested_host");
+    if (requested && *requested) {
+        request->requested = true;
+        s_mark (self, requested, S_MARK_REQUESTED, 0);
+    }
 
     s_request_extra_specs (request, json_object_get (json_object_get (spec, "flavor"), "extra_specs"));
 
@@ -1053,7 +1062,8 @@ s_rank (zv_sched_t *self, const s_request_t *request)
     for (size_t index = 0; index < self->host_count; index++) {
         s_host_t *host = &self->hosts [index];
         host->passed = !(host->marks & S_MARK_IGNORED)
-                    && (!request->forced || (host->marks & S_MARK_FORCED));
+                    && (!request->forced || (host->marks & S_MARK_FORCED))
+                    && (!request->requested || (host->marks & S_MARK_REQUESTED));
         for (size_t filter = 0; filter < self->filter_count && host->passed; filter++) {
             size_t row = self->filters [filter];
             if (!request->forced || s_filters [row].resource_fit)

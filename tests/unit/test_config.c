@@ -29,7 +29,7 @@
 
 //  The test's own view of every field, independent of zv_config.c's table,
 //  so a value that lands in the wrong field shows as a wrong line.
-typedef enum { F_STR, F_INT, F_DOUBLE } s_kind_t;
+typedef enum { F_STR, F_INT, F_DOUBLE, F_BOOL } s_kind_t;
 typedef struct {
     const char *section;
     const char *key;
@@ -40,6 +40,7 @@ typedef struct {
 #define FS(sec, key, field) { sec, key, F_STR, offsetof (zv_config_t, field) }
 #define FI(sec, key, field) { sec, key, F_INT, offsetof (zv_config_t, field) }
 #define FD(sec, key, field) { sec, key, F_DOUBLE, offsetof (zv_config_t, field) }
+#define FB(sec, key, field) { sec, key, F_BOOL, offsetof (zv_config_t, field) }
 
 static const s_field_t s_fields [] = {
     FS ("DEFAULT", "host", host),
@@ -47,6 +48,8 @@ static const s_field_t s_fields [] = {
     FS ("DEFAULT", "log_level", log_level),
     FI ("DEFAULT", "report_interval", report_interval_s),
     FI ("DEFAULT", "service_down_time", service_down_time_s),
+    FB ("DEFAULT", "allow_resize_to_same_host", allow_resize_to_same_host),
+    FI ("DEFAULT", "resize_confirm_window", resize_confirm_window_s),
     FS ("api", "endpoint", api_endpoint),
     FI ("api", "request_timeout", api_request_timeout_s),
     FS ("api", "default_project", default_project),
@@ -58,6 +61,7 @@ static const s_field_t s_fields [] = {
     FI ("conductor", "build_timeout", build_timeout_s),
     FI ("conductor", "housekeeping_interval", housekeeping_interval_s),
     FI ("conductor", "rpc_timeout", rpc_timeout_s),
+    FI ("conductor", "move_phase_timeout", move_phase_timeout_s),
     FI ("scheduler", "host_refresh_interval_ms", host_refresh_interval_ms),
     FI ("scheduler", "max_attempts", max_attempts),
     FS ("scheduler", "enabled_filters", enabled_filters),
@@ -85,6 +89,7 @@ s_field_text (const zv_config_t *config, const s_field_t *field, char *buf, size
     switch (field->kind) {
         case F_STR:    snprintf (buf, len, "%s", base); break;
         case F_INT:    snprintf (buf, len, "%d", *(const int *) base); break;
+        case F_BOOL:   snprintf (buf, len, "%s", *(const bool *) base ? "true" : "false"); break;
         case F_DOUBLE: snprintf (buf, len, "%.17g", *(const double *) base); break;
     }
 }

@@ -159,6 +159,20 @@ zv_harness_destroy (zv_harness_t **self_p)
     *self_p = NULL;
 }
 
+//  The conductor dies and a new one starts on the same store (what a
+//  kill -9 and a restart do): calls in flight are lost, what was
+//  committed stays, the start-up sweep runs.  What the new one sends at
+//  start is captured like anything else.
+static inline void
+zv_harness_restart (zv_harness_t *self)
+{
+    zv_conductor_destroy (&self->conductor);
+    char errbuf [512] = "";
+    self->conductor = zv_conductor_new (&self->cfg, zv_harness_sink, self, errbuf, sizeof errbuf);
+    if (!self->conductor)
+        fail_msg ("zv_conductor_new after a restart: %s", errbuf);
+}
+
 //  From now on the sink refuses (or accepts again) messages to identity.
 static inline void
 zv_harness_unreachable (zv_harness_t *self, const char *identity, bool unreachable)

@@ -1,0 +1,1218 @@
+/*  moves.c: moving servers between hosts (cold migration, resize with
+    confirm and revert, evacuation), as persisted sequences of phases.
+
+    One table of phases per kind of move (s_cold, s_evacuation): the phase,
+    the host it runs on, the cast that starts it there, the instance's
+    task_state and the migration's status while it runs, the phase that
+    follows when the host reports it done, and the phase that undoes it
+    when the host reports a failure.  Entering a phase is one transaction
+    (a compare-and-swap on the migration's phase and the instance's
+    task_state) whose cast goes out only once it is committed; the host
+    answers with conductor.move_report, and the next phase is again one
+    transaction and one cast.  So any process may die between two phases:
+    the migration record says where the move stands.  At the conductor's
+    start every open move's phase is cast again (each host's part of a
+    phase is safe to run twice), a compute that restarted gets the phases
+    that run on it again, and a phase nobody answers is cast again after
+    move_phase_timeout, then undone.
+
+    Allocations follow Nova's migration-based ones: once a destination is
+    claimed, the source allocation belongs to the migration (its uuid the
+    consumer) and the instance holds the destination's, with the new
+    flavor; confirm releases the migration's, revert and a failed move
+    give it back to the instance and release the destination's.  A move's
+    end is the one place that touches them again (s_end).
+
+    The file chunks a move carries between two hosts go through here too:
+    conductor.move_read from the destination is relayed to the source as
+    compute.move_read, outside the batch, its payload moved across as it
+    came.                                                                    */
+
+#include "actors/conductor/conductor.h"
+#include "store/zv_instance.h"
+#include "store/zv_migration.h"
+#include "store/zv_placement.h"
+
+//  ---------------------------------------------------------------------
+//  The phase tables
+
+typedef enum { S_NOWHERE, S_SOURCE, S_DEST } s_where_t;
+
+typedef struct {
+    const char *name;
+    s_where_t where;
+    const char *cast;               //  what starts it on its host (NULL: nothing to cast)
+    const char *task;               //  the instance's task_state while it runs (NULL: None)
+    const char *status;             //  the migration's status while it runs
+    const char *next;               //  after done (NULL: the move ends with ends_done)
+    const char *undo;               //  after a failure (NULL: the move ends with ends_failed)
+    const char *ends_done;
+    const char *ends_failed;
+} s_phase_t;
+
+//  Cold migration and resize: one path, as in Nova.  "verify" waits for
+//  the user (VERIFY_RESIZE): confirm or revert starts the next part.  A
+//  failure before verify is undone by the destination, then the source.
+static const s_phase_t s_cold [] = {
+    { "schedule",       S_NOWHERE, NULL,                   "resize_prep",       "pre-migrating",
+      "prepare",        NULL,             NULL,        "error" },
+    { "prepare",        S_DEST,    "compute.move_prepare", "resize_prep",       "pre-migrating",
+      "source",         "cleanup_dest",   NULL,        NULL },
+    { "source",         S_SOURCE,  "compute.move_source",  "resize_migrating",  "migrating",
+      "finish",         "cleanup_dest",   NULL,        NULL },
+    { "finish",         S_DEST,    "compute.move_finish",  "resize_migrated",   "post-migrating",
+      "verify",         "cleanup_dest",   NULL,        NULL },
+    { "verify",         S_NOWHERE, NULL,                   NULL,                "finished",
+      NULL,             NULL,             NULL,        NULL },
+    { "confirm",        S_SOURCE,  "compute.move_confirm", "resize_confirming", "confirming",
+      NULL,             NULL,             "confirmed", "error" },
+    { "revert",         S_DEST,    "compute.move_revert",  "resize_reverting",  "reverting",
+      "revert_source",  "revert_source",  NULL,        NULL },
+    { "revert_source",  S_SOURCE,  "compute.move_revert",  "resize_reverting",  "reverting",
+      NULL,             NULL,             "reverted",  "error" },
+    { "cleanup_dest",   S_DEST,    "compute.move_revert",  "resize_reverting",  "reverting",
+      "restore_source", "restore_source", NULL,        NULL },
+    { "restore_source", S_SOURCE,  "compute.move_revert",  "resize_reverting",  "reverting",
+      NULL,             NULL,             "error",     "error" },
+};
+
+//  Evacuation: the source is down; the destination rebuilds the server
+//  (on its disks when storage is shared, from its image otherwise).
+static const s_phase_t s_evacuation [] = {
+    { "schedule",       S_NOWHERE, NULL,                   "rebuilding",        "accepted",
+      "rebuild",        NULL,             NULL,        "failed" },
+    { "rebuild",        S_DEST,    "compute.move_rebuild", "rebuilding",        "pre-migrating",
+      NULL,             "cleanup_dest",   "done",      NULL },
+    { "cleanup_dest",   S_DEST,    "compute.move_revert",  "rebuilding",        "pre-migrating",
+      NULL,             NULL,             "failed",    "failed" },
+};
+
+#define S_ROWS(table) (sizeof (table) / sizeof ((table) [0]))
+#define S_MAX_ATTEMPTS 3            //  casts of one phase before it is given up
+
+static const s_phase_t *
+s_row (const json_t *migration, const char *phase)
+{
+    bool evacuation = streq (s_str (migration, "kind") ? s_str (migration, "kind") : "", "evacuation");
+    const s_phase_t *table = evacuation ? s_evacuation : s_cold;
+    size_t rows = evacuation ? S_ROWS (s_evacuation) : S_ROWS (s_cold);
+    for (size_t index = 0; phase && index < rows; index++)
+        if (streq (table [index].name, phase))
+            return &table [index];
+    return NULL;
+}
+
+static const char *
+s_where_host (const json_t *migration, s_where_t where)
+{
+    return where == S_SOURCE ? s_str (migration, "source_host")
+         : where == S_DEST ? s_str (migration, "dest_host") : NULL;
+}
+
+//  A migration as it leaves the conductor: without the store's own keys.
+static json_t *
+s_migration_view (json_t *migration)
+{
+    static const char *internal [] = { "_rv", "created_ms", "updated_ms", "attempts", NULL };
+    for (int index = 0; internal [index]; index++)
+        json_object_del (migration, internal [index]);
+    return migration;
+}
+
+static zv_status_t
+s_instance_cas (zv_txn_t *txn, const char *uuid, const json_t *rec, json_t *changes, json_t **rec_p,
+                char *errbuf, size_t errlen)
+{
+    const json_t *task = json_object_get (rec, "task_state");
+    json_t *expected = json_pack ("[O]", task ? task : json_null ());
+    zv_status_t status = zv_store_instance_cas (txn, uuid, expected, changes, rec_p, errbuf, errlen);
+    json_decref (expected);
+    json_decref (changes);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  Casting a phase to its host
+
+static void s_cast_unreachable (zv_conductor_t *self, json_t *arg);
+
+//  The instance as the host of a phase must see it: the flavor its domain
+//  has there (the new one at the destination before the move ends, the old
+//  one at the source).
+static json_t *
+s_instance_for (const json_t *rec, const json_t *migration, s_where_t where)
+{
+    json_t *view = zv_instance_view (json_deep_copy (rec));
+    const json_t *flavor = json_object_get (migration, where == S_DEST ? "new_flavor" : "old_flavor");
+    if (json_is_object (flavor))
+        json_object_set_new (view, "flavor", json_deep_copy (flavor));
+    return view;
+}
+
+static void
+s_cast (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const json_t *rec, const s_phase_t *row)
+{
+    const char *host = s_where_host (migration, row->where);
+    zv_msg_t *msg = zv_msg_new (row->cast);
+    zv_msg_set_rq (msg, s_str (migration, "request_id"));
+    zv_msg_set_src (msg, ACTOR);
+    char identity [320];
+    snprintf (identity, sizeof identity, "compute.%s", host ? host : "");
+    zv_msg_set_routing_str (msg, identity);
+    json_t *body = json_pack ("{s:o, s:o, s:o}",
+                              "migration", s_migration_view (json_deep_copy (migration)),
+                              "instance", s_instance_for (rec, migration, row->where),
+                              "images", zv_conductor_action_images (txn, rec, NULL));
+    zv_msg_set_body (msg, &body);
+    zv_info (ACTOR, s_str (migration, "request_id"), "migration %lld of %s: %s on %s",
+             (long long) s_int (migration, "id"), s_str (migration, "instance_uuid"), row->name, host);
+    zv_conductor_out_cast (self, &msg, s_cast_unreachable,
+                           json_pack ("{s:O, s:O, s:s, s:s}", "migration", json_object_get (migration, "uuid"),
+                                      "instance", json_object_get (migration, "instance_uuid"),
+                                      "phase", row->name, "host", host ? host : ""));
+}
+
+//  ---------------------------------------------------------------------
+//  Entering a phase, ending a move
+
+static void s_schedule (zv_conductor_t *self, const json_t *migration, const json_t *rec);
+static zv_status_t s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *status,
+                          const char *reason, const char *power, char *errbuf, size_t errlen);
+
+//  Move migration (as read in txn) from its phase to phase: one
+//  compare-and-swap on each record, then the phase's cast (after commit).
+//  changes (taken, may be NULL) are merged into the migration too.
+static zv_status_t
+s_enter (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const char *phase, json_t *changes,
+         char *errbuf, size_t errlen)
+{
+    const s_phase_t *row = s_row (migration, phase);
+    assert (row);
+    const char *uuid = s_str (migration, "instance_uuid");
+    char id [24];
+    snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+    if (!changes)
+        changes = json_object ();
+    json_object_set_new (changes, "phase", json_string (phase));
+    json_object_set_new (changes, "status", json_string (row->status));
+    json_object_set_new (changes, "attempts", json_integer (1));
+    json_t *moved = NULL, *rec = NULL;
+    zv_status_t status = zv_migration_cas (txn, id, s_str (migration, "phase"), changes, &moved, errbuf, errlen);
+    json_decref (changes);
+    if (status == ZV_OK)
+        status = zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) == ZV_OK ? ZV_OK : ZV_ENOTFOUND;
+    json_t *task_changes = json_object ();
+    if (status == ZV_OK) {
+        json_object_set_new (task_changes, "task_state", row->task ? json_string (row->task) : json_null ());
+        if (streq (phase, "verify")) {
+            //  The forward part is done: the server is on the destination,
+            //  with its new flavor, waiting for the user.
+            json_object_set_new (task_changes, "vm_state", json_string ("resized"));
+            json_object_set (task_changes, "host", json_object_get (moved, "dest_host"));
+            json_object_set (task_changes, "node", json_object_get (moved, "dest_host"));
+            json_object_set (task_changes, "flavor", json_object_get (moved, "new_flavor"));
+            const char *power = s_str (moved, "power_state");
+            if (power)
+                json_object_set_new (task_changes, "power_state", json_string (power));
+            json_object_set (task_changes, "console", json_object_get (moved, "console")
+                             ? json_object_get (moved, "console") : json_null ());
+        }
+        json_t *after = NULL;
+        status = s_instance_cas (txn, uuid, rec, task_changes, &after, errbuf, errlen);
+        task_changes = NULL;
+        json_decref (rec);
+        rec = after;
+    }
+    json_decref (task_changes);
+    if (status == ZV_OK && streq (phase, "verify")) {
+        const char *rq = s_str (moved, "request_id");
+        if (rq && *rq)
+            zv_store_action_finish (txn, uuid, rq, "Success", NULL);
+        zv_conductor_tokens_revoke (txn, uuid);
+    }
+    if (status == ZV_OK && row->cast)
+        s_cast (self, txn, moved, rec, row);
+    else
+    if (status == ZV_OK && streq (phase, "schedule"))
+        s_schedule (self, moved, rec);
+    json_decref (moved);
+    json_decref (rec);
+    return status;
+}
+
+//  The phase that follows row when it is done (or failed): the next
+//  phase, or the move's end.
+static zv_status_t
+s_follow (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, bool failed, const char *reason,
+          const char *power, char *errbuf, size_t errlen)
+{
+    const s_phase_t *row = s_row (migration, s_str (migration, "phase"));
+    const char *next = failed ? row->undo : row->next;
+    if (next) {
+        json_t *changes = json_object ();
+        if (failed && reason)
+            json_object_set_new (changes, "error", json_string (reason));
+        return s_enter (self, txn, migration, next, changes, errbuf, errlen);
+    }
+    const char *ends = failed ? row->ends_failed : row->ends_done;
+    return s_end (self, txn, migration, ends ? ends : "error", reason, power, errbuf, errlen);
+}
+
+//  The vm_state a move that ends returns a server to: the one it started
+//  from (kept as old_vm_state), as Nova does for a stopped server.
+static const char *
+s_prior (const json_t *rec)
+{
+    const char *before = s_str (rec, "old_vm_state");
+    return before && streq (before, "stopped") ? "stopped" : "active";
+}
+
+//  The move ends with status: the instance settles where the move leaves
+//  it, the allocations with it, the action records close, the migration
+//  closes.
+static zv_status_t
+s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *status, const char *reason,
+       const char *power, char *errbuf, size_t errlen)
+{
+    const char *uuid = s_str (migration, "instance_uuid");
+    const char *mig_uuid = s_str (migration, "uuid");
+    bool evacuation = streq (s_str (migration, "kind"), "evacuation");
+    const char *from = s_str (migration, "phase");
+    //  A move undone ends with the reason it was undone for.
+    if (!reason)
+        reason = s_str (migration, "error");
+    json_t *rec = NULL;
+    if (zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) != ZV_OK) {
+        snprintf (errbuf, errlen, "Instance %s could not be found.", uuid);
+        return ZV_ENOTFOUND;
+    }
+    json_t *changes = json_pack ("{s:n, s:n}", "task_state", "old_vm_state");
+    zv_status_t result = ZV_OK;
+    bool landed = (evacuation && streq (status, "done")) || (!evacuation && streq (from, "confirm"));
+    if (landed) {
+        //  On the destination for good: the source's allocation goes.
+        if (evacuation) {
+            json_object_set (changes, "host", json_object_get (migration, "dest_host"));
+            json_object_set (changes, "node", json_object_get (migration, "dest_host"));
+            json_object_set (changes, "console", json_object_get (migration, "console")
+                             ? json_object_get (migration, "console") : json_null ());
+        }
+        json_object_set_new (changes, "vm_state", json_string (s_prior (rec)));
+        result = zv_conductor_release (self, txn, mig_uuid);
+    }
+    else {
+        //  Back on the source: its allocation, which the migration holds
+        //  once a destination was claimed, returns to the instance.
+        json_object_set (changes, "host", json_object_get (migration, "source_host"));
+        json_object_set (changes, "node", json_object_get (migration, "source_host"));
+        if (json_is_object (json_object_get (migration, "old_flavor")))
+            json_object_set (changes, "flavor", json_object_get (migration, "old_flavor"));
+        if (evacuation && !streq (status, "done"))
+            json_object_set_new (changes, "vm_state", json_string ("error"));
+        else
+            json_object_set_new (changes, "vm_state", json_string (s_prior (rec)));
+        json_t *held = NULL;
+        if (zv_store_get (txn, ZV_TABLE_ALLOCATIONS, mig_uuid, &held) == ZV_OK) {
+            result = zv_conductor_release (self, txn, uuid);
+            if (result == ZV_OK)
+                result = zv_placement_move (txn, mig_uuid, uuid);
+        }
+        json_decref (held);
+    }
+    //  The power state the server ends with is the one its host reported,
+    //  unless the move ends on the source's confirm (the server is on the
+    //  destination, whose power stands).
+    if (power && !streq (from, "confirm"))
+        json_object_set_new (changes, "power_state", json_string (power));
+    bool failed = streq (status, "error") || streq (status, "failed");
+    if (failed && reason)
+        json_object_set_new (changes, "fault", zv_conductor_fault (ZV_EIO, reason));
+    json_t *after = NULL;
+    if (result == ZV_OK)
+        result = s_instance_cas (txn, uuid, rec, changes, &after, errbuf, errlen);
+    else
+        json_decref (changes);
+    //  The action the user is waiting for closes: the move's own, or a
+    //  confirm's or revert's (request_id names whichever is open).
+    const char *rq = s_str (migration, "request_id");
+    if (result == ZV_OK && rq && *rq)
+        zv_store_action_finish (txn, uuid, rq, failed ? "Error" : "Success", failed ? reason : NULL);
+    char id [24];
+    snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+    json_t *close = json_pack ("{s:s, s:s}", "status", status, "phase", "ended");
+    if (reason && failed)
+        json_object_set_new (close, "error", json_string (reason));
+    if (result == ZV_OK)
+        result = zv_migration_cas (txn, id, from, close, NULL, errbuf, errlen);
+    json_decref (close);
+    if (result == ZV_OK) {
+        zv_conductor_tokens_revoke (txn, uuid);
+        zv_info (ACTOR, rq, "migration %s of %s: %s%s%s", id, uuid, status, failed && reason ? ": " : "",
+                 failed && reason ? reason : "");
+    }
+    json_decref (after);
+    json_decref (rec);
+    return result;
+}
+
+//  ---------------------------------------------------------------------
+//  Scheduling a move and claiming its destination
+
+static void
+s_schedule (zv_conductor_t *self, const json_t *migration, const json_t *rec)
+{
+    zv_conductor_job_t *job = (zv_conductor_job_t *) zmalloc (sizeof (zv_conductor_job_t));
+    job->uuids = json_pack ("[O]", json_object_get (rec, "uuid"));
+    json_t *spec = json_deep_copy (json_object_get (rec, "request_spec"));
+    if (!json_is_object (spec)) {
+        json_decref (spec);
+        spec = json_pack ("{s:s}", "project_id", s_str (rec, "project_id") ? s_str (rec, "project_id") : "");
+    }
+    const json_t *flavor = json_object_get (migration, "new_flavor");
+    json_object_set_new (spec, "resources", zv_placement_flavor_resources (flavor));
+    json_object_set_new (spec, "flavor", json_pack ("{s:O}", "extra_specs",
+                         json_object_get (flavor, "extra_specs") ? json_object_get (flavor, "extra_specs")
+                                                                 : json_null ()));
+    //  The zone the server is in, a host the caller asked for (every
+    //  filter still runs); never a forced host of its create.
+    json_object_del (spec, "force_host");
+    json_object_del (spec, "requested_host");
+    if (s_str (rec, "availability_zone") && !s_str (migration, "requested_host"))
+        json_object_set (spec, "availability_zone", json_object_get (rec, "availability_zone"));
+    else
+        json_object_del (spec, "availability_zone");
+    if (s_str (migration, "requested_host"))
+        json_object_set (spec, "requested_host", json_object_get (migration, "requested_host"));
+    job->spec = spec;
+    job->ignore_hosts = json_array ();
+    bool same_host = self->cfg.allow_resize_to_same_host && !streq (s_str (migration, "kind"), "evacuation");
+    if (!same_host)
+        json_array_append (job->ignore_hosts, json_object_get (migration, "source_host"));
+    job->attempt = 1;
+    job->min_count = 1;
+    snprintf (job->rq, sizeof job->rq, "%s", s_str (migration, "request_id") ? s_str (migration, "request_id") : "");
+    snprintf (job->migration, sizeof job->migration, "%s", s_str (migration, "uuid"));
+    job->queued_ms = zv_mono_ms ();
+    zv_conductor_schedule (self, &job);
+}
+
+//  In txn: claim host for the move, and go on to its first phase there.
+//  The source allocation passes to the migration; the instance claims the
+//  destination with the new flavor.
+static zv_status_t
+s_claim (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const char *host, char *errbuf, size_t errlen)
+{
+    const char *uuid = s_str (migration, "instance_uuid");
+    json_t *rec = NULL;
+    if (zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) != ZV_OK) {
+        snprintf (errbuf, errlen, "Instance %s could not be found.", uuid);
+        return ZV_ENOTFOUND;
+    }
+    zv_status_t status = zv_placement_move (txn, uuid, s_str (migration, "uuid"));
+    json_t *resources = zv_placement_flavor_resources (json_object_get (migration, "new_flavor"));
+    if (status == ZV_OK)
+        status = zv_placement_claim (txn, uuid, s_str (rec, "project_id"), host, resources, errbuf, errlen);
+    json_decref (resources);
+    json_decref (rec);
+    if (status != ZV_OK)
+        return status;
+    self->generation++;
+    const s_phase_t *schedule = s_row (migration, "schedule");
+    return s_enter (self, txn, migration, schedule->next,
+                    json_pack ("{s:s, s:s}", "dest_host", host, "dest_node", host), errbuf, errlen);
+}
+
+//  The move could not be placed: it ends where it began.
+static void
+s_unplaced (zv_conductor_t *self, const char *mig_uuid, const char *instance, const char *reason)
+{
+    zv_txn_t *txn = zv_txn_begin (self->store, zv_conductor_batch_txn (self), true);
+    json_t *migration = NULL;
+    char errbuf [512];
+    if (txn && zv_migration_open_of (txn, instance, &migration) == ZV_OK
+    &&  streq (s_str (migration, "uuid"), mig_uuid) && streq (s_str (migration, "phase"), "schedule")
+    &&  s_follow (self, txn, migration, true, reason, NULL, errbuf, sizeof errbuf) == ZV_OK)
+        zv_txn_commit (&txn);
+    else
+        zv_txn_abort (&txn);
+    json_decref (migration);
+}
+
+void
+zv_conductor_move_unscheduled (zv_conductor_t *self, zv_conductor_job_t *job, zv_status_t why,
+                               const char *message)
+{
+    (void) why;
+    s_unplaced (self, job->migration, json_string_value (json_array_get (job->uuids, 0)), message);
+}
+
+void
+zv_conductor_move_scheduled (zv_conductor_t *self, zv_conductor_job_t *job, zv_msg_t *reply)
+{
+    const char *instance = json_string_value (json_array_get (job->uuids, 0));
+    if (zv_msg_status (reply) != ZV_OK) {
+        char message [900];
+        snprintf (message, sizeof message, "No valid host was found. %s", zv_msg_error_text (reply));
+        s_unplaced (self, job->migration, instance, message);
+        return;
+    }
+    json_t *hosts = json_array_get (json_object_get (zv_msg_body (reply), "destinations"), 0);
+    zv_txn_t *txn = zv_txn_begin (self->store, zv_conductor_batch_txn (self), true);
+    json_t *migration = NULL;
+    if (!txn || zv_migration_open_of (txn, instance, &migration) != ZV_OK
+    ||  !streq (s_str (migration, "uuid"), job->migration) || !streq (s_str (migration, "phase"), "schedule")) {
+        zv_txn_abort (&txn);            //  ended meanwhile (a delete): nothing to claim
+        json_decref (migration);
+        return;
+    }
+    char errbuf [512] = "", last [512] = "";
+    bool claimed = false;
+    size_t index;
+    json_t *host;
+    json_array_foreach (hosts, index, host) {
+        zv_txn_t *child = zv_txn_begin (self->store, txn, true);
+        if (child && json_is_string (host)
+        &&  s_claim (self, child, migration, json_string_value (host), errbuf, sizeof errbuf) == ZV_OK
+        &&  zv_txn_commit (&child) == ZV_OK) {
+            claimed = true;
+            break;
+        }
+        zv_txn_abort (&child);
+        snprintf (last, sizeof last, "%s", errbuf);
+    }
+    if (claimed)
+        zv_txn_commit (&txn);
+    else {
+        zv_txn_abort (&txn);
+        char message [900];
+        snprintf (message, sizeof message, "No valid host was found. There are not enough hosts available.%s%s",
+                  *last ? " " : "", last);
+        s_unplaced (self, job->migration, instance, message);
+    }
+    json_decref (migration);
+}
+
+//  ---------------------------------------------------------------------
+//  Requests
+
+//  Open a move of rec's server: the action record (judged by the state
+//  table), the migration record, and its first phase.
+static zv_status_t
+s_open (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, const json_t *rec, zv_action_t action,
+        zv_migration_kind_t kind, const json_t *new_flavor, const char *requested_host, bool forced,
+        char *errbuf, size_t errlen)
+{
+    const char *uuid = s_str (rec, "uuid");
+    const char *host = s_str (rec, "host");
+    const char *rq = zv_msg_rq (call->msg);
+    if (!host || !*host) {
+        snprintf (errbuf, errlen, "Cannot '%s' instance %s: it is on no host.", zv_action_name (action), uuid);
+        return ZV_ECONFLICT;
+    }
+    bool was_running = streq (s_str (rec, "vm_state") ? s_str (rec, "vm_state") : "", "active");
+    json_t *moving = NULL;
+    zv_status_t status = zv_store_instance_action (txn, uuid, action, rq, &moving, errbuf, errlen);
+    json_decref (moving);
+    if (status != ZV_OK)
+        return status;
+    zv_migration_init_t init = {
+        .instance_uuid = uuid, .kind = kind, .source_host = host,
+        .old_flavor = json_object_get (rec, "flavor"), .new_flavor = new_flavor,
+        .status = kind == ZV_MIGRATION_EVACUATION ? "accepted" : "pre-migrating", .phase = "opened",
+        .request_id = rq, .project_id = s_str (rec, "project_id"), .user_id = s_str (rec, "user_id"),
+    };
+    json_t *migration = NULL;
+    status = zv_migration_create (txn, &init, &migration, errbuf, errlen);
+    if (status == ZV_OK) {
+        json_t *extra = json_pack ("{s:b, s:b}", "was_running", was_running, "forced", forced);
+        if (requested_host)
+            json_object_set_new (extra, "requested_host", json_string (requested_host));
+        char id [24];
+        snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+        json_t *opened = NULL;
+        status = zv_migration_cas (txn, id, "opened", extra, &opened, errbuf, errlen);
+        json_decref (extra);
+        json_decref (migration);
+        migration = opened;
+    }
+    //  A forced host is claimed as it is, without the scheduler.
+    if (status == ZV_OK && forced && requested_host) {
+        json_t *scheduling = json_pack ("{s:s, s:s}", "phase", "schedule", "status", init.status);
+        char id [24];
+        snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+        json_t *at = NULL;
+        status = zv_migration_cas (txn, id, "opened", scheduling, &at, errbuf, errlen);
+        json_decref (scheduling);
+        if (status == ZV_OK)
+            status = s_claim (self, txn, at, requested_host, errbuf, errlen);
+        json_decref (at);
+    }
+    else
+    if (status == ZV_OK)
+        status = s_enter (self, txn, migration, "schedule", NULL, errbuf, errlen);
+    if (status == ZV_OK) {
+        json_t *server = NULL, *now = NULL;
+        zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &server);
+        zv_migration_open_of (txn, uuid, &now);
+        call->reply = json_pack ("{s:o, s:o}", "server", server ? zv_instance_view (server) : json_null (),
+                                 "migration", now ? s_migration_view (now) : json_null ());
+    }
+    json_decref (migration);
+    return status;
+}
+
+//  A destination the caller names: a compute host that is up, enabled
+//  (unless forced) and not the source (unless allow_resize_to_same_host).
+static zv_status_t
+s_check_destination (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec, const char *host, bool forced,
+                     bool same_host_ok, char *errbuf, size_t errlen)
+{
+    json_t *node = NULL;
+    if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
+        snprintf (errbuf, errlen, "Compute host %s could not be found.", host);
+        return ZV_ENOTFOUND;
+    }
+    json_decref (node);
+    if (streq (host, s_str (rec, "host") ? s_str (rec, "host") : "") && !same_host_ok) {
+        snprintf (errbuf, errlen, "Unable to migrate instance (%s) to current host (%s).", s_str (rec, "uuid"), host);
+        return ZV_EINVAL;
+    }
+    json_t *service = zv_conductor_compute_service (self, txn, host);
+    const char *state = zv_conductor_service_state (self, service);
+    bool disabled = json_is_true (json_object_get (service, "disabled"));
+    bool forced_down = json_is_true (json_object_get (service, "forced_down"));
+    json_decref (service);
+    if (!streq (state, "up") || forced_down || (disabled && !forced)) {
+        snprintf (errbuf, errlen, "Compute service of %s is unavailable at this time.", host);
+        return ZV_ECONFLICT;
+    }
+    return ZV_OK;
+}
+
+zv_status_t
+zv_conductor_server_migrate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                             char *errbuf, size_t errlen)
+{
+    if (zv_msg_get_bool (call->msg, "live", false)) {
+        snprintf (errbuf, errlen, "Live migration is not available in this cloud yet.");
+        return ZV_EUNSUPPORTED;
+    }
+    json_t *rec = NULL;
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *host = zv_msg_get_str (call->msg, "host");
+    bool forced = zv_msg_get_bool (call->msg, "force", false);
+    if (host)
+        status = s_check_destination (self, txn, rec, host, forced, self->cfg.allow_resize_to_same_host,
+                                      errbuf, errlen);
+    if (status == ZV_OK)
+        status = s_open (self, txn, call, rec, ZV_ACTION_MIGRATE, ZV_MIGRATION_COLD, json_object_get (rec, "flavor"),
+                         host, forced, errbuf, errlen);
+    json_decref (rec);
+    return status;
+}
+
+zv_status_t
+zv_conductor_server_resize (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                            char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL, *flavor = NULL;
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *ref = zv_msg_get_str (call->msg, "flavor");
+    status = zv_conductor_find (txn, ZV_TABLE_FLAVORS, "flavor", ref, NULL, &flavor, errbuf, errlen);
+    if (status == ZV_ENOTFOUND)
+        snprintf (errbuf, errlen, "Flavor %s could not be found.", ref);
+    const json_t *current = json_object_get (rec, "flavor");
+    //  Nova's refusals, before anything moves.
+    if (status == ZV_OK && streq (s_str (flavor, "id") ? s_str (flavor, "id") : "",
+                                  s_str (current, "id") ? s_str (current, "id") : "")) {
+        snprintf (errbuf, errlen, "When resizing, instances must change flavor!");
+        status = ZV_EINVAL;
+    }
+    if (status == ZV_OK && s_int (flavor, "disk_gb") < s_int (current, "disk_gb")) {
+        snprintf (errbuf, errlen, "Server disk was unable to be resized because: Resizing to a smaller "
+                  "disk flavor is not allowed.");
+        status = ZV_EINVAL;
+    }
+    json_t *copy = status == ZV_OK ? zv_instance_flavor (flavor) : NULL;
+    if (status == ZV_OK)
+        status = s_open (self, txn, call, rec, ZV_ACTION_RESIZE, ZV_MIGRATION_RESIZE, copy, NULL, false,
+                         errbuf, errlen);
+    json_decref (copy);
+    json_decref (flavor);
+    json_decref (rec);
+    return status;
+}
+
+//  Confirm or revert a move waiting in VERIFY_RESIZE: the state table
+//  judges it; the move's next part starts.
+static zv_status_t
+s_settle (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, zv_action_t action,
+          const char *phase, const char *rq, char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL;
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *uuid = s_str (rec, "uuid");
+    json_t *migration = NULL;
+    if (zv_migration_open_of (txn, uuid, &migration) != ZV_OK
+    ||  !streq (s_str (migration, "phase") ? s_str (migration, "phase") : "", "verify")) {
+        snprintf (errbuf, errlen, "Instance %s has no resize waiting to be confirmed or reverted.", uuid);
+        json_decref (migration);
+        json_decref (rec);
+        return ZV_ECONFLICT;
+    }
+    json_t *updated = NULL;
+    status = zv_store_instance_action (txn, uuid, action, rq, &updated, errbuf, errlen);
+    json_decref (updated);
+    if (status == ZV_OK)
+        status = s_enter (self, txn, migration, phase, json_pack ("{s:s}", "request_id", rq), errbuf, errlen);
+    if (status == ZV_OK) {
+        json_t *server = NULL, *now = NULL;
+        zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &server);
+        zv_migration_open_of (txn, uuid, &now);
+        call->reply = json_pack ("{s:o, s:o}", "server", server ? zv_instance_view (server) : json_null (),
+                                 "migration", now ? s_migration_view (now) : json_null ());
+    }
+    json_decref (migration);
+    json_decref (rec);
+    return status;
+}
+
+zv_status_t
+zv_conductor_server_resize_confirm (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                                    char *errbuf, size_t errlen)
+{
+    return s_settle (self, txn, call, ZV_ACTION_CONFIRM_RESIZE, "confirm", zv_msg_rq (call->msg), errbuf, errlen);
+}
+
+zv_status_t
+zv_conductor_server_resize_revert (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                                   char *errbuf, size_t errlen)
+{
+    return s_settle (self, txn, call, ZV_ACTION_REVERT_RESIZE, "revert", zv_msg_rq (call->msg), errbuf, errlen);
+}
+
+//  Evacuate is for a host that is gone: its compute service down, or
+//  forced down by an operator (Nova's words when it is not).
+static zv_status_t
+s_check_source_down (zv_conductor_t *self, zv_txn_t *txn, const char *host, char *errbuf, size_t errlen)
+{
+    json_t *service = zv_conductor_compute_service (self, txn, host);
+    bool down = !service || streq (zv_conductor_service_state (self, service), "down")
+             || json_is_true (json_object_get (service, "forced_down"));
+    json_decref (service);
+    if (down)
+        return ZV_OK;
+    snprintf (errbuf, errlen, "Compute service of %s is still in use.", host);
+    return ZV_ECONFLICT;
+}
+
+static zv_status_t
+s_evacuate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, const json_t *rec,
+            const char *target, bool forced, char *errbuf, size_t errlen)
+{
+    const char *host = s_str (rec, "host");
+    zv_status_t status = host ? s_check_source_down (self, txn, host, errbuf, errlen) : ZV_OK;
+    if (status == ZV_OK && target)
+        status = s_check_destination (self, txn, rec, target, forced, false, errbuf, errlen);
+    if (status == ZV_OK)
+        status = s_open (self, txn, call, rec, ZV_ACTION_EVACUATE, ZV_MIGRATION_EVACUATION,
+                         json_object_get (rec, "flavor"), target, forced, errbuf, errlen);
+    return status;
+}
+
+zv_status_t
+zv_conductor_server_evacuate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                              char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL;
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
+    if (status == ZV_OK)
+        status = s_evacuate (self, txn, call, rec, zv_msg_get_str (call->msg, "host"),
+                             zv_msg_get_bool (call->msg, "force", false), errbuf, errlen);
+    json_decref (rec);
+    return status;
+}
+
+//  Every live server of a host that is gone, each its own move (each in a
+//  nested transaction: one refusal does not stop the others).
+typedef struct {
+    const char *host;
+    json_t *uuids;
+} s_on_host_t;
+
+static bool
+s_on_host (const char *key, json_t *rec, void *arg)
+{
+    s_on_host_t *scan = (s_on_host_t *) arg;
+    if (s_str (rec, "host") && streq (s_str (rec, "host"), scan->host) && !json_is_true (json_object_get (rec, "deleted")))
+        json_array_append_new (scan->uuids, json_string (key));
+    return true;
+}
+
+zv_status_t
+zv_conductor_host_evacuate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                            char *errbuf, size_t errlen)
+{
+    const char *host = zv_msg_get_str (call->msg, "host");
+    const char *target = zv_msg_get_str (call->msg, "target");
+    json_t *node = NULL;
+    if (zv_store_get (txn, ZV_TABLE_NODES, host, &node) != ZV_OK) {
+        snprintf (errbuf, errlen, "Compute host %s could not be found.", host);
+        return ZV_ENOTFOUND;
+    }
+    json_decref (node);
+    zv_status_t status = s_check_source_down (self, txn, host, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    s_on_host_t scan = { host, json_array () };
+    zv_store_scan (txn, ZV_TABLE_INSTANCES, "", s_on_host, &scan);
+    json_t *moved = json_array (), *refused = json_array ();
+    size_t index;
+    json_t *uuid;
+    json_array_foreach (scan.uuids, index, uuid) {
+        zv_txn_t *child = zv_txn_begin (self->store, txn, true);
+        json_t *rec = NULL;
+        char why [600] = "";
+        zv_status_t one = child ? zv_store_get (child, ZV_TABLE_INSTANCES, json_string_value (uuid), &rec) : ZV_EIO;
+        json_t *saved = call->reply;
+        call->reply = NULL;
+        if (one == ZV_OK)
+            one = s_evacuate (self, child, call, rec, target, false, why, sizeof why);
+        json_t *summary = json_pack ("{s:O, s:O}", "id", json_object_get (rec, "uuid"),
+                                     "name", json_object_get (rec, "name") ? json_object_get (rec, "name") : json_null ());
+        if (one == ZV_OK && zv_txn_commit (&child) == ZV_OK)
+            json_array_append_new (moved, json_pack ("{s:o, s:O}", "server", summary,
+                                                     "migration", json_object_get (call->reply, "migration")));
+        else {
+            zv_txn_abort (&child);
+            json_array_append_new (refused, json_pack ("{s:o, s:s}", "server", summary, "reason", why));
+        }
+        json_decref (call->reply);
+        call->reply = saved;
+        json_decref (rec);
+    }
+    json_decref (scan.uuids);
+    zv_info (ACTOR, zv_msg_rq (call->msg), "evacuating host %s: %zu servers, %zu refused", host,
+             json_array_size (moved), json_array_size (refused));
+    call->reply = json_pack ("{s:o, s:o}", "migrations", moved, "refused", refused);
+    return ZV_OK;
+}
+
+//  Migration records: one server's (its owner or an admin), or the cloud's
+//  (an admin), filtered.
+zv_status_t
+zv_conductor_migration_list (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                             char *errbuf, size_t errlen)
+{
+    const char *ref = zv_msg_get_str (call->msg, "ref");
+    json_t *rec = NULL;
+    if (ref) {
+        zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
+        if (status != ZV_OK)
+            return status;
+    }
+    else
+    if (!zv_conductor_is_admin (call))
+        return zv_conductor_forbidden ("os_compute_api:os-migrations:index", errbuf, errlen);
+    json_t *list = zv_migration_list (txn, rec ? s_str (rec, "uuid") : NULL, zv_msg_get_str (call->msg, "host"),
+                                      zv_msg_get_str (call->msg, "status"));
+    const char *kind = zv_msg_get_str (call->msg, "kind");
+    json_t *kept = json_array ();
+    size_t index;
+    json_t *migration;
+    json_array_foreach (list, index, migration)
+        if (!kind || streq (s_str (migration, "kind"), kind))
+            json_array_append_new (kept, s_migration_view (json_deep_copy (migration)));
+    json_decref (list);
+    json_decref (rec);
+    call->reply = json_pack ("{s:o}", "migrations", kept);
+    return ZV_OK;
+}
+
+zv_status_t
+zv_conductor_migration_show (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                             char *errbuf, size_t errlen)
+{
+    json_t *rec = NULL, *migration = NULL;
+    zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *id = zv_msg_get_str (call->msg, "id");
+    if (zv_migration_get (txn, id, &migration) != ZV_OK
+    ||  !streq (s_str (migration, "instance_uuid"), s_str (rec, "uuid"))) {
+        snprintf (errbuf, errlen, "Migration %s for server %s could not be found.", id, s_str (rec, "uuid"));
+        status = ZV_ENOTFOUND;
+    }
+    else
+        call->reply = json_pack ("{s:o}", "migration", s_migration_view (migration));
+    if (status != ZV_OK)
+        json_decref (migration);
+    json_decref (rec);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  What hosts report
+
+//  The open migration a host's message is about (instance uuid, migration
+//  uuid), with the sender checked against the host the phase runs on.
+static zv_status_t
+s_reported (zv_conductor_call_t *call, zv_txn_t *txn, json_t **migration_p, const s_phase_t **row_p,
+            char *errbuf, size_t errlen)
+{
+    const char *uuid = zv_msg_get_str (call->msg, "uuid");
+    const char *mig_uuid = zv_msg_get_str (call->msg, "migration");
+    json_t *migration = NULL;
+    if (zv_migration_open_of (txn, uuid, &migration) != ZV_OK || !streq (s_str (migration, "uuid"), mig_uuid)) {
+        snprintf (errbuf, errlen, "Migration %s of instance %s is not open.", mig_uuid, uuid);
+        json_decref (migration);
+        return ZV_ECONFLICT;
+    }
+    const s_phase_t *row = s_row (migration, s_str (migration, "phase"));
+    *migration_p = migration;
+    *row_p = row;
+    return ZV_OK;
+}
+
+zv_status_t
+zv_conductor_move_report (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                          char *errbuf, size_t errlen)
+{
+    const zv_msg_t *msg = call->msg;
+    json_t *migration = NULL;
+    const s_phase_t *row = NULL;
+    zv_status_t status = s_reported (call, txn, &migration, &row, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *phase = zv_msg_get_str (msg, "phase");
+    const char *outcome = zv_msg_get_str (msg, "outcome");
+    const char *host = row ? s_where_host (migration, row->where) : NULL;
+    const char *power = zv_msg_get_str (msg, "power_state");
+    if (!row || !streq (phase, s_str (migration, "phase"))) {
+        snprintf (errbuf, errlen, "Migration %lld is in phase %s, not %s: a late report.",
+                  (long long) s_int (migration, "id"), s_str (migration, "phase"), phase);
+        status = ZV_ECONFLICT;
+    }
+    else
+    if (!host || !streq (host, call->peer_host)) {
+        snprintf (errbuf, errlen, "compute.%s may not report phase %s of migration %lld (it runs on %s).",
+                  call->peer_host, phase, (long long) s_int (migration, "id"), host ? host : "no host");
+        status = ZV_EFORBIDDEN;
+    }
+    else
+    if (power && zv_power_state_from_name (power) < 0) {
+        snprintf (errbuf, errlen, "'%s' is not a power state.", power);
+        status = ZV_EINVAL;
+    }
+    json_t *facts = json_object_get (zv_msg_body (msg), "facts");
+    char id [24];
+    snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+    if (status == ZV_OK && (streq (outcome, "progress") || streq (outcome, "step"))) {
+        json_t *changes = json_object ();
+        static const char *counted [] = { "bytes_copied", "bytes_total", NULL };
+        for (int index = 0; counted [index]; index++)
+            if (json_is_integer (json_object_get (facts, counted [index])))
+                json_object_set (changes, counted [index], json_object_get (facts, counted [index]));
+        json_t *moved = NULL;
+        status = zv_migration_cas (txn, id, phase, changes, &moved, errbuf, errlen);
+        json_decref (changes);
+        //  A step moves the instance's task within the phase: the copy is
+        //  done (resize_finish), or a rebuild's next step.
+        if (status == ZV_OK && streq (outcome, "step")) {
+            json_t *rec = NULL;
+            const char *uuid = s_str (migration, "instance_uuid");
+            if (zv_store_get (txn, ZV_TABLE_INSTANCES, uuid, &rec) == ZV_OK) {
+                int task = zv_task_state_from_name (s_str (rec, "task_state"));
+                zv_state_result_t result;
+                char judged [256];
+                const char *next = NULL;
+                if (task == ZV_TASK_RESIZE_MIGRATED)
+                    next = "resize_finish";
+                else
+                if (task > 0 && zv_state_outcome ((zv_task_state_t) task, ZV_OUTCOME_STEP, ZV_OK, &result,
+                                                  judged, sizeof judged) == ZV_OK)
+                    next = zv_task_state_name (result.task);
+                if (next)
+                    status = s_instance_cas (txn, uuid, rec, json_pack ("{s:s}", "task_state", next), NULL,
+                                             errbuf, errlen);
+            }
+            json_decref (rec);
+        }
+        json_decref (moved);
+    }
+    else
+    if (status == ZV_OK && (streq (outcome, "done") || streq (outcome, "failed"))) {
+        bool failed = streq (outcome, "failed");
+        //  What the host learnt joins the record before the next phase.
+        json_t *learnt = json_object ();
+        if (json_is_boolean (json_object_get (facts, "shared")))
+            json_object_set (learnt, "shared_storage", json_object_get (facts, "shared"));
+        if (json_is_array (json_object_get (facts, "files")))
+            json_object_set (learnt, "files", json_object_get (facts, "files"));
+        if (json_object_get (facts, "console") && row->where == S_DEST)
+            json_object_set (learnt, "console", json_object_get (facts, "console"));
+        static const char *counted [] = { "bytes_copied", "bytes_total", NULL };
+        for (int index = 0; counted [index]; index++)
+            if (json_is_integer (json_object_get (facts, counted [index])))
+                json_object_set (learnt, counted [index], json_object_get (facts, counted [index]));
+        if (power && row->where == S_DEST)
+            json_object_set_new (learnt, "power_state", json_string (power));
+        json_t *moved = NULL;
+        status = zv_migration_cas (txn, id, phase, learnt, &moved, errbuf, errlen);
+        json_decref (learnt);
+        const char *reason = zv_msg_get_str (msg, "reason");
+        char because [4300];
+        if (failed)
+            snprintf (because, sizeof because, "%s failed on %s: %s", phase, host, reason ? reason : "no reason given");
+        if (status == ZV_OK)
+            status = s_follow (self, txn, moved, failed, failed ? because : NULL, power, errbuf, errlen);
+        json_decref (moved);
+    }
+    else
+    if (status == ZV_OK) {
+        snprintf (errbuf, errlen, "'%s' is not an outcome of a move's phase (progress, step, done, failed).",
+                  outcome);
+        status = ZV_EINVAL;
+    }
+    json_decref (migration);
+    if (status == ZV_OK)
+        call->reply = json_object ();
+    return status;
+}
+
+//  conductor.move_read: a chunk of a file the destination pulls from the
+//  source, relayed as it is (the route runs outside the batch).
+zv_status_t
+zv_conductor_move_read (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                        char *errbuf, size_t errlen)
+{
+    json_t *migration = NULL;
+    const s_phase_t *row = NULL;
+    zv_status_t status = s_reported (call, txn, &migration, &row, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *dest = s_str (migration, "dest_host");
+    const char *source = s_str (migration, "source_host");
+    if (!dest || !streq (dest, call->peer_host) || !source) {
+        snprintf (errbuf, errlen, "compute.%s is not the destination of migration %lld.", call->peer_host,
+                  (long long) s_int (migration, "id"));
+        json_decref (migration);
+        return ZV_EFORBIDDEN;
+    }
+    json_t *body = json_deep_copy (zv_msg_body (call->msg));
+    status = zv_conductor_relay (self, call, source, "compute.move_read", body, self->cfg.rpc_timeout_s * 1000);
+    json_decref (migration);
+    return status;
+}
+
+//  ---------------------------------------------------------------------
+//  A server deleted while it moves
+
+void
+zv_conductor_move_cancel (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec, const char *why)
+{
+    const char *uuid = s_str (rec, "uuid");
+    json_t *migration = NULL;
+    if (zv_migration_open_of (txn, uuid, &migration) != ZV_OK)
+        return;
+    //  The end the delete's terminate does not reach cleans what the move
+    //  made there: the destination its copy, the source what it set aside.
+    const char *host = s_str (rec, "host") ? s_str (rec, "host") : "";
+    bool on_source = streq (host, s_str (migration, "source_host") ? s_str (migration, "source_host") : "");
+    const s_phase_t *row = s_row (migration, on_source ? "cleanup_dest" : "confirm");
+    const char *other = s_where_host (migration, on_source ? S_DEST : S_SOURCE);
+    if (row && row->cast && other && *other && !streq (other, host)) {
+        json_t *told = json_deep_copy (migration);
+        json_object_set_new (told, "phase", json_string (row->name));
+        s_cast (self, txn, told, rec, row);
+        json_decref (told);
+    }
+    char id [24], errbuf [256];
+    snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+    json_t *close = json_pack ("{s:s, s:s, s:s}", "status", "error", "phase", "ended", "error", why);
+    if (zv_migration_cas (txn, id, NULL, close, NULL, errbuf, sizeof errbuf) == ZV_OK)
+        zv_conductor_release (self, txn, s_str (migration, "uuid"));
+    json_decref (close);
+    const char *rq = s_str (migration, "request_id");
+    if (rq && *rq)
+        zv_store_action_finish (txn, uuid, rq, "Error", why);
+    json_decref (migration);
+}
+
+//  ---------------------------------------------------------------------
+//  A phase its host cannot be told, recovery, housekeeping
+
+//  The phase failed (the host is not connected, or never answered): undo
+//  it.  Undoing on a destination that cannot be told goes on to the
+//  source (what it holds is reaped as an orphan when it returns); the
+//  source's own phases wait for it to come back.
+static void
+s_phase_failed (zv_conductor_t *self, const char *mig_uuid, const char *instance, const char *phase,
+                const char *reason)
+{
+    zv_txn_t *txn = zv_txn_begin (self->store, zv_conductor_batch_txn (self), true);
+    json_t *migration = NULL;
+    char errbuf [512];
+    if (!txn || zv_migration_open_of (txn, instance, &migration) != ZV_OK
+    ||  !streq (s_str (migration, "uuid"), mig_uuid) || !streq (s_str (migration, "phase"), phase)) {
+        zv_txn_abort (&txn);
+        json_decref (migration);
+        return;
+    }
+    const s_phase_t *row = s_row (migration, phase);
+    bool undoing = row && (streq (phase, "cleanup_dest") || streq (phase, "revert"));
+    zv_status_t status;
+    if (undoing)
+        status = s_follow (self, txn, migration, false, NULL, NULL, errbuf, sizeof errbuf);
+    else
+        status = s_follow (self, txn, migration, true, reason, NULL, errbuf, sizeof errbuf);
+    if (status == ZV_OK)
+        zv_txn_commit (&txn);
+    else
+        zv_txn_abort (&txn);
+    json_decref (migration);
+}
+
+static void
+s_cast_unreachable (zv_conductor_t *self, json_t *arg)
+{
+    const char *phase = s_str (arg, "phase");
+    char reason [400];
+    snprintf (reason, sizeof reason, "compute host %s is not connected", s_str (arg, "host"));
+    zv_warning (ACTOR, NULL, "migration %s: phase %s: %s", s_str (arg, "migration"), phase, reason);
+    //  A source that cannot be told now is told again when it returns
+    //  (its sync after a restart, or the phase timeout).
+    bool source_phase = streq (phase, "confirm") || streq (phase, "revert_source") || streq (phase, "restore_source");
+    if (!source_phase)
+        s_phase_failed (self, s_str (arg, "migration"), s_str (arg, "instance"), phase, reason);
+}
+
+//  Cast the current phase of migration again (a restart lost it), or
+//  re-run scheduling.
+static void
+s_redrive (zv_conductor_t *self, zv_txn_t *txn, json_t *migration)
+{
+    const s_phase_t *row = s_row (migration, s_str (migration, "phase"));
+    if (!row)
+        return;
+    json_t *rec = NULL;
+    if (zv_store_get (txn, ZV_TABLE_INSTANCES, s_str (migration, "instance_uuid"), &rec) != ZV_OK)
+        return;
+    char id [24], errbuf [256];
+    snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
+    json_t *bump = json_pack ("{s:I}", "attempts", s_int (migration, "attempts") + 1);
+    json_t *moved = NULL;
+    if (zv_migration_cas (txn, id, row->name, bump, &moved, errbuf, sizeof errbuf) == ZV_OK) {
+        if (row->cast)
+            s_cast (self, txn, moved, rec, row);
+        else
+        if (streq (row->name, "schedule"))
+            s_schedule (self, moved, rec);
+    }
+    json_decref (bump);
+    json_decref (moved);
+    json_decref (rec);
+}
+
+void
+zv_conductor_moves_host_restarted (zv_conductor_t *self, zv_txn_t *txn, const char *host, int64_t started_ms)
+{
+    json_t *open = zv_migration_open_on_host (txn, host);
+    const char *uuid;
+    json_t *entry;
+    json_object_foreach (open, uuid, entry) {
+        json_t *migration = NULL;
+        if (zv_migration_open_of (txn, uuid, &migration) != ZV_OK)
+            continue;
+        const s_phase_t *row = s_row (migration, s_str (migration, "phase"));
+        const char *runs_on = row ? s_where_host (migration, row->where) : NULL;
+        if (runs_on && streq (runs_on, host) && s_int (migration, "updated_ms") < started_ms) {
+            zv_info (ACTOR, s_str (migration, "request_id"), "migration %lld: %s restarted during %s: cast again",
+                     (long long) s_int (migration, "id"), host, row->name);
+            s_redrive (self, txn, migration);
+        }
+        json_decref (migration);
+    }
+    json_decref (open);
+}
+
+void
+zv_conductor_moves_sweep (zv_conductor_t *self, bool at_start)
+{
+    zv_txn_t *batch = zv_conductor_batch_txn (self);
+    if (!batch)
+        return;
+    zv_txn_t *read = zv_txn_begin (self->store, batch, true);
+    json_t *open = read ? zv_migration_open_all (read) : json_array ();
+    zv_txn_abort (&read);
+    int64_t now = zv_now_ms ();
+    size_t index;
+    json_t *entry;
+    json_array_foreach (open, index, entry) {
+        zv_txn_t *txn = zv_txn_begin (self->store, batch, true);
+        json_t *migration = NULL;
+        if (!txn || zv_migration_open_of (txn, s_str (entry, "instance_uuid"), &migration) != ZV_OK) {
+            zv_txn_abort (&txn);
+            continue;
+        }
+        const char *phase = s_str (migration, "phase");
+        const s_phase_t *row = s_row (migration, phase);
+        int64_t age = now - s_int (migration, "updated_ms");
+        char errbuf [256];
+        zv_status_t status = ZV_OK;
+        if (!row) {
+            //  A move opened by a run that died before its first phase:
+            //  nothing happened yet; it ends where it began.
+            status = s_end (self, txn, migration, streq (s_str (migration, "kind"), "evacuation") ? "failed" : "error",
+                            "interrupted by a conductor restart before it began", NULL, errbuf, sizeof errbuf);
+        }
+        else
+        if (streq (phase, "verify")) {
+            if (self->cfg.resize_confirm_window_s > 0 && age > (int64_t) self->cfg.resize_confirm_window_s * 1000) {
+                char rq [80];
+                snprintf (rq, sizeof rq, "req-confirm-%s", s_str (migration, "uuid"));
+                zv_info (ACTOR, rq, "migration %lld: confirmed after resize_confirm_window (%d s)",
+                         (long long) s_int (migration, "id"), self->cfg.resize_confirm_window_s);
+                json_t *updated = NULL;
+                status = zv_store_instance_action (txn, s_str (migration, "instance_uuid"),
+                                                   ZV_ACTION_CONFIRM_RESIZE, rq, &updated, errbuf, sizeof errbuf);
+                json_decref (updated);
+                if (status == ZV_OK)
+                    status = s_enter (self, txn, migration, "confirm", json_pack ("{s:s}", "request_id", rq),
+                                      errbuf, sizeof errbuf);
+            }
+        }
+        else
+        if (at_start)
+            s_redrive (self, txn, migration);
+        else
+        if (age >= (int64_t) self->cfg.move_phase_timeout_s * 1000) {
+            if (s_int (migration, "attempts") < S_MAX_ATTEMPTS)
+                s_redrive (self, txn, migration);
+            else {
+                char reason [300], mig_uuid [ZV_UUID_LEN + 1], at [64];
+                snprintf (reason, sizeof reason, "no report of phase %s within %d s, %d times", phase,
+                          self->cfg.move_phase_timeout_s, S_MAX_ATTEMPTS);
+                snprintf (mig_uuid, sizeof mig_uuid, "%s", s_str (migration, "uuid"));
+                snprintf (at, sizeof at, "%s", phase);
+                json_decref (migration);
+                migration = NULL;
+                zv_txn_abort (&txn);
+                s_phase_failed (self, mig_uuid, s_str (entry, "instance_uuid"), at, reason);
+                continue;
+            }
+        }
+        if (status == ZV_OK)
+            zv_txn_commit (&txn);
+        else
+            zv_txn_abort (&txn);
+        json_decref (migration);
+    }
+    json_decref (open);
+}
