@@ -651,9 +651,9 @@ zv_cli_cmd_host_evacuate (cli_t *cli)
     size_t nrefused = json_array_size (refused);
     size_t index;
     json_t *item;
-    bool wait = zv_cli_opt_flag (cli, "wait") && nmoving;
+    bool waiting = zv_cli_opt_flag (cli, "wait") && nmoving;
     int64_t wait_s = zv_cli_opt_int (cli, "wait-timeout", ZOVA_DEFAULT_WAIT_S);
-    if (wait) {
+    if (waiting) {
         servers = json_array ();
         migrations = json_array ();
         if (!servers || !migrations)
@@ -681,7 +681,7 @@ zv_cli_cmd_host_evacuate (cli_t *cli)
     if (cli->json)
         rc = zv_cli_print_json (reply) ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
     else {
-        json_t *rows = s_evacuated_rows (moving, refused, wait ? &mover : NULL);
+        json_t *rows = s_evacuated_rows (moving, refused, waiting ? &mover : NULL);
         strbuf_t out = { 0 };
         zv_cli_buf_rows (&out, s_evacuated_columns, rows);
         rc = zv_cli_buf_write (&out) ? ZOVA_EXIT_FAIL : ZOVA_EXIT_OK;
@@ -689,7 +689,7 @@ zv_cli_cmd_host_evacuate (cli_t *cli)
         json_decref (rows);
     }
 
-    if (wait) {
+    if (waiting) {
         size_t left = 0, rebuilt = 0;
         char label [512];
         for (size_t i = 0; i < nmoving; i++) {
