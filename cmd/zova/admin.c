@@ -171,14 +171,27 @@ const resource_t zv_cli_res_provider = {
 //  ---------------------------------------------------------------------
 //  Services, aggregates, zones, server groups
 
-//  compute service set [--enable|--disable [--reason R]] HOST [BINARY]
+//  compute service set [--enable|--disable [--reason R]] [--down|--up]
+//  HOST [BINARY]: what is not asked for is left as it is (no disabled
+//  key without --enable or --disable, no forced_down without --down or
+//  --up).
 int
 zv_cli_cmd_service_set (cli_t *cli)
 {
     bool enable = zv_cli_opt_flag (cli, "enable");
     bool disable = zv_cli_opt_flag (cli, "disable");
-    if (enable == disable) {
+    bool down = zv_cli_opt_flag (cli, "down");
+    bool up = zv_cli_opt_flag (cli, "up");
+    if (enable && disable) {
         zv_cli_fail ("compute service set needs exactly one of --enable and --disable");
+        return ZOVA_EXIT_USAGE;
+    }
+    if (down && up) {
+        zv_cli_fail ("compute service set takes one of --down and --up, not both");
+        return ZOVA_EXIT_USAGE;
+    }
+    if (!enable && !disable && !down && !up) {
+        zv_cli_fail ("compute service set needs --enable or --disable, --down or --up");
         return ZOVA_EXIT_USAGE;
     }
     json_t *body = zv_cli_body_from_opts (cli);
@@ -191,7 +204,10 @@ zv_cli_cmd_service_set (cli_t *cli)
     json_object_set_new (body, "host", json_string (cli->args [0]));
     if (cli->nargs > 1)
         json_object_set_new (body, "binary", json_string (cli->args [1]));
-    json_object_set_new (body, "disabled", json_boolean (disable));
+    if (enable || disable)
+        json_object_set_new (body, "disabled", json_boolean (disable));
+    if (down || up)
+        json_object_set_new (body, "forced_down", json_boolean (down));
     json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
     if (!reply)
         return ZOVA_EXIT_FAIL;

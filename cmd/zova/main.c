@@ -122,6 +122,46 @@ static const opt_spec_t s_server_set_opts [] = {
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
+static const opt_spec_t s_server_migrate_opts [] = {
+    { "host",             OPT_STR,  "HOST",    "host", false, 0, NULL },
+    //  Live migration is sent as asked; the conductor says whether it
+    //  serves it.
+    { "live-migration",   OPT_FLAG, NULL,      NULL,   false, 0, NULL },
+    { "block-migration",  OPT_FLAG, NULL,      NULL,   false, 0, NULL },
+    { "shared-migration", OPT_FLAG, NULL,      NULL,   false, 0, NULL },
+    { "wait",             OPT_FLAG, NULL,      NULL,   false, 0, NULL },
+    { "wait-timeout",     OPT_INT,  "SECONDS", NULL,   false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_resize_opts [] = {
+    { "flavor",       OPT_STR,  "FLAVOR",  "flavor", true,  0, NULL },
+    { "wait",         OPT_FLAG, NULL,      NULL,     false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL,     false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_server_evacuate_opts [] = {
+    { "host",         OPT_STR,  "HOST",    "host", false, 0, NULL },
+    { "wait",         OPT_FLAG, NULL,      NULL,   false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL,   false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_host_evacuate_opts [] = {
+    { "target",       OPT_STR,  "HOST",    "target", false, 0, NULL },
+    { "wait",         OPT_FLAG, NULL,      NULL,     false, 0, NULL },
+    { "wait-timeout", OPT_INT,  "SECONDS", NULL,     false, 1, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_migration_list_opts [] = {
+    { "host",   OPT_STR, "HOST",   "host",   false, 0, NULL },
+    { "status", OPT_STR, "STATUS", "status", false, 0, NULL },
+    { "kind",   OPT_STR, "KIND",   "kind",   false, 0, "migration|resize|live-migration|evacuation" },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
 static const opt_spec_t s_console_url_opts [] = {
     { "novnc",  OPT_FLAG, NULL, NULL, false, 0, NULL },
     { "serial", OPT_FLAG, NULL, NULL, false, 0, NULL },
@@ -149,6 +189,8 @@ static const opt_spec_t s_service_set_opts [] = {
     { "disable",        OPT_FLAG, NULL,     NULL,              false, 0, NULL },
     { "disable-reason", OPT_STR,  "REASON", "disabled_reason", false, 0, NULL },
     { "reason",         OPT_STR,  "REASON", NULL,              false, 0, NULL },
+    { "down",           OPT_FLAG, NULL,     NULL,              false, 0, NULL },
+    { "up",             OPT_FLAG, NULL,     NULL,              false, 0, NULL },
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
@@ -263,6 +305,30 @@ static const command_t s_commands [] = {
       s_server_set_opts, "REF", 1, 1,
       "set a server's root password through its guest agent (--root-password: read from the terminal or stdin)" },
 
+
+    { "server migrate", zv_cli_cmd_server_move, "api.server_migrate", &zv_cli_res_server,
+      s_server_migrate_opts, "SERVER", 1, 1,
+      "move a server to another host (--host: that one): shut down, it waits in VERIFY_RESIZE"
+      " for resize confirm or revert (--live-migration: moved running)" },
+    { "server resize", zv_cli_cmd_server_move, "api.server_resize", &zv_cli_res_server,
+      s_server_resize_opts, "SERVER", 1, 1,
+      "give a server another flavor, on this host or another; it waits in VERIFY_RESIZE"
+      " for resize confirm or revert" },
+    { "server resize confirm", zv_cli_cmd_server_move, "api.server_resize_confirm", &zv_cli_res_server,
+      s_server_action_opts, "SERVER", 1, 1,
+      "keep a migrated or resized server as it is now (its source host lets go of it)" },
+    { "server resize revert", zv_cli_cmd_server_move, "api.server_resize_revert", &zv_cli_res_server,
+      s_server_action_opts, "SERVER", 1, 1,
+      "take a migrated or resized server back to its source host and old flavor" },
+    { "server evacuate", zv_cli_cmd_server_move, "api.server_evacuate", &zv_cli_res_server,
+      s_server_evacuate_opts, "SERVER", 1, 1,
+      "rebuild a server of a host that is down on another host (--host: that one); on local"
+      " storage from its image: the data on its disks is lost" },
+    { "server migration list", zv_cli_cmd_migration_list, "api.migration_list", &zv_cli_res_migration,
+      NULL, "SERVER", 1, 1, "list a server's migrations, newest first" },
+    { "server migration show", zv_cli_cmd_migration_show, "api.migration_show", &zv_cli_res_migration,
+      NULL, "SERVER ID", 2, 2, "show one migration of a server" },
+
     { "server screenshot", zv_cli_cmd_server_screenshot, "api.server_screenshot", &zv_cli_res_server,
       s_screenshot_opts, "REF", 1, 1, "save the server's screen as a PNG file" },
     { "console url show", zv_cli_cmd_console_url, "api.console_url", &zv_cli_res_server,
@@ -303,7 +369,15 @@ static const command_t s_commands [] = {
     { "compute service list", zv_cli_cmd_list, "api.service_list", &zv_cli_res_service,
       s_service_list_opts, "", 0, 0, "list compute services" },
     { "compute service set", zv_cli_cmd_service_set, "api.service_set", &zv_cli_res_service,
-      s_service_set_opts, "HOST [BINARY]", 1, 2, "enable or disable a service (default: compute)" },
+      s_service_set_opts, "HOST [BINARY]", 1, 2,
+      "enable or disable a service (default: compute); --down: mark its host down, so that its"
+      " servers can be evacuated; --up: clear that" },
+    { "host evacuate", zv_cli_cmd_host_evacuate, "api.host_evacuate", &zv_cli_res_migration,
+      s_host_evacuate_opts, "SOURCE_HOST", 1, 1,
+      "evacuate every server of a host that is down (to --target, or where the scheduler says)" },
+    { "migration list", zv_cli_cmd_migration_list, "api.migration_list", &zv_cli_res_migration,
+      s_migration_list_opts, "", 0, 0,
+      "list migrations, newest first (--host: from or to that host)" },
     { "hypervisor list", zv_cli_cmd_list, "api.hypervisor_list", &zv_cli_res_hypervisor,
       NULL, "", 0, 0, "list hypervisors" },
     { "hypervisor show", zv_cli_cmd_show, "api.hypervisor_show", &zv_cli_res_hypervisor,

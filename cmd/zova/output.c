@@ -15,6 +15,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,6 +590,51 @@ zv_cli_progress_draw (progress_t *self, size_t done, size_t finished, size_t tot
     }
     else
         fprintf (stderr, "%3d%%  %zu/%zu %s%s\n", percent, done, total, label, extra);
+}
+
+//  FNV-1a over text, from seed: what a step's line says, as a number to
+//  compare with the last one drawn.
+static uint64_t
+s_hash (const char *text, uint64_t seed)
+{
+    uint64_t hash = seed;
+    for (; text && *text; text++)
+        hash = (hash ^ (unsigned char) *text) * UINT64_C (1099511628211);
+    return hash;
+}
+
+void
+zv_cli_progress_step (progress_t *self, int percent, const char *milestone, const char *detail)
+{
+    uint64_t hash = s_hash (milestone, UINT64_C (14695981039346656037)) * 131 + (uint64_t) (percent + 1);
+    if (self->tty)
+        hash = s_hash (detail, hash);
+    int64_t key = (int64_t) (hash >> 1);
+    if (self->drawn && key == self->last)
+        return;
+    self->drawn = true;
+    self->last = key;
+    if (percent > 100)
+        percent = 100;
+    char bar [ZOVA_BAR_WIDTH + 16] = "";
+    if (percent >= 0) {
+        size_t fill = (size_t) percent * ZOVA_BAR_WIDTH / 100;
+        char cells [ZOVA_BAR_WIDTH + 1];
+        memset (cells, '#', fill);
+        memset (cells + fill, '-', ZOVA_BAR_WIDTH - fill);
+        cells [ZOVA_BAR_WIDTH] = '\0';
+        if (self->tty)
+            snprintf (bar, sizeof bar, "[%s] %3d%%  ", cells, percent);
+        else
+            snprintf (bar, sizeof bar, "%3d%%  ", percent);
+    }
+    //  The line may get shorter: a terminal's rest of it is erased.
+    if (self->tty) {
+        fprintf (stderr, "\r%s%s%s\033[K", bar, milestone, detail ? detail : "");
+        fflush (stderr);
+    }
+    else
+        fprintf (stderr, "%s%s%s\n", bar, milestone, detail ? detail : "");
 }
 
 void

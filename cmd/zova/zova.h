@@ -14,6 +14,8 @@
       admin.c     services, hypervisors, aggregates, zones, server groups,
                   resource providers
       consoles.c  console URLs and logs
+      moves.c     moving servers (migrate, resize, confirm, revert,
+                  evacuate a server or a host) and migration records
     A command is one row of s_commands plus its handler here; a kind of
     record is one resource_t, defined next to its commands.
 
@@ -209,6 +211,12 @@ json_t *zv_cli_reply_member (json_t *reply, const char *key, bool list, const ch
 //  Draws the progress (redrawn only when the figures change).
 void zv_cli_progress_draw (progress_t *self, size_t done, size_t finished, size_t total,
                            const char *label, size_t errors);
+//  Draws the progress of one operation: milestone (where it stands) and
+//  detail, with a bar when percent >= 0.  A terminal's line is redrawn
+//  whenever the text changes; elsewhere a line is written only when the
+//  milestone or the percentage does.
+void zv_cli_progress_step (progress_t *self, int percent, const char *milestone,
+                           const char *detail);
 //  Ends the progress line, if one was drawn on a terminal.
 void zv_cli_progress_end (progress_t *self);
 
@@ -332,5 +340,16 @@ int zv_cli_cmd_inventory_set (cli_t *cli);
 
 int zv_cli_cmd_console_url (cli_t *cli);
 int zv_cli_cmd_console_log (cli_t *cli);
+
+
+//  ---------------------------------------------------------------------
+//  moves.c
+
+extern const resource_t zv_cli_res_migration;
+
+int zv_cli_cmd_server_move (cli_t *cli);
+int zv_cli_cmd_host_evacuate (cli_t *cli);
+int zv_cli_cmd_migration_list (cli_t *cli);
+int zv_cli_cmd_migration_show (cli_t *cli);
 
 #endif
