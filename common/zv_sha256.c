@@ -2,6 +2,7 @@
 
 #include "common/zv_sha256.h"
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -94,4 +95,10 @@ zv_sha256_file (const char *path, char hex [65], int64_t *size_p)
     if (size_p)
         *size_p = size;
     return 0;
+}
+
+void
+zv_sha256_thread_end (void)
+{
+    OPENSSL_thread_stop ();
 }

@@ -27,4 +27,10 @@ void zv_sha256_hex (zv_sha256_t *self, char hex [65]);
 //  -1 with errno set.
 int zv_sha256_file (const char *path, char hex [65], int64_t *size_p);
 
+//  Free what libcrypto keeps for the calling thread, now: a thread that
+//  hashed and is not joined (an actor's, which zactor detaches) calls it
+//  last, so that nothing of it is freed again by libcrypto's own cleanup
+//  at the process's exit, racing that thread's end.
+void zv_sha256_thread_end (void);
+
 #endif

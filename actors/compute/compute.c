@@ -13,6 +13,7 @@
     reconnects with backoff (host.c).                                      */
 
 #include "actors/compute/compute.h"
+#include "common/zv_sha256.h"
 
 #define ACTOR_PREFIX "compute"
 #define S_CHUNK_SIZE (1024 * 1024)
@@ -141,4 +142,6 @@ zv_compute_actor (zsock_t *pipe, void *args)
     json_decref (self->guest_retries);
     json_decref (self->serial_ports);
     free (self);
+    //  The image cache hashed on this thread, which zactor does not join.
+    zv_sha256_thread_end ();
 }

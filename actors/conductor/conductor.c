@@ -29,6 +29,7 @@
 
 #include "actors/zv_actors.h"
 #include "actors/conductor/conductor.h"
+#include "common/zv_sha256.h"
 #include <errno.h>
 #include <sodium.h>
 
@@ -760,6 +761,7 @@ zv_conductor_actor (zsock_t *pipe, void *args)
     zloop_destroy (&loop);
     zv_conductor_destroy (&actor.conductor);
     zsock_destroy (&router);
+    zv_sha256_thread_end ();
     return;
 
 failed:

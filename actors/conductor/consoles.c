@@ -195,7 +195,7 @@ zv_conductor_console_url (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
     }
     if (status == ZV_OK) {
         unsigned char random [32];
-        char token [65], key [65], now [32];
+        char token [65], key [65], now [32], until [32];
         randombytes_buf (random, sizeof random);
         sodium_bin2hex (token, sizeof token, random, sizeof random);
         s_token_key (token, key);
@@ -203,7 +203,7 @@ zv_conductor_console_url (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
         json_t *record = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "instance_uuid", uuid,
                                     "kind", kind, "host", host, "compute", s_str (rec, "host"),
                                     "port", port, "expires_ms", (json_int_t) expires_ms,
-                                    "created_at", s_iso_now (now), "expires_at", zv_iso8601 (expires_ms, now));
+                                    "created_at", s_iso_now (now), "expires_at", zv_iso8601 (expires_ms, until));
         status = zv_store_put (txn, ZV_TABLE_CONSOLE_TOKENS, key, record);
         char url [1400];
         if (streq (kind, "novnc"))
