@@ -154,13 +154,20 @@ t_eq () {
 }
 
 # t_wait_for DESCRIPTION SECONDS COMMAND...: poll until the command succeeds.
+# The pause between polls grows from 0.1 s to 0.5 s: a poll is often a
+# sanitized CLI call and a python3, a quarter of a second of CPU, and a
+# long wait polling flat out would take a core from the tests running
+# beside it (run-e2e.sh's lanes) and from what it waits for.  A wait for a
+# moment that soon passes sets T_WAIT_PAUSE_MAX=1 (tenths of a second).
 t_wait_for () {
     local what=$1 seconds=$2; shift 2
-    local deadline=$(( $(date +%s%N) / 1000000 + seconds * 1000 ))
+    local deadline=$(( $(date +%s%N) / 1000000 + seconds * 1000 )) pause=1
     while [ $(( $(date +%s%N) / 1000000 )) -lt $deadline ]; do
         if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
+        sleep "0.$pause"
+        [ "$pause" -lt "${T_WAIT_PAUSE_MAX:-5}" ] && pause=$((pause + 1))
     done
+    if "$@" >/dev/null 2>&1; then return 0; fi   # the deadline passed in a pause
     t_fail "timed out after ${seconds}s waiting for: $what"
     return 1
 }
@@ -226,6 +233,17 @@ t_wait_api () { t_wait_for "api ping" "${1:-20}" t_zova ping; }
 # t_json EXPR: read JSON on stdin, print a python expression of it (d = the document).
 t_json () { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# t_libvirtd start|stop LVDIR: scripts/libvirtd-test.sh, one start or stop
+# at a time per capabilities cache: start seeds LVDIR from
+# LIBVIRTD_TEST_CAPS_CACHE and stop saves it back, and two tests doing so
+# at once (run-e2e.sh's lanes) would mix their copies.  (flock -o: the
+# daemons started keep no hold on the lock.)
+t_libvirtd () {
+    local lock="${LIBVIRTD_TEST_CAPS_CACHE:-$T_DIR/libvirt-cache}.lock"
+    mkdir -p "$(dirname "$lock")"
+    flock -o "$lock" bash "$ZV_ROOT/scripts/libvirtd-test.sh" "$@"
+}
+
 # t_libvirt_cleanup URI LVDIR OWN: what a real-guest test leaves in libvirt
 # goes: every zova domain at URI is destroyed and undefined (with its managed
 # save), and the private libvirtd under LVDIR is stopped when OWN is set.
@@ -237,7 +255,7 @@ t_libvirt_cleanup () {
             virsh -c "$uri" undefine --managed-save "$dom" >/dev/null 2>&1
         done
     fi
-    [ -n "$own" ] && bash "$ZV_ROOT/scripts/libvirtd-test.sh" stop "$lv" 2>/dev/null
+    [ -n "$own" ] && t_libvirtd stop "$lv" 2>/dev/null
     return 0
 }
 
