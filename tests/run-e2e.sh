@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # run-e2e.sh BUILD [TEST...]: run end-to-end tests (tests/e2e/test_*.sh)
 # against the binaries in BUILD, each in its own temp dir with its own
-# ports (tests/e2e/lib.sh), ZV_E2E_JOBS of them at a time (default 3).
+# ports (tests/e2e/lib.sh), ZV_E2E_JOBS of them at a time (default 2).
 #
-# Most of a test's time is spent waiting (for a heartbeat, a guest's boot,
-# a console's frames), so a few lanes fill two cores without starving any
-# test's deadlines; the longest tests start first, so the lanes end close
-# together.  A test's output goes to its own log: this script alone
-# prints, one test at a time as each ends, its PASS or FAIL line and on
-# FAIL the whole log, so nothing interleaves.  The last line is
-# "e2e: N passed, N failed".
+# A test keeps about one core busy (one sanitized CLI call after another,
+# the daemons answering) and spends the rest waiting, so two lanes fill
+# two cores.  Three were tried, on a machine others were loading too:
+# the three longest tests together starved each other's daemons of the
+# CPU their 1 s heartbeats need, past every deadline.  The longest start first, so the
+# lanes end close together; the tests that boot QEMU guests under TCG
+# (a busy core per guest, and timings of their own: boots, a console's
+# frame rate) run one at a time.  A test's output goes to its own log:
+# this script alone prints, one test at a time as each ends, its PASS or
+# FAIL line and on FAIL the whole log, so nothing interleaves.  The last
+# line is "e2e: N passed, N failed".
 #
-# ZV_E2E_JOBS=1 runs them one after another, as before lanes;
-# ZV_E2E_TIMEOUT (default 600) bounds each test, in seconds.
+# ZV_E2E_JOBS=1 runs them one after another; ZV_E2E_TIMEOUT (default 600)
+# bounds each test, in seconds.
 set -u
 cd "$(dirname "$0")/.."
 export ZV_BUILD=${1:-build}
 shift || true
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(tests/e2e/test_*.sh)
-jobs=${ZV_E2E_JOBS:-3}
+jobs=${ZV_E2E_JOBS:-2}
 limit=${ZV_E2E_TIMEOUT:-600}
 
 # Seconds each test took alone on 2 cores (sanitized build): the order
@@ -31,6 +35,9 @@ declare -A cost=(
     [test_issue4_cli]=10
 )
 unknown_cost=300
+# Tests of one group never run at the same time.
+declare -A group=([test_guests]=qemu [test_console]=qemu)
+
 mapfile -t tests < <(for test in "${tests[@]}"; do
     name=$(basename "$test" .sh)
     echo "${cost[$name]:-$unknown_cost} $test"
@@ -43,13 +50,16 @@ export ZV_PYTHON
 out=$(mktemp -d /tmp/zova-e2e-run.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
+# s_name I: test I's name.
+s_name () { basename "${tests[$1]}" .sh; }
+
 # s_run I: test I to its log; its exit status and seconds to I.rc.  A test
-# past the limit gets SIGTERM (its whole process group), then SIGKILL 30 s
-# later, so nothing it started outlives it.
+# past the limit gets SIGTERM (its whole process group: lib.sh then stops
+# what it started), then SIGKILL 30 s later, so nothing outlives it.
 s_run () {
     local i=$1 start rc=0
     start=$(date +%s)
-    timeout -k 30 "$limit" bash "${tests[$i]}" >"$out/$i.log" 2>&1 || rc=$?
+    timeout -k 30 "$limit" bash "${tests[$i]}" >"$out/$i.log" 2>&1 </dev/null || rc=$?
     echo "$rc $(( $(date +%s) - start ))" >"$out/$i.rc"
 }
 
@@ -57,7 +67,7 @@ s_run () {
 passed=0 failed=0
 s_report () {
     local i=$1 name rc seconds
-    name=$(basename "${tests[$i]}" .sh)
+    name=$(s_name "$i")
     read -r rc seconds <"$out/$i.rc"
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
@@ -65,7 +75,7 @@ s_report () {
     else
         failed=$((failed + 1))
         if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-            echo "FAIL e2e $name ($seconds s, stopped after the ${limit} s limit)"
+            echo "FAIL e2e $name ($seconds s, stopped at the ${limit} s limit)"
         else
             echo "FAIL e2e $name ($seconds s)"
         fi
@@ -73,19 +83,35 @@ s_report () {
     fi
 }
 
-declare -A running=()
-next=0
-while [ "$next" -lt ${#tests[@]} ] || [ ${#running[@]} -gt 0 ]; do
-    while [ ${#running[@]} -lt "$jobs" ] && [ "$next" -lt ${#tests[@]} ]; do
-        s_run "$next" &
-        running[$!]=$next
-        next=$((next + 1))
+# s_next: the first pending test whose group is not running, or nothing.
+s_next () {
+    local i g
+    for i in "${pending[@]}"; do
+        g=${group[$(s_name "$i")]:-}
+        if [ -z "$g" ] || [ -z "${busy[$g]:-}" ]; then echo "$i"; return; fi
+    done
+}
+
+pending=("${!tests[@]}")
+declare -A running=() busy=()
+while [ ${#pending[@]} -gt 0 ] || [ ${#running[@]} -gt 0 ]; do
+    while [ ${#running[@]} -lt "$jobs" ] && [ ${#pending[@]} -gt 0 ]; do
+        i=$(s_next)
+        [ -n "$i" ] || break
+        s_run "$i" &
+        running[$!]=$i
+        g=${group[$(s_name "$i")]:-}
+        [ -n "$g" ] && busy[$g]=1
+        pending=($(for j in "${pending[@]}"; do [ "$j" = "$i" ] || echo "$j"; done))
     done
     done_pid=
     wait -n -p done_pid "${!running[@]}"
     [ -n "$done_pid" ] || continue
-    s_report "${running[$done_pid]}"
+    i=${running[$done_pid]}
     unset "running[$done_pid]"
+    g=${group[$(s_name "$i")]:-}
+    [ -n "$g" ] && unset "busy[$g]"
+    s_report "$i"
 done
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

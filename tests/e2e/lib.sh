@@ -52,6 +52,10 @@ t_cleanup () {
     fi
 }
 trap t_cleanup EXIT
+# Non-interactive bash dies of SIGTERM without running its EXIT trap:
+# run-e2e.sh's time limit (and ^C) must still stop what the test started.
+trap 't_fail "stopped by SIGTERM"; exit 143' TERM
+trap 'exit 130' INT
 
 # Ports handed out to tests are registered machine-wide: each test's
 # $T_DIR/ports lists those it holds until its directory goes, and a port
