@@ -7,10 +7,13 @@
 # the daemons answering) and spends the rest waiting, so two lanes fill
 # two cores.  Three were tried, on a machine others were loading too:
 # the three longest tests together starved each other's daemons of the
-# CPU their 1 s heartbeats need, past every deadline.  The longest start first, so the
-# lanes end close together; the tests that boot QEMU guests under TCG
-# (a busy core per guest, and timings of their own: boots, a console's
-# frame rate) run one at a time.  A test's output goes to its own log:
+# CPU their 1 s heartbeats need, past every deadline.  The heavy tests
+# run one at a time, each beside light ones: those that boot QEMU guests
+# under TCG (a busy core per guest, and timings of their own: boots, a
+# console's frame rate) and test_scheduling (200 clients at once); run
+# side by side, a guest of one missed its boot deadline during the
+# other's burst.  The longest start first, so the lanes end close
+# together.  A test's output goes to its own log:
 # this script alone prints, one test at a time as each ends, its PASS or
 # FAIL line and on FAIL the whole log, so nothing interleaves.  The last
 # line is "e2e: N passed, N failed".
@@ -36,7 +39,7 @@ declare -A cost=(
 )
 unknown_cost=300
 # Tests of one group never run at the same time.
-declare -A group=([test_guests]=qemu [test_console]=qemu)
+declare -A group=([test_scheduling]=heavy [test_guests]=heavy [test_console]=heavy)
 
 mapfile -t tests < <(for test in "${tests[@]}"; do
     name=$(basename "$test" .sh)
