@@ -112,10 +112,13 @@ t_eq "baseline: a deleted server on zovad all" 36 "${#DEL_A}"
 t_eq "baseline: a deleted server on the cluster" 36 "${#DEL_B}"
 
 # badinput LABEL ARGS...: run every case; each case line is one check.
+# A reply may take 10 s (the tool's default is 3): beside another test's
+# burst (run-e2e.sh's lanes) a sanitized conductor answered in over 3 s;
+# a peer that hangs or dies is still caught.
 badinput () {
     local label=$1; shift
     local out="$T_DIR/badinput-$label.out" rc=0
-    "$BADINPUT" "$@" all >"$out" 2>"$T_DIR/badinput-$label.err" || rc=$?
+    "$BADINPUT" --timeout 10 "$@" all >"$out" 2>"$T_DIR/badinput-$label.err" || rc=$?
     local verdict case rest
     while read -r verdict case rest; do
         case $verdict in

@@ -209,7 +209,7 @@ bash "$ZV_ROOT/scripts/build-test-guest.sh" "$GUEST" 2>"$T_DIR/build-guest.log" 
     || s_abort "build-test-guest.sh failed: $(tail -5 "$T_DIR/build-guest.log")"
 if [ -z "$URI" ]; then
     export LIBVIRTD_TEST_CAPS_CACHE="$GUEST/libvirt-cache"
-    URI=$(bash "$ZV_ROOT/scripts/libvirtd-test.sh" start "$LV" 2>"$T_DIR/libvirtd-start.log") \
+    URI=$(t_libvirtd start "$LV" 2>"$T_DIR/libvirtd-start.log") \
         || { URI=; s_abort "private libvirtd did not start: $(tail -3 "$T_DIR/libvirtd-start.log")"; }
     OWN_LIBVIRTD=1
 fi
@@ -221,7 +221,7 @@ PP=$(t_port)
 # Serial ports of this run's own: compute takes the lowest free port of the
 # range when it defines a domain and QEMU binds it later, so two test runs
 # on one machine with the default range race for the same port.
-SERIAL_LOW=$(( 10000 + ($$ % 490) * 20 ))
+SERIAL_LOW=$(t_port_range 20)
 PROXY="127.0.0.1:$PP"
 ORIGIN="http://$PROXY"
 export ZOVA_ENDPOINT=$API

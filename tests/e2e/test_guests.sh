@@ -85,7 +85,7 @@ bash "$ZV_ROOT/scripts/build-test-guest.sh" "$GUEST" 2>"$T_DIR/build-guest.log" 
 t_log "test guest in $GUEST ($(( $(now_ms) - t0 )) ms)"
 if [ -z "$URI" ]; then
     export LIBVIRTD_TEST_CAPS_CACHE="$GUEST/libvirt-cache"
-    URI=$(bash "$ZV_ROOT/scripts/libvirtd-test.sh" start "$LV" 2>"$T_DIR/libvirtd-start.log") \
+    URI=$(t_libvirtd start "$LV" 2>"$T_DIR/libvirtd-start.log") \
         || { URI=; s_abort "private libvirtd did not start: $(tail -3 "$T_DIR/libvirtd-start.log")"; }
     OWN_LIBVIRTD=1
 fi
@@ -96,11 +96,16 @@ virsh -c "$URI" domcapabilities --virttype qemu >/dev/null 2>&1 || s_abort "libv
 API="tcp://127.0.0.1:$(t_port)"
 export ZOVA_ENDPOINT=$API
 INST="$T_DIR/instances"
+# Serial ports of this run's own (test_console says why), for both the
+# all-in-one and the cluster's compute below.
+SERIAL_LOW=$(t_port_range 20)
+SERIAL_RANGE="serial_console.port_range=$SERIAL_LOW:$(( SERIAL_LOW + 19 ))"
 t_config "$T_DIR/zova.conf" "api.endpoint=$API" "DEFAULT.shutdown_timeout=15" \
     "conductor.housekeeping_interval=1" "scheduler.host_refresh_interval_ms=200" \
     "compute.instances_path=$INST" "compute.sync_power_state_interval=5" \
     "compute.reserved_host_memory_mb=0" "compute.ram_allocation_ratio=4.0" \
-    "libvirt.connection_uri=$URI" "libvirt.virt_type=auto" "libvirt.wait_soft_reboot_seconds=12"
+    "libvirt.connection_uri=$URI" "libvirt.virt_type=auto" "libvirt.wait_soft_reboot_seconds=12" \
+    "$SERIAL_RANGE"
 t_start aio all "$T_DIR/zova.conf"
 t_wait_api 30 || { tail -20 "$T_DIR/aio.log"; exit 1; }
 t_eq "virt_type auto on a CPU without vmx/svm picks qemu (TCG)" "qemu" \
@@ -312,7 +317,7 @@ export ZOVA_ENDPOINT=$C_API
 t_config "$T_DIR/cluster.conf" "api.endpoint=$C_API" "conductor.endpoint=$C_COND" \
     "conductor.housekeeping_interval=1" "scheduler.host_refresh_interval_ms=200" \
     "compute.instances_path=$INST" "compute.reserved_host_memory_mb=0" \
-    "libvirt.connection_uri=$URI" "DEFAULT.shutdown_timeout=15"
+    "libvirt.connection_uri=$URI" "DEFAULT.shutdown_timeout=15" "$SERIAL_RANGE"
 for role in conductor api scheduler compute; do t_start "c_$role" "$role" "$T_DIR/cluster.conf"; done
 t_wait_api 30
 t_wait_for "cluster compute up" 30 bash -c "\"$ZOVA\" hypervisor list -f json | grep -q QEMU"

@@ -59,7 +59,7 @@ for n in $(seq 10); do
     CLIENTS+=($!)
 done
 #  Kill as soon as the first instances exist: the burst is then in flight.
-t_wait_for "the burst has begun" 10 bash -c "[ \"\$(\"$ZOVA\" server list -f json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')\" -gt 5 ]"
+T_WAIT_PAUSE_MAX=1 t_wait_for "the burst has begun" 10 bash -c "[ \"\$(\"$ZOVA\" server list -f json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')\" -gt 5 ]"
 t_kill9 conductor
 wait "${CLIENTS[@]}" 2>/dev/null
 t_start conductor conductor "$T_DIR/zova.conf"
