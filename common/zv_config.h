@@ -25,6 +25,7 @@ typedef struct {
     int service_down_time_s;        //  heartbeat age after which a service is down
     char default_availability_zone [256];   //  the zone of hosts in no zoned aggregate
     int shutdown_timeout_s;         //  a clean shutdown waits this long, then destroys
+    int debug_move_delay_ms;        //  tests only: compute holds each move phase's done report this long
     //  [api]
     char api_endpoint [256];        //  bound by the api; the CLI connects here
     int api_request_timeout_s;      //  how long the api waits for the conductor
@@ -66,6 +67,7 @@ typedef struct {
     char custom_resources [512];    //  "CUSTOM_GPU=2,CUSTOM_FPGA=1": extra inventories
     int sync_power_state_interval_s;
     int workers;                    //  threads for calls that wait on a guest
+    int move_transfer_timeout_s;    //  a move's file transfer gives up after this long without progress
     //  [libvirt]
     char connection_uri [1024];
     char virt_type [16];            //  kvm|qemu|auto
