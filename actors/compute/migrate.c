@@ -28,6 +28,7 @@
 
 #include "actors/compute/compute.h"
 #include "virt/zv_disk.h"
+#include <assert.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

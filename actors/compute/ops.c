@@ -17,7 +17,10 @@
     test driver, whose calls answer in microseconds, they run on the loop's
     thread, which is what lets one process simulate a fleet.  The op owns
     its own reference of the connection, so a worker survives the loop
-    replacing a dead one.                                                  */
+    replacing a dead one.  A move's phases are rows too (their calls in
+    migrate_src.c and migrate_dst.c, their casts in migrate.c): the same
+    machinery, with a report of their own (conductor.move_report, through
+    zv_compute_move_report) instead of instance_update.                  */
 
 #include "actors/compute/compute.h"
 #include "virt/zv_disk.h"
