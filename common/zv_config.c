@@ -52,6 +52,7 @@ static const s_key_t s_keys [] = {
     INT ("DEFAULT", "shutdown_timeout", shutdown_timeout_s, "60", 0, 3600),
     BOOL ("DEFAULT", "allow_resize_to_same_host", allow_resize_to_same_host, "false"),
     INT ("DEFAULT", "resize_confirm_window", resize_confirm_window_s, "0", 0, 31536000),
+    INT ("DEFAULT", "debug_move_delay_ms", debug_move_delay_ms, "0", 0, 3600000),
     STR ("api", "endpoint", api_endpoint, ZV_DEFAULT_API_ENDPOINT),
     INT ("api", "request_timeout", api_request_timeout_s, "30", 1, 3600),
     STR ("api", "default_project", default_project, "admin"),
@@ -92,6 +93,7 @@ static const s_key_t s_keys [] = {
     STR ("compute", "custom_resources", custom_resources, ""),
     INT ("compute", "sync_power_state_interval", sync_power_state_interval_s, "600", 1, 86400),
     INT ("compute", "workers", workers, "8", 1, 256),
+    INT ("compute", "move_transfer_timeout", move_transfer_timeout_s, "120", 1, 86400),
     STR ("libvirt", "connection_uri", connection_uri, "test:///default"),
     STR ("libvirt", "virt_type", virt_type, "auto"),
     STR ("libvirt", "image_cache_path", image_cache_path, ""),
@@ -112,7 +114,20 @@ static const s_key_t s_keys [] = {
     INT ("consoleproxy", "buffer_kb", proxy_buffer_kb, "256", 4, 65536),
 };
 #define S_KEY_COUNT (sizeof (s_keys) / sizeof (s_keys [0]))
-_Static_assert (S_KEY_COUNT <= 64, "zv_config_t.keys_set has one bit per key");
+_Static_assert (S_KEY_COUNT <= ZV_CONFIG_MAX_KEYS, "zv_config_t.keys_set has one bit per key");
+
+//  One bit per row of s_keys.
+static void
+s_mark (uint64_t *bits, size_t row)
+{
+    bits [row / 64] |= (uint64_t) 1 << (row % 64);
+}
+
+static bool
+s_marked (const uint64_t *bits, size_t row)
+{
+    return (bits [row / 64] >> (row % 64)) & 1;
+}
 
 //  Deprecated keys that still work: the old key's value applies when a
 //  file sets it and never sets the new key (Nova's deprecated_name).
@@ -141,7 +156,7 @@ typedef struct {
     size_t errlen;
     bool failed;
     const s_key_t *last;            //  the key of the previous line
-    uint64_t keys_set;              //  by this file
+    uint64_t keys_set [ZV_CONFIG_MAX_KEYS / 64];    //  by this file
 } s_load_t;
 
 static zv_status_t
@@ -243,8 +258,8 @@ s_handler (void *arg, const char *section, const char *name, const char *value)
                 return 0;
             }
             load->last = key;
-            load->keys_set |= (uint64_t) 1 << index;
-            load->config->keys_set |= (uint64_t) 1 << index;
+            s_mark (load->keys_set, index);
+            s_mark (load->config->keys_set, index);
             return 1;
         }
     }
@@ -283,7 +298,7 @@ zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errl
     free (line);
     rewind (file);
     char reason [512] = "";
-    s_load_t load = { config, path, reason, sizeof reason, false, NULL, 0 };
+    s_load_t load = { .config = config, .path = path, .errbuf = reason, .errlen = sizeof reason };
     int at = ini_parse_file (file, s_handler, &load);
     fclose (file);
     //  A handler that refuses a value makes the parser report its line.
@@ -301,9 +316,9 @@ zv_config_load (zv_config_t *config, const char *path, char *errbuf, size_t errl
         assert (old_row < S_KEY_COUNT && new_row < S_KEY_COUNT);
         assert (s_keys [old_row].kind == s_keys [new_row].kind && s_keys [old_row].size == s_keys [new_row].size);
         //  Only what this file sets: an earlier file's alias was applied then.
-        if (!(load.keys_set & ((uint64_t) 1 << old_row)))
+        if (!s_marked (load.keys_set, old_row))
             continue;
-        if (config->keys_set & ((uint64_t) 1 << new_row))
+        if (s_marked (config->keys_set, new_row))
             zv_warning ("config", NULL, "%s: [%s] %s is deprecated and overridden by [%s] %s", path,
                         s_aliases [index].section, s_aliases [index].name,
                         s_aliases [index].new_section, s_aliases [index].new_name);

@@ -16,6 +16,8 @@
 #define ZV_DEFAULT_CONDUCTOR_ENDPOINT "tcp://127.0.0.1:5775"
 #define ZV_INPROC_CONDUCTOR_ENDPOINT  "inproc://zova-conductor"
 
+#define ZV_CONFIG_MAX_KEYS 256       //  rows of the key table (bits of keys_set)
+
 typedef struct {
     //  [DEFAULT]
     char host [256];                //  this process's host name (compute: the hypervisor host)
@@ -27,6 +29,7 @@ typedef struct {
     int shutdown_timeout_s;         //  a clean shutdown waits this long, then destroys
     bool allow_resize_to_same_host; //  a resize or migration may stay on its host (Nova's)
     int resize_confirm_window_s;    //  a resize waiting for confirmation is confirmed after this (0: never)
+    int debug_move_delay_ms;        //  tests only: compute holds each move phase's done report this long
     //  [api]
     char api_endpoint [256];        //  bound by the api; the CLI connects here
     int api_request_timeout_s;      //  how long the api waits for the conductor
@@ -69,6 +72,7 @@ typedef struct {
     char custom_resources [512];    //  "CUSTOM_GPU=2,CUSTOM_FPGA=1": extra inventories
     int sync_power_state_interval_s;
     int workers;                    //  threads for calls that wait on a guest
+    int move_transfer_timeout_s;    //  a move's file transfer gives up after this long without progress
     //  [libvirt]
     char connection_uri [1024];
     char virt_type [16];            //  kvm|qemu|auto
@@ -94,7 +98,7 @@ typedef struct {
     int proxy_buffer_kb;            //  per direction and session: a slow reader is not read for beyond it
     //  Which keys a file set (bit = row of the key table), so that a
     //  deprecated alias gives way to its new key whatever their order.
-    uint64_t keys_set;
+    uint64_t keys_set [ZV_CONFIG_MAX_KEYS / 64];
 } zv_config_t;
 
 //  Fill config with the built-in defaults (host = this machine's name).

@@ -322,6 +322,26 @@ s_info_as (const char *path, const char *format, const char *what, char *errbuf,
     return info;
 }
 
+//  ZV_EINVAL (errbuf says why) when info shows a backing file (unless
+//  backing_ok) or an external data file: a file that came from elsewhere
+//  could read any file of the host into a guest's disk through either.
+static zv_status_t
+s_refers_elsewhere (const json_t *info, bool backing_ok, const char *what, char *errbuf, size_t errlen)
+{
+    const char *backing = json_string_value (json_object_get (info, "backing-filename"));
+    json_t *specific = json_object_get (json_object_get (info, "format-specific"), "data");
+    const char *data_file = json_string_value (json_object_get (specific, "data-file"));
+    if (backing && !backing_ok) {
+        snprintf (errbuf, errlen, "%s: it has a backing file (%s)", what, backing);
+        return ZV_EINVAL;
+    }
+    if (data_file) {
+        snprintf (errbuf, errlen, "%s: it has an external data file (%s)", what, data_file);
+        return ZV_EINVAL;
+    }
+    return ZV_OK;
+}
+
 zv_status_t
 zv_disk_import (const char *src, const char *src_format, const char *dst,
                 char *errbuf, size_t errlen)
@@ -333,25 +353,100 @@ zv_disk_import (const char *src, const char *src_format, const char *dst,
     json_t *info = s_info_as (src, src_format, what, errbuf, errlen);
     if (!info)
         return ZV_EINVAL;
-    zv_status_t status = ZV_OK;
-    const char *backing = json_string_value (json_object_get (info, "backing-filename"));
-    json_t *specific = json_object_get (json_object_get (info, "format-specific"), "data");
-    const char *data_file = json_string_value (json_object_get (specific, "data-file"));
-    if (backing) {
-        snprintf (errbuf, errlen, "%s: it has a backing file (%s)", what, backing);
-        status = ZV_EINVAL;
-    }
-    else
-    if (data_file) {
-        snprintf (errbuf, errlen, "%s: it has an external data file (%s)", what, data_file);
-        status = ZV_EINVAL;
-    }
+    zv_status_t status = s_refers_elsewhere (info, false, what, errbuf, errlen);
     json_decref (info);
     if (status != ZV_OK)
         return status;
     char *argv [] = { "qemu-img", "convert", "-f", (char *) src_format, "-O", "raw",
                       (char *) src, (char *) dst, NULL };
     return s_qemu_img (argv, NULL, what, errbuf, errlen);
+}
+
+//  `qemu-img info` of an existing qcow2 disk, or NULL with the status
+//  (ZV_ENOTFOUND when path is missing, ZV_EINVAL when it is no qcow2).
+static json_t *
+s_qcow2_info (const char *path, const char *what, zv_status_t *status_p, char *errbuf, size_t errlen)
+{
+    struct stat info;
+    if (stat (path, &info) != 0) {
+        snprintf (errbuf, errlen, "%s: %s", what, strerror (errno));
+        *status_p = errno == ENOENT ? ZV_ENOTFOUND : ZV_EIO;
+        return NULL;
+    }
+    json_t *result = s_info_as (path, "qcow2", what, errbuf, errlen);
+    *status_p = result ? ZV_OK : ZV_EINVAL;
+    return result;
+}
+
+zv_status_t
+zv_disk_resize (const char *path, int64_t size_gb, char *errbuf, size_t errlen)
+{
+    assert (path && errbuf && errlen);
+    errbuf [0] = '\0';
+    char what [4200];
+    snprintf (what, sizeof what, "cannot resize disk %s", path);
+    if (size_gb <= 0 || size_gb >= INT64_MAX / S_GIB) {
+        snprintf (errbuf, errlen, "%s: size of %" PRId64 " GB", what, size_gb);
+        return ZV_EINVAL;
+    }
+    zv_status_t status;
+    json_t *info = s_qcow2_info (path, what, &status, errbuf, errlen);
+    if (!info)
+        return status;
+    json_int_t virtual_size = json_integer_value (json_object_get (info, "virtual-size"));
+    json_decref (info);
+    if (virtual_size >= size_gb * S_GIB)
+        return ZV_OK;               //  as big already: a disk never shrinks
+    char size [32];
+    snprintf (size, sizeof size, "%" PRId64 "G", size_gb);
+    char *argv [] = { "qemu-img", "resize", "-q", "-f", "qcow2", (char *) path, size, NULL };
+    return s_qemu_img (argv, NULL, what, errbuf, errlen);
+}
+
+zv_status_t
+zv_disk_rebase (const char *path, const char *backing_raw_path, char *errbuf, size_t errlen)
+{
+    assert (path && backing_raw_path && errbuf && errlen);
+    errbuf [0] = '\0';
+    char what [4200];
+    snprintf (what, sizeof what, "cannot rebase disk %s", path);
+    struct stat backing;
+    if (stat (backing_raw_path, &backing) != 0) {
+        snprintf (errbuf, errlen, "%s: backing file %s: %s", what, backing_raw_path, strerror (errno));
+        return ZV_ENOTFOUND;
+    }
+    zv_status_t status;
+    json_t *info = s_qcow2_info (path, what, &status, errbuf, errlen);
+    if (!info)
+        return status;
+    status = s_refers_elsewhere (info, true, what, errbuf, errlen);
+    const char *had = json_string_value (json_object_get (info, "backing-filename"));
+    const char *had_format = json_string_value (json_object_get (info, "backing-filename-format"));
+    bool same = had && strcmp (had, backing_raw_path) == 0 && had_format && strcmp (had_format, "raw") == 0;
+    json_decref (info);
+    if (status != ZV_OK || same)
+        return status;
+    //  Unsafe: only the path changes, the bytes behind it are the same
+    //  image (and the old path may not exist on this host).
+    char *argv [] = { "qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "raw",
+                      "-b", (char *) backing_raw_path, (char *) path, NULL };
+    return s_qemu_img (argv, NULL, what, errbuf, errlen);
+}
+
+zv_status_t
+zv_disk_standalone (const char *path, char *errbuf, size_t errlen)
+{
+    assert (path && errbuf && errlen);
+    errbuf [0] = '\0';
+    char what [4200];
+    snprintf (what, sizeof what, "disk %s", path);
+    zv_status_t status;
+    json_t *info = s_qcow2_info (path, what, &status, errbuf, errlen);
+    if (!info)
+        return status;
+    status = s_refers_elsewhere (info, false, what, errbuf, errlen);
+    json_decref (info);
+    return status;
 }
 
 json_t *

@@ -44,6 +44,28 @@ zv_status_t zv_disk_convert (const char *src, const char *dst, const char *forma
 zv_status_t zv_disk_import (const char *src, const char *src_format, const char *dst,
                             char *errbuf, size_t errlen);
 
+//  Grow the qcow2 disk path to size_gb GiB; a disk as big or bigger is
+//  left as it is (a disk never shrinks: a resize to a smaller flavor is
+//  refused before anything moves).  ZV_ENOTFOUND when path is missing,
+//  ZV_EINVAL for a size <= 0 or a file that is no qcow2, ZV_EIO when
+//  qemu-img fails.  Its backing file must be there: rebase first.
+zv_status_t zv_disk_resize (const char *path, int64_t size_gb, char *errbuf, size_t errlen);
+
+//  Make the qcow2 overlay path name backing_raw_path (absolute, raw) as its
+//  backing file, as a disk that came from another host must (its old
+//  backing path is the other host's cache, which may not exist here):
+//  unsafe, only the path changes, never the bytes.  Nothing when it names
+//  it already.  ZV_ENOTFOUND when path or the backing file is missing,
+//  ZV_EINVAL when path is no qcow2 or has an external data file, ZV_EIO
+//  when qemu-img fails.
+zv_status_t zv_disk_rebase (const char *path, const char *backing_raw_path, char *errbuf, size_t errlen);
+
+//  ZV_OK when path is a qcow2 disk that refers to no other file (no
+//  backing file, no external data file), as an ephemeral or swap disk
+//  that came from another host must be; ZV_EINVAL when it does or is no
+//  qcow2, ZV_ENOTFOUND when it is missing.
+zv_status_t zv_disk_standalone (const char *path, char *errbuf, size_t errlen);
+
 //  `qemu-img info --output=json` of path (format probed, shared lock so a
 //  running guest's disk can be read): {"format", "virtual-size",
 //  "backing-filename", ...}.  Caller owns; NULL when qemu-img fails.

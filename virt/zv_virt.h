@@ -107,6 +107,14 @@ typedef struct {
     //  defined before.
     zv_status_t (*spawn) (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
                           char *errbuf, size_t errlen);
+    //  Write the domain XML as spawn does and define it without starting
+    //  it: an existing definition is replaced.  A domain that runs goes on
+    //  running as it is (the new definition applies at its next start); one
+    //  that is off loses its managed-save image, which would restore the
+    //  old definition.  What a move's destination does before it starts the
+    //  guest only if it was running.
+    zv_status_t (*define) (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
+                           char *errbuf, size_t errlen);
     //  Stop and undefine (with any managed-save image, snapshots metadata
     //  and NVRAM); a domain that does not exist is not an error.
     zv_status_t (*destroy) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);

@@ -344,6 +344,7 @@ const zv_virt_driver_t zv_virt_libvirt = {
     .node_info = s_node_info,
     .list = s_list,
     .spawn = zv_libvirt_spawn,
+    .define = zv_libvirt_define,
     .destroy = zv_libvirt_destroy,
     .power_off = zv_libvirt_power_off,
     .power_on = zv_libvirt_power_on,

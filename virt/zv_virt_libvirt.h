@@ -12,7 +12,7 @@
         zv_virt_libvirt_events.c    libvirt's initialisation, the event
                                     thread, the event queue and the
                                     lifecycle, agent and close callbacks
-        zv_virt_libvirt_domain.c    domain operations: spawn, destroy,
+        zv_virt_libvirt_domain.c    domain operations: spawn, define, destroy,
                                     power off and on, pause, suspend,
                                     password, guest info
         zv_virt_libvirt_consoles.c  where consoles listen, screenshots, and
@@ -95,6 +95,8 @@ bool zv_libvirt_event_next (zv_virt_t *self, zv_virt_event_t *event);
 
 zv_status_t zv_libvirt_spawn (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
                               char *errbuf, size_t errlen);
+zv_status_t zv_libvirt_define (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
+                               char *errbuf, size_t errlen);
 zv_status_t zv_libvirt_destroy (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
 zv_status_t zv_libvirt_power_off (zv_virt_t *self, const char *uuid, int timeout_s, bool *clean_p,
                                   char *errbuf, size_t errlen);

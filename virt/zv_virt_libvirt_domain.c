@@ -1,5 +1,6 @@
 /*  zv_virt_libvirt_domain.c: the libvirt driver's domain operations:
-    spawn, destroy, power off and on, pause, suspend, password, guest info.
+    spawn, define, destroy, power off and on, pause, suspend, password,
+    guest info.
 
     Each operation looks its domain up by uuid, checks its state before
     the call so that every libvirt driver refuses alike (the test driver
@@ -7,10 +8,10 @@
     or two libvirt calls, and frees the domain.  Retried requests succeed
     (pausing a paused domain, unpausing a running one).  Flags a driver
     refuses (the test driver has no NVRAM, no guest agent) fall back row by
-    row through a table of flags, most thorough first.  spawn writes the
-    domain XML (zv_domain_xml) to the instance directory before defining
-    it.  power_off waits on the guest, polling: it runs on a compute
-    worker, never on the compute loop.                                     */
+    row through a table of flags, most thorough first.  spawn and define
+    write the domain XML (zv_domain_xml) to the instance directory before
+    defining it; spawn then starts it.  power_off waits on the guest,
+    polling: it runs on a compute worker, never on the compute loop.       */
 
 #include "virt/zv_virt_libvirt.h"
 #include <errno.h>
@@ -80,17 +81,25 @@ s_write_xml (const char *dir, const char *xml, char *errbuf, size_t errlen)
     return ZV_OK;
 }
 
-zv_status_t
-zv_libvirt_spawn (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
-                  char *errbuf, size_t errlen)
+//  Write the XML of an instance to its directory and define it: the part
+//  spawn and define share.  stop: a domain that runs is destroyed first
+//  (spawn); otherwise it runs on with its old definition live.  A domain
+//  that is off loses its managed-save image, or virDomainCreate would
+//  restore it instead of booting the new definition.  On success *domain_p
+//  is the defined domain (caller frees) and *existed_p says whether there
+//  was a definition before.
+static zv_status_t
+s_define (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec, const char *operation,
+          bool stop, virDomainPtr *domain_p, bool *existed_p, char *errbuf, size_t errlen)
 {
+    *domain_p = NULL;
+    *existed_p = false;
     const char *uuid = json_string_value (json_object_get (instance, "uuid"));
     if (!uuid || !zv_uuid_valid (uuid)) {
-        snprintf (errbuf, errlen, "spawn: the instance has no valid uuid");
+        snprintf (errbuf, errlen, "%s: the instance has no valid uuid", operation);
         return ZV_EINVAL;
     }
     zv_status_t status = ZV_OK;
-    virDomainPtr domain = NULL;
     char *xml = zv_domain_xml (instance, self->domain_type, spec);
     if (!xml) {
         snprintf (errbuf, errlen, "cannot make the domain XML of %s (nic '%s', or out of memory)",
@@ -101,44 +110,66 @@ zv_libvirt_spawn (zv_virt_t *self, const json_t *instance, const zv_domain_spec_
     &&  (status = s_write_xml (spec->instance_dir, xml, errbuf, errlen)) != ZV_OK)
         goto cleanup;
 
-    //  What was there: a running domain stops (hard reboot, rescue); a
-    //  managed-save image goes, or virDomainCreate would restore it
-    //  instead of booting the new definition.
-    bool existed = false;
     virDomainPtr old = virDomainLookupByUUIDString (self->conn, uuid);
     if (old) {
-        existed = true;
-        if (virDomainIsActive (old) == 1)
-            status = s_stop (self, old, "spawn", uuid, NULL, errbuf, errlen);
-        if (status == ZV_OK
+        *existed_p = true;
+        bool active = virDomainIsActive (old) == 1;
+        if (active && stop) {
+            status = s_stop (self, old, operation, uuid, NULL, errbuf, errlen);
+            active = false;
+        }
+        if (status == ZV_OK && !active
         &&  virDomainHasManagedSaveImage (old, 0) == 1 && virDomainManagedSaveRemove (old, 0) < 0)
-            status = zv_libvirt_fail (self, "spawn", "virDomainManagedSaveRemove", uuid, errbuf, errlen);
+            status = zv_libvirt_fail (self, operation, "virDomainManagedSaveRemove", uuid, errbuf, errlen);
         virDomainFree (old);
         if (status != ZV_OK)
             goto cleanup;
     }
     else
     if (virGetLastErrorCode () != VIR_ERR_NO_DOMAIN) {
-        status = zv_libvirt_fail (self, "spawn", "virDomainLookupByUUIDString", uuid, errbuf, errlen);
+        status = zv_libvirt_fail (self, operation, "virDomainLookupByUUIDString", uuid, errbuf, errlen);
         goto cleanup;
     }
     virResetLastError ();
 
-    domain = virDomainDefineXML (self->conn, xml);
-    if (!domain) {
-        status = zv_libvirt_fail (self, "spawn", "virDomainDefineXML", uuid, errbuf, errlen);
-        goto cleanup;
-    }
+    *domain_p = virDomainDefineXML (self->conn, xml);
+    if (!*domain_p)
+        status = zv_libvirt_fail (self, operation, "virDomainDefineXML", uuid, errbuf, errlen);
+cleanup:
+    free (xml);
+    return status;
+}
+
+zv_status_t
+zv_libvirt_spawn (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
+                  char *errbuf, size_t errlen)
+{
+    virDomainPtr domain = NULL;
+    bool existed = false;
+    //  What was there: a running domain stops (hard reboot, rescue).
+    zv_status_t status = s_define (self, instance, spec, "spawn", true, &domain, &existed, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
     if (virDomainCreate (domain) < 0) {
+        const char *uuid = json_string_value (json_object_get (instance, "uuid"));
         status = zv_libvirt_fail (self, "spawn", "virDomainCreate", uuid, errbuf, errlen);
         //  A definition that was there before stays (now the new one).
         if (!existed && virDomainUndefine (domain) < 0)
             virResetLastError ();
     }
-cleanup:
+    virDomainFree (domain);
+    return status;
+}
+
+zv_status_t
+zv_libvirt_define (zv_virt_t *self, const json_t *instance, const zv_domain_spec_t *spec,
+                   char *errbuf, size_t errlen)
+{
+    virDomainPtr domain = NULL;
+    bool existed = false;
+    zv_status_t status = s_define (self, instance, spec, "define", false, &domain, &existed, errbuf, errlen);
     if (domain)
         virDomainFree (domain);
-    free (xml);
     return status;
 }
 

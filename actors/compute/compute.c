@@ -32,6 +32,14 @@ static const struct {
     { "compute.sync_now",           zv_compute_sync_now },
     { "compute.console_log",        zv_compute_console_log },
     { "compute.screenshot",         zv_compute_screenshot },
+    //  A move's phases (migrate.c); its files, read on the source.
+    { "compute.move_prepare",       zv_compute_move_cast },
+    { "compute.move_source",        zv_compute_move_cast },
+    { "compute.move_finish",        zv_compute_move_cast },
+    { "compute.move_confirm",       zv_compute_move_cast },
+    { "compute.move_revert",        zv_compute_move_cast },
+    { "compute.move_rebuild",       zv_compute_move_cast },
+    { "compute.move_read",          zv_compute_move_src_read },
 };
 
 static void
@@ -45,6 +53,14 @@ s_serve (void *actor, zv_msg_t *msg)
             return;
         }
     zv_warning (self->name, zv_msg_rq (msg), "message type %s is not served by compute", type);
+}
+
+void
+zv_compute_answer (zv_compute_t *self, zv_msg_t **reply_p)
+{
+    zv_msg_set_src (*reply_p, self->name);
+    if (zv_msg_send (reply_p, zv_link_socket (self->link)) != 0)
+        zv_msg_destroy (reply_p);
 }
 
 //  ---------------------------------------------------------------------
@@ -100,6 +116,9 @@ zv_compute_actor (zsock_t *pipe, void *args)
     self->event_uuids = json_object ();
     self->guest_retries = json_object ();
     self->serial_ports = json_object ();
+    self->moves = zhashx_new ();
+    self->move_queues = zhashx_new ();
+    zhashx_set_destructor (self->move_queues, (zhashx_destructor_fn *) zlistx_destroy);
     snprintf (self->name, sizeof self->name, ACTOR_PREFIX ".%s", self->cfg.host);
     if (*self->cfg.instances_path)
         snprintf (self->instances_path, sizeof self->instances_path, "%s", self->cfg.instances_path);
@@ -131,7 +150,8 @@ zv_compute_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, 0);
         zloop_start (self->loop);
     }
-    //  The cache first: its finishing jobs run on the workers.
+    //  Moves and the cache first: their jobs run on the workers.
+    zv_compute_moves_destroy (self);
     zv_imagecache_destroy (&self->cache);
     zv_workers_destroy (&self->workers);
     zv_link_destroy (&self->link);
@@ -141,6 +161,8 @@ zv_compute_actor (zsock_t *pipe, void *args)
     json_decref (self->event_uuids);
     json_decref (self->guest_retries);
     json_decref (self->serial_ports);
+    zhashx_destroy (&self->moves);
+    zhashx_destroy (&self->move_queues);
     free (self);
     //  The image cache hashed on this thread, which zactor does not join.
     zv_sha256_thread_end ();

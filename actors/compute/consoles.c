@@ -17,14 +17,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static void
-s_answer (zv_compute_t *self, zv_msg_t **reply_p)
-{
-    zv_msg_set_src (*reply_p, self->name);
-    if (zv_msg_send (reply_p, zv_link_socket (self->link)) != 0)
-        zv_msg_destroy (reply_p);
-}
-
 //  Text that travels as a msgpack string: valid UTF-8 (no overlong
 //  forms, no surrogates) without NUL; any other byte of the guest's output
 //  becomes '?'.
@@ -83,7 +75,7 @@ zv_compute_console_log (zv_compute_t *self, zv_msg_t *msg)
                                         "(it needs a hypervisor with consoles)", uuid, self->cfg.host);
         if (fd >= 0)
             close (fd);
-        s_answer (self, &error);
+        zv_compute_answer (self, &error);
         return;
     }
     //  Back from the end until lines + 1 newlines are seen (the last line
@@ -126,7 +118,7 @@ zv_compute_console_log (zv_compute_t *self, zv_msg_t *msg)
     json_t *body = json_pack ("{s:s%}", "output", text ? text + start : "", got - start);
     zv_msg_set_body (reply, &body);
     free (text);
-    s_answer (self, &reply);
+    zv_compute_answer (self, &reply);
 }
 
 //  ---------------------------------------------------------------------
@@ -172,7 +164,7 @@ s_shot_done (void *actor, void *job)
         }
         else
             reply = zv_msg_error (shot->request, shot->status, "%s", shot->errbuf);
-        s_answer (self, &reply);
+        zv_compute_answer (self, &reply);
     }
     free (shot->png);
     zv_msg_destroy (&shot->request);
@@ -186,7 +178,7 @@ zv_compute_screenshot (zv_compute_t *self, zv_msg_t *msg)
     if (!zv_compute_virt_ready (self)) {
         zv_msg_t *error = zv_msg_error (msg, ZV_EUNAVAILABLE, "%s", *self->degraded ? self->degraded
                                                                     : "hypervisor unreachable");
-        s_answer (self, &error);
+        zv_compute_answer (self, &error);
         return;
     }
     s_shot_t *shot = (s_shot_t *) zmalloc (sizeof (s_shot_t));

@@ -17,10 +17,14 @@
     test driver, whose calls answer in microseconds, they run on the loop's
     thread, which is what lets one process simulate a fleet.  The op owns
     its own reference of the connection, so a worker survives the loop
-    replacing a dead one.                                                  */
+    replacing a dead one.  A move's phases are rows too (their calls in
+    migrate_src.c and migrate_dst.c, their casts in migrate.c): the same
+    machinery, with a report of their own (conductor.move_report, through
+    zv_compute_move_report) instead of instance_update.                  */
 
 #include "actors/compute/compute.h"
 #include "virt/zv_disk.h"
+#include <assert.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <unistd.h>
@@ -40,6 +44,9 @@ zv_compute_op_destroy (zv_compute_op_t **op_p)
     json_decref (op->images);
     json_decref (op->guest);
     json_decref (op->consoles);
+    json_decref (op->move.migration);
+    json_decref (op->move.facts);
+    assert (!op->move.pull && op->move.timer < 0);
     memset (op->password, 0, sizeof op->password);
     free (op);
     *op_p = NULL;
@@ -71,6 +78,8 @@ zv_compute_op_new (zv_compute_t *self, zv_msg_t *msg, const zv_compute_action_t 
     snprintf (op->uuid, sizeof op->uuid, "%s", uuid);
     const char *rq = zv_msg_get_str (msg, "action_request_id");
     snprintf (op->rq, sizeof op->rq, "%s", rq ? rq : zv_msg_rq (msg) ? zv_msg_rq (msg) : "");
+    op->move.shared = -1;
+    op->move.timer = -1;
     return op;
 }
 
@@ -167,6 +176,24 @@ s_power_off (zv_compute_op_t *op, int timeout_s, bool *clean_p)
         status = ZV_OK;
     }
     return status;
+}
+
+zv_domain_spec_t
+zv_compute_op_spec (zv_compute_op_t *op)
+{
+    return s_spec (op, false);
+}
+
+zv_status_t
+zv_compute_op_make_disks (zv_compute_op_t *op)
+{
+    return s_make_disks (op, op->base);
+}
+
+zv_status_t
+zv_compute_op_power_off (zv_compute_op_t *op, int timeout_s, bool *clean_p)
+{
+    return s_power_off (op, timeout_s, clean_p);
 }
 
 static zv_status_t
@@ -315,20 +342,34 @@ s_run_set_password (zv_compute_op_t *op)
 //  The table: one row per action compute runs
 
 //  The build's row comes first (zv_compute_action_build); the rows of a
-//  move's two halves will run functions of migrate_src.c / migrate_dst.c.
+//  move's phases, last, run the functions of migrate_src.c (on the source)
+//  and migrate_dst.c (on the destination), one row per phase the conductor
+//  names: a move that fails before it finished is rolled back by
+//  cleanup_dest and restore_source, which do what revert does.
 static const zv_compute_action_t s_actions [] = {
-    { "create",         "spawning",           s_run_build, true,  false, true  },
-    { "reboot",         "rebooting",          s_run_reboot, false, false, true  },
-    { "reboot_hard",    "rebooting_hard",     s_run_hard_reboot, true,  false, true  },
-    { "stop",           "powering-off",       s_run_stop, false, false, false },
-    { "start",          "powering-on",        s_run_hard_reboot, true,  false, true  },
-    { "pause",          "pausing",            s_run_pause, false, false, false },
-    { "unpause",        "unpausing",          s_run_unpause, false, false, false },
-    { "suspend",        "suspending",         s_run_suspend, false, false, false },
-    { "resume",         "resuming",           s_run_resume, false, false, false },
-    { "rescue",         "rescuing",           s_run_rescue, true,  true,  true  },
-    { "unrescue",       "unrescuing",         s_run_unrescue, true,  false, true  },
-    { "changePassword", "updating_password",  s_run_set_password, false, false, false },
+    { "create",         "spawning",          s_run_build,         true,  false, true,  NULL, NULL },
+    { "reboot",         "rebooting",         s_run_reboot,        false, false, true,  NULL, NULL },
+    { "reboot_hard",    "rebooting_hard",    s_run_hard_reboot,   true,  false, true,  NULL, NULL },
+    { "stop",           "powering-off",      s_run_stop,          false, false, false, NULL, NULL },
+    { "start",          "powering-on",       s_run_hard_reboot,   true,  false, true,  NULL, NULL },
+    { "pause",          "pausing",           s_run_pause,         false, false, false, NULL, NULL },
+    { "unpause",        "unpausing",         s_run_unpause,       false, false, false, NULL, NULL },
+    { "suspend",        "suspending",        s_run_suspend,       false, false, false, NULL, NULL },
+    { "resume",         "resuming",          s_run_resume,        false, false, false, NULL, NULL },
+    { "rescue",         "rescuing",          s_run_rescue,        true,  true,  true,  NULL, NULL },
+    { "unrescue",       "unrescuing",        s_run_unrescue,      true,  false, true,  NULL, NULL },
+    { "changePassword", "updating_password", s_run_set_password,  false, false, false, NULL, NULL },
+    { .action = "move_prepare", .phase = "prepare", .run = zv_compute_move_dst_prepare, .needs_images = true },
+    { .action = "move_source", .phase = "source", .run = zv_compute_move_src_source },
+    { .action = "move_finish", .phase = "finish", .run = zv_compute_move_dst_finish, .needs_images = true,
+      .defines = true, .begin = zv_compute_move_dst_finish_begin },
+    { .action = "move_confirm", .phase = "confirm", .run = zv_compute_move_src_confirm },
+    { .action = "move_revert", .phase = "revert", .run = zv_compute_move_dst_revert },
+    { .action = "move_revert", .phase = "cleanup_dest", .run = zv_compute_move_dst_revert },
+    { .action = "move_revert", .phase = "revert_source", .run = zv_compute_move_src_revert, .defines = true },
+    { .action = "move_revert", .phase = "restore_source", .run = zv_compute_move_src_revert, .defines = true },
+    { .action = "move_rebuild", .phase = "rebuild", .run = zv_compute_move_dst_rebuild, .needs_images = true,
+      .defines = true, .begin = zv_compute_move_dst_rebuild_begin },
 };
 #define S_ACTIONS (sizeof (s_actions) / sizeof (s_actions [0]))
 
@@ -345,6 +386,15 @@ const zv_compute_action_t *
 zv_compute_action_build (void)
 {
     return &s_actions [0];
+}
+
+const zv_compute_action_t *
+zv_compute_action_phase (const char *phase)
+{
+    for (size_t index = 0; phase && index < S_ACTIONS; index++)
+        if (s_actions [index].phase && streq (s_actions [index].phase, phase))
+            return &s_actions [index];
+    return NULL;
 }
 
 //  ---------------------------------------------------------------------
@@ -386,6 +436,52 @@ zv_compute_report (zv_compute_t *self, const char *uuid, const char *rq, const c
     zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, fn, ctx, free_ctx);
 }
 
+//  A move report's context: what its refusal is logged with.
+typedef struct {
+    char uuid [ZV_UUID_LEN + 1];
+    char rq [72];
+    char phase [32];
+    char outcome [16];
+} s_move_report_t;
+
+static void
+s_move_report_done (void *actor, void *ctx, zv_msg_t *reply)
+{
+    zv_compute_t *self = (zv_compute_t *) actor;
+    s_move_report_t *report = (s_move_report_t *) ctx;
+    if (zv_msg_status (reply) != ZV_OK)
+        zv_warning (self->name, *report->rq ? report->rq : NULL, "instance %s: move phase %s: %s report refused: %s",
+                    report->uuid, report->phase, report->outcome, zv_msg_error_text (reply));
+    free (report);
+}
+
+void
+zv_compute_move_report (zv_compute_t *self, const zv_compute_op_t *op, const char *outcome,
+                        zv_status_t why, const char *reason, int power, json_t *facts)
+{
+    const char *phase = op->action->phase;
+    zv_msg_t *msg = zv_msg_new ("conductor.move_report");
+    zv_msg_set_rq (msg, op->rq);
+    json_t *body = json_pack ("{s:s, s:s, s:s, s:s}", "uuid", op->uuid, "migration", op->move.id,
+                              "phase", phase, "outcome", outcome);
+    if (power >= 0)
+        json_object_set_new (body, "power_state", json_string (zv_power_state_name ((zv_power_state_t) power)));
+    if (facts && json_object_size (facts))
+        json_object_set (body, "facts", facts);
+    json_decref (facts);
+    if (streq (outcome, "failed")) {
+        json_object_set_new (body, "error", json_string (zv_status_name (why)));
+        json_object_set_new (body, "reason", json_string (reason && *reason ? reason : "failed"));
+    }
+    zv_msg_set_body (msg, &body);
+    s_move_report_t *report = (s_move_report_t *) zmalloc (sizeof (s_move_report_t));
+    snprintf (report->uuid, sizeof report->uuid, "%s", op->uuid);
+    snprintf (report->rq, sizeof report->rq, "%s", op->rq);
+    snprintf (report->phase, sizeof report->phase, "%s", phase);
+    snprintf (report->outcome, sizeof report->outcome, "%s", outcome);
+    zv_link_call (self->link, &msg, self->cfg.rpc_timeout_s * 1000, s_move_report_done, report, free);
+}
+
 //  The facts an op learnt: where the consoles of its running domain listen
 //  (a hypervisor with consoles only).  New object.
 json_t *
@@ -404,6 +500,10 @@ s_op_report (zv_compute_t *self, zv_compute_op_t *op)
 {
     if (op->action == zv_compute_action_build ()) {
         zv_compute_build_report (self, op);
+        return;
+    }
+    if (op->action->phase) {
+        zv_compute_move_finished (self, op);
         return;
     }
     if (op->status == ZV_OK)
@@ -451,12 +551,20 @@ s_op_done (void *actor, void *job)
     s_op_report (self, op);
 }
 
+void
+zv_compute_op_report (zv_compute_t *self, zv_compute_op_t *op)
+{
+    s_op_report (self, op);
+}
+
 //  Every image is in the cache: run the calls, on a worker unless the
 //  hypervisor answers at once.
 static void
 s_op_run (zv_compute_t *self, zv_compute_op_t *op)
 {
-    if (op->status != ZV_OK) {
+    //  A move's phase that a later one overtook while its images came
+    //  makes no call: its end is all that is left.
+    if (op->status != ZV_OK || op->move.cancelled) {
         s_op_report (self, op);
         return;
     }
@@ -573,7 +681,7 @@ zv_compute_instance_action (zv_compute_t *self, zv_msg_t *msg)
 {
     const char *name = zv_msg_get_str (msg, "action");
     const zv_compute_action_t *action = zv_compute_action_find (name);
-    if (!action || action == zv_compute_action_build ()) {
+    if (!action || action == zv_compute_action_build () || action->phase) {
         zv_warning (self->name, zv_msg_rq (msg), "action '%s' is not run by compute", name ? name : "?");
         return;
     }

@@ -10,7 +10,9 @@
     reconciles and answers which deletes to finish and which orphan domains
     (of no live instance) to reap.  A connection that closes is dropped
     here; host.c reconnects it with backoff while the heartbeat reports the
-    host degraded.                                                          */
+    host degraded.  The answer also names the instances evacuated off this
+    host while it was down: their domains are fenced (destroyed and
+    undefined) and their files removed unless the storage is shared.        */
 
 #include "actors/compute/compute.h"
 
@@ -64,6 +66,35 @@ zv_compute_terminate_instance (zv_compute_t *self, zv_msg_t *msg)
 }
 
 //  ---------------------------------------------------------------------
+//  Fencing
+
+//  An instance evacuated off this host while it was down lives elsewhere
+//  now: its domain here must never run again, and its directory goes
+//  unless the storage is shared with the host it was rebuilt on
+//  (keep_disks: the disks are the instance's own, in use there).
+static void
+s_fence (zv_compute_t *self, const char *uuid, bool keep_disks)
+{
+    if (!uuid || !zv_uuid_valid (uuid))
+        return;
+    char errbuf [512];
+    zv_warning (self->name, NULL, "instance %s was evacuated off this host: removing its domain%s", uuid,
+                keep_disks ? " (its disks stay: shared storage)" : " and its files");
+    if (self->virt && self->driver->destroy (self->virt, uuid, errbuf, sizeof errbuf) != ZV_OK) {
+        //  The next sync says it again.
+        zv_warning (self->name, NULL, "cannot remove the domain of evacuated instance %s: %s", uuid, errbuf);
+        return;
+    }
+    json_object_del (self->serial_ports, uuid);
+    if (keep_disks)
+        return;
+    char resize [ZV_UUID_LEN + 16];
+    snprintf (resize, sizeof resize, "%s_resize", uuid);
+    zv_compute_remove_instance_dir (self, uuid);
+    zv_compute_remove_instance_dir (self, resize);
+}
+
+//  ---------------------------------------------------------------------
 //  Sync
 
 static void
@@ -80,6 +111,8 @@ s_sync_done (void *actor, void *ctx, zv_msg_t *reply)
     json_array_foreach (json_object_get (zv_msg_body (reply), "terminate"), index, item)
         s_terminate (self, json_string_value (json_object_get (item, "uuid")),
                      json_string_value (json_object_get (item, "action_request_id")));
+    json_array_foreach (json_object_get (zv_msg_body (reply), "evacuated"), index, item)
+        s_fence (self, zv_compute_str (item, "uuid"), json_is_true (json_object_get (item, "keep_disks")));
     json_array_foreach (json_object_get (zv_msg_body (reply), "orphans"), index, item) {
         char errbuf [512];
         zv_warning (self->name, NULL, "reaping domain %s of no live instance", json_string_value (item));

@@ -247,6 +247,84 @@ test_disk_import (void **state)
     assert_int_equal (access (out, F_OK), -1);
 }
 
+//  A moved root disk grows to a bigger flavor and never shrinks; a second
+//  resize to the same size does nothing.
+static void
+test_disk_resize (void **state)
+{
+    fixture_t *self = *state;
+    char base [512], disk [512];
+    snprintf (base, sizeof base, "%s", s_path (self, "base.raw"));
+    snprintf (disk, sizeof disk, "%s", s_path (self, "disk"));
+    s_make_file (base, S_MIB);
+    assert_int_equal (zv_disk_overlay (disk, base, 1, self->errbuf, sizeof self->errbuf), ZV_OK);
+
+    assert_int_equal (zv_disk_resize (disk, 3, self->errbuf, sizeof self->errbuf), ZV_OK);
+    json_t *info = zv_disk_info (disk);
+    assert_non_null (info);
+    assert_int_equal (s_virtual_size (info), 3 * S_GIB);
+    assert_string_equal (json_string_value (json_object_get (info, "backing-filename")), base);
+    json_decref (info);
+    assert_int_equal (zv_disk_resize (disk, 3, self->errbuf, sizeof self->errbuf), ZV_OK);
+    assert_int_equal (zv_disk_resize (disk, 2, self->errbuf, sizeof self->errbuf), ZV_OK);
+    info = zv_disk_info (disk);
+    assert_int_equal (s_virtual_size (info), 3 * S_GIB);
+    json_decref (info);
+
+    assert_int_equal (zv_disk_resize (disk, 0, self->errbuf, sizeof self->errbuf), ZV_EINVAL);
+    assert_int_equal (zv_disk_resize (s_path (self, "nothing"), 4, self->errbuf, sizeof self->errbuf),
+                      ZV_ENOTFOUND);
+    assert_true (zv_test_has (self->errbuf, "cannot resize disk"));
+    //  Raw bytes are never probed into a format.
+    assert_int_equal (zv_disk_resize (base, 4, self->errbuf, sizeof self->errbuf), ZV_EINVAL);
+    struct stat info_raw;
+    assert_int_equal (stat (base, &info_raw), 0);
+    assert_int_equal (info_raw.st_size, S_MIB);
+}
+
+//  A disk from another host names that host's cache as its backing file:
+//  rebased (unsafely: the old path need not exist here) onto this host's.
+static void
+test_disk_rebase (void **state)
+{
+    fixture_t *self = *state;
+    char there [512], here [512], disk [512], local [512];
+    snprintf (there, sizeof there, "%s", s_path (self, "there.raw"));
+    snprintf (here, sizeof here, "%s", s_path (self, "here.raw"));
+    snprintf (disk, sizeof disk, "%s", s_path (self, "disk"));
+    snprintf (local, sizeof local, "%s", s_path (self, "disk.local"));
+    s_make_file (there, S_MIB);
+    s_make_file (here, S_MIB);
+    assert_int_equal (zv_disk_overlay (disk, there, 1, self->errbuf, sizeof self->errbuf), ZV_OK);
+    assert_int_equal (unlink (there), 0);
+
+    assert_int_equal (zv_disk_rebase (disk, here, self->errbuf, sizeof self->errbuf), ZV_OK);
+    json_t *info = zv_disk_info (disk);
+    assert_non_null (info);
+    assert_string_equal (json_string_value (json_object_get (info, "backing-filename")), here);
+    assert_string_equal (json_string_value (json_object_get (info, "backing-filename-format")), "raw");
+    assert_int_equal (s_virtual_size (info), S_GIB);
+    json_decref (info);
+    //  Again: nothing to do.  Then it can be resized (its backing is here).
+    assert_int_equal (zv_disk_rebase (disk, here, self->errbuf, sizeof self->errbuf), ZV_OK);
+    assert_int_equal (zv_disk_resize (disk, 2, self->errbuf, sizeof self->errbuf), ZV_OK);
+
+    assert_int_equal (zv_disk_rebase (disk, there, self->errbuf, sizeof self->errbuf), ZV_ENOTFOUND);
+    assert_true (zv_test_has (self->errbuf, "backing file"));
+    assert_int_equal (zv_disk_rebase (s_path (self, "nothing"), here, self->errbuf, sizeof self->errbuf),
+                      ZV_ENOTFOUND);
+    assert_int_equal (zv_disk_rebase (here, here, self->errbuf, sizeof self->errbuf), ZV_EINVAL);
+
+    //  Ephemeral and swap disks refer to nothing; an overlay does.
+    assert_int_equal (zv_disk_blank (local, 16, self->errbuf, sizeof self->errbuf), ZV_OK);
+    assert_int_equal (zv_disk_standalone (local, self->errbuf, sizeof self->errbuf), ZV_OK);
+    assert_int_equal (zv_disk_standalone (disk, self->errbuf, sizeof self->errbuf), ZV_EINVAL);
+    assert_true (zv_test_has (self->errbuf, "has a backing file"));
+    assert_int_equal (zv_disk_standalone (here, self->errbuf, sizeof self->errbuf), ZV_EINVAL);
+    assert_int_equal (zv_disk_standalone (s_path (self, "nothing"), self->errbuf, sizeof self->errbuf),
+                      ZV_ENOTFOUND);
+}
+
 static void
 test_disk_info_missing (void **state)
 {
@@ -318,6 +396,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_disk_overlay_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_convert, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_import, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_disk_resize, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_disk_rebase, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_info_missing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_no_qemu_img, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_folders, s_setup, s_teardown),

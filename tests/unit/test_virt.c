@@ -452,6 +452,95 @@ test_virt_spawn_over_existing (void **state)
     json_decref (instance);
 }
 
+//  The memory (KiB) of uuid's persistent definition, asked on a
+//  connection of the test's own.
+static unsigned long
+s_defined_memory_kb (const char *uuid)
+{
+    virConnectPtr conn = virConnectOpen (S_URI);
+    assert_non_null (conn);
+    virDomainPtr domain = virDomainLookupByUUIDString (conn, uuid);
+    assert_non_null (domain);
+    unsigned long memory = virDomainGetMaxMemory (domain);
+    virDomainFree (domain);
+    virConnectClose (conn);
+    return memory;
+}
+
+//  define: a move's destination defines the domain of its new flavor and
+//  starts it only if it was running; a running domain is never stopped.
+static void
+test_virt_define (void **state)
+{
+    s_fixture_t *fx = (s_fixture_t *) *state;
+    zv_virt_t *virt = fx->virt;
+    char *errbuf = fx->errbuf;
+    size_t errlen = sizeof fx->errbuf;
+    char dir [] = "/tmp/zv_test_virt.XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    char instance_dir [256], path [300];
+    snprintf (instance_dir, sizeof instance_dir, "%s/instances/" S_UUID_A, dir);
+    snprintf (path, sizeof path, "%s/libvirt.xml", instance_dir);
+    zv_domain_spec_t spec = { .instance_dir = instance_dir };
+
+    json_t *instance = s_instance (S_UUID_A);
+    assert_int_equal (D->define (virt, instance, &spec, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_SHUTDOWN);
+    char *xml = zv_test_slurp (path);
+    assert_non_null (xml);
+    assert_true (zv_test_has (xml, "<uuid>" S_UUID_A "</uuid>"));
+    free (xml);
+    assert_int_equal (s_defined_memory_kb (S_UUID_A), 2048 * 1024);
+    json_t *list = D->list (virt, errbuf, errlen);
+    assert_int_equal (json_array_size (list), 1);
+    json_decref (list);
+
+    //  Again with a bigger flavor (twice: a phase may run twice): replaced.
+    json_object_set_new (json_object_get (instance, "flavor"), "ram_mb", json_integer (4096));
+    assert_int_equal (D->define (virt, instance, &spec, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->define (virt, instance, &spec, errbuf, errlen), ZV_OK);
+    assert_int_equal (s_defined_memory_kb (S_UUID_A), 4096 * 1024);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_SHUTDOWN);
+    assert_int_equal (D->power_on (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+    assert_true (s_wait_event (virt, S_UUID_A, "started/booted", S_UUID_A));
+
+    //  Over a running domain: it runs on (its event is "defined/updated"
+    //  alone, no stop before it).
+    s_drain (virt);
+    assert_int_equal (D->define (virt, instance, &spec, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_RUNNING);
+    int64_t deadline = zv_mono_ms () + S_WAIT_MS;
+    zv_virt_event_t event = { .kind = ZV_VIRT_EVENT_CONNECTION_CLOSED };
+    while (!D->event_next (virt, &event) && zv_mono_ms () < deadline) {
+        struct pollfd item = { .fd = D->event_fd (virt), .events = POLLIN };
+        poll (&item, 1, 100);
+    }
+    assert_int_equal (event.kind, ZV_VIRT_EVENT_LIFECYCLE);
+    assert_string_equal (event.detail, "defined/updated");
+
+    //  Over a managed save: the saved state goes, the next start boots.
+    assert_int_equal (D->suspend (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+    assert_int_equal (s_managed_save (S_UUID_A), 1);
+    assert_int_equal (D->define (virt, instance, &spec, errbuf, errlen), ZV_OK);
+    assert_int_equal (s_managed_save (S_UUID_A), 0);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_SHUTDOWN);
+    assert_int_equal (D->power_on (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_RUNNING);
+    assert_int_equal (D->destroy (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_NOSTATE);
+
+    //  Without spec: nothing written, defined all the same.
+    assert_int_equal (D->define (virt, instance, NULL, errbuf, errlen), ZV_OK);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_SHUTDOWN);
+    assert_int_equal (D->destroy (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+
+    json_object_del (instance, "uuid");
+    assert_int_equal (D->define (virt, instance, NULL, errbuf, errlen), ZV_EINVAL);
+    assert_true (zv_test_has (errbuf, "define: the instance has no valid uuid"));
+    json_decref (instance);
+    assert_int_equal (nftw (dir, s_remove, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 static void
 test_virt_unsupported (void **state)
 {
@@ -830,6 +919,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_virt_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_two_connections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_spawn_over_existing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_virt_define, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_unsupported, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_conflicts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_bad_input, s_setup, s_teardown),
