@@ -283,7 +283,7 @@ void zv_conductor_moves_sweep (zv_conductor_t *self, bool at_start);
 void zv_conductor_move_cancel (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec, const char *why);
 //  A compute host restarted (its sync says when): the phases of open moves
 //  that run on it are cast to it again.
-void zv_conductor_moves_host_restarted (zv_conductor_t *self, zv_txn_t *txn, const char *host,
+void zv_conductor_moves_host_synced (zv_conductor_t *self, zv_txn_t *txn, const char *host,
                                         int64_t started_ms);
 
 //  ---------------------------------------------------------------------

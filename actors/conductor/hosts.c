@@ -359,10 +359,10 @@ zv_conductor_compute_sync (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
         json_decref (moves);
     }
     json_decref (sync.moving);
-    //  The moves whose phase runs here were lost if this host restarted
-    //  after they were cast: cast them again.
+    //  The moves whose phase runs here were lost if this host or this
+    //  conductor restarted after they were cast: cast them again.
     if (status == ZV_OK && !sync.partial && sync.compute_started_ms > 0)
-        zv_conductor_moves_host_restarted (self, txn, sync.host, sync.compute_started_ms);
+        zv_conductor_moves_host_synced (self, txn, sync.host, sync.compute_started_ms);
     if (status == ZV_OK)
         call->reply = json_pack ("{s:o, s:o, s:o}", "terminate", sync.terminate, "orphans", orphans,
                                  "evacuated", evacuated);

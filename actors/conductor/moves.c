@@ -1121,7 +1121,7 @@ s_redrive (zv_conductor_t *self, zv_txn_t *txn, json_t *migration)
 }
 
 void
-zv_conductor_moves_host_restarted (zv_conductor_t *self, zv_txn_t *txn, const char *host, int64_t started_ms)
+zv_conductor_moves_host_synced (zv_conductor_t *self, zv_txn_t *txn, const char *host, int64_t started_ms)
 {
     json_t *open = zv_migration_open_on_host (txn, host);
     const char *uuid;
@@ -1132,9 +1132,14 @@ zv_conductor_moves_host_restarted (zv_conductor_t *self, zv_txn_t *txn, const ch
             continue;
         const s_phase_t *row = s_row (migration, s_str (migration, "phase"));
         const char *runs_on = row ? s_where_host (migration, row->where) : NULL;
-        if (runs_on && streq (runs_on, host) && s_int (migration, "updated_ms") < started_ms) {
-            zv_info (ACTOR, s_str (migration, "request_id"), "migration %lld: %s restarted during %s: cast again",
-                     (long long) s_int (migration, "id"), host, row->name);
+        //  Cast again what this host may have lost: a phase cast before the
+        //  host restarted, or before this conductor started (the cast may
+        //  never have left; the host ignores a phase it is running).
+        int64_t updated = s_int (migration, "updated_ms");
+        if (runs_on && streq (runs_on, host) && (updated < started_ms || updated < self->started_ms)) {
+            zv_info (ACTOR, s_str (migration, "request_id"), "migration %lld: %s during %s: cast again",
+                     (long long) s_int (migration, "id"),
+                     updated < started_ms ? "its host restarted" : "the conductor restarted", row->name);
             s_redrive (self, txn, migration);
         }
         json_decref (migration);
@@ -1189,10 +1194,19 @@ zv_conductor_moves_sweep (zv_conductor_t *self, bool at_start)
             }
         }
         else
-        if (at_start)
-            s_redrive (self, txn, migration);
+        if (at_start) {
+            //  No host is connected yet: a phase that runs on one is cast
+            //  again when that host syncs with this conductor (it does on
+            //  seeing a new epoch), or by the phase timeout if it never does.
+            if (!row->cast)
+                s_redrive (self, txn, migration);
+        }
         else
-        if (age >= (int64_t) self->cfg.move_phase_timeout_s * 1000) {
+        if (now - (self->started_ms > s_int (migration, "updated_ms") ? self->started_ms
+                                                                        : s_int (migration, "updated_ms"))
+            >= (int64_t) self->cfg.move_phase_timeout_s * 1000) {
+            //  (a phase cast before this conductor started is given its
+            //  host a whole timeout to reconnect)
             if (s_int (migration, "attempts") < S_MAX_ATTEMPTS)
                 s_redrive (self, txn, migration);
             else {
