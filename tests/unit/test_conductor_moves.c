@@ -435,10 +435,21 @@ test_moves_recovery (void **state)
     zv_msg_t *lost = s_cast (self, "compute.move_source", "node1", NULL);
     zv_msg_destroy (&lost);
     //  The conductor dies with the source's phase cast (and lost).
+    //  The new conductor casts nothing at start (no host is connected
+    //  yet): the source's first sync with it gets the phase cast again.
     zv_harness_restart (self);
     zv_harness_scheduler_up (self, "s1");
+    assert_int_equal (zv_harness_count (self, "compute.move_source", "compute.node1"), 0);
+    json_decref (zv_harness_ok (self, "conductor.compute_sync", "compute.node1",
+        json_pack ("{s:s, s:[{s:s, s:s}], s:I}", "host", "node1", "domains", "uuid", uuid,
+                   "power_state", "shutdown", "started_ms", (json_int_t) zv_now_ms () - 60000)));
     zv_msg_t *again = s_cast (self, "compute.move_source", "node1", NULL);
     zv_msg_destroy (&again);
+    //  A second sync of the same run of the host casts nothing more.
+    json_decref (zv_harness_ok (self, "conductor.compute_sync", "compute.node1",
+        json_pack ("{s:s, s:[{s:s, s:s}], s:I}", "host", "node1", "domains", "uuid", uuid,
+                   "power_state", "shutdown", "started_ms", (json_int_t) zv_now_ms () - 60000)));
+    assert_int_equal (zv_harness_count (self, "compute.move_source", "compute.node1"), 0);
     //  The source restarts: its sync gets the phase cast to it again.
     json_decref (zv_harness_ok (self, "conductor.compute_sync", "compute.node1",
         json_pack ("{s:s, s:[{s:s, s:s}], s:I}", "host", "node1", "domains", "uuid", uuid,
@@ -466,7 +477,9 @@ test_moves_recovery (void **state)
     self->cfg.move_phase_timeout_s = 0;
     zv_harness_restart (self);
     zv_msg_destroy (&finish);
-    finish = s_cast (self, "compute.move_finish", "node2", NULL);   //  cast again at start (2nd)
+    assert_int_equal (zv_harness_count (self, "compute.move_finish", "compute.node2"), 0);
+    zv_conductor_housekeeping (self->conductor);
+    finish = s_cast (self, "compute.move_finish", "node2", NULL);   //  cast again, overdue (2nd)
     zv_msg_destroy (&finish);
     zv_conductor_housekeeping (self->conductor);
     finish = s_cast (self, "compute.move_finish", "node2", NULL);   //  3rd
