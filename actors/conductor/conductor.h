@@ -4,10 +4,10 @@
     The conductor is one object (zv_conductor.h, its public face) served by
     one thread, written as one file per concern: conductor.c (the self, the
     batch and its outbox, the route table and dispatcher, timers, the actor
-    body), servers.c, builds.c, actions.c, hosts.c, admin.c, catalog.c,
-    consoles.c and recovery.c.  A move of a server between hosts (cold and
-    live migration, a persisted sequence of phases) will be moves.c beside
-    actions.c.
+    body), policy.c, servers.c, builds.c, actions.c, moves.c (moving a
+    server between hosts: cold migration, resize, evacuation, each a
+    persisted sequence of phases), reports.c, hosts.c, admin.c, catalog.c,
+    consoles.c and recovery.c.
 
     Every handler has the shape zv_conductor_handler_fn and is reached only
     through the route table in conductor.c.  What one file lends another
