@@ -1,5 +1,6 @@
 /*  migrate_src.c: what a move's source host does (named as libvirt names
-    code by where it runs): power the guest off and set its files aside,
+    code by where it runs): power the guest off, undefine it and set its
+    files aside,
     serve them chunk by chunk, and at the end confirm (forget it) or revert
     (take it back).
 
@@ -54,6 +55,14 @@ zv_compute_move_src_source (zv_compute_op_t *op)
     if (!clean && op->shutdown_timeout_s > 0)
         snprintf (op->note, sizeof op->note, "the guest did not shut down within %d s: powered off",
                   op->shutdown_timeout_s);
+    //  The domain leaves this host now (its XML stays in the directory
+    //  set aside): one host defines it at any time, and nothing here can
+    //  start it while the destination runs it.  A revert defines it again.
+    if (!op->move.same_host) {
+        status = op->driver->destroy (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
+        if (status != ZV_OK && status != ZV_ENOTFOUND)
+            return status;
+    }
     json_t *files = json_array ();
     if (op->real && !shared) {
         //  Set aside once: a second run finds <uuid>_resize there.
@@ -113,10 +122,11 @@ zv_compute_move_src_read (zv_compute_t *self, zv_msg_t *msg)
 zv_status_t
 zv_compute_move_src_confirm (zv_compute_op_t *op)
 {
-    //  On the same host the domain is the destination's now.
+    //  The source phase undefined the domain; a source that ran an older
+    //  build may still hold it.  On the same host it is the destination's.
     if (!op->move.same_host) {
         zv_status_t status = op->driver->destroy (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
-        if (status != ZV_OK)
+        if (status != ZV_OK && status != ZV_ENOTFOUND)
             return status;
     }
     //  The test driver's hosts keep only libvirt.xml there.
