@@ -4,6 +4,7 @@
         boot_client create --endpoint EP --flavor F --image I --count N
                            [--window W] [--multi] [--label L] [--poll-ms MS]
                            [--uuids-out FILE] [--timeout S]
+                           [--availability-zone AZ]
         boot_client delete --endpoint EP --uuids FILE [--window W] [--label L]
                            [--poll-ms MS] [--timeout S]
 
@@ -18,6 +19,8 @@
     polls the unfiltered list until none of them is there.  Only servers
     whose request was answered before a list was sent are judged by that
     list, so a server can never look finished before it exists.
+    --availability-zone goes into every create as the CLI's option does
+    (nova:HOST puts the servers on one host).
 
     Figures (prefixed by the label): rate_servers_per_s (servers / span from
     the first request sent to the last server seen done), p50_ms and p99_ms
@@ -31,7 +34,7 @@
 
 typedef struct {
     bool deleting;
-    const char *endpoint, *flavor, *image, *label, *uuids_in, *uuids_out;
+    const char *endpoint, *flavor, *image, *label, *uuids_in, *uuids_out, *zone;
     int count, window, poll_ms, timeout_s;
     bool multi;
 } s_opts_t;
@@ -61,7 +64,7 @@ s_usage (void)
 {
     fprintf (stderr, "usage: boot_client create --endpoint EP --flavor F --image I --count N\n"
                      "                          [--window W] [--multi] [--label L] [--poll-ms MS]\n"
-                     "                          [--uuids-out FILE] [--timeout S]\n"
+                     "                          [--uuids-out FILE] [--timeout S] [--availability-zone AZ]\n"
                      "       boot_client delete --endpoint EP --uuids FILE [--window W] [--label L]\n"
                      "                          [--poll-ms MS] [--timeout S]\n");
     exit (2);
@@ -83,6 +86,15 @@ s_send (s_client_t *self, const char *type, json_t *body, int index)
     }
 }
 
+//  A create's body with the zone asked for, if any.
+static json_t *
+s_zoned (s_client_t *self, json_t *body)
+{
+    if (self->opts.zone)
+        json_object_set_new (body, "availability_zone", json_string (self->opts.zone));
+    return body;
+}
+
 static void
 s_send_next (s_client_t *self)
 {
@@ -95,9 +107,9 @@ s_send_next (s_client_t *self)
         for (int other = 1; other < self->opts.count; other++)
             self->sent_us [other] = self->sent_us [0];
         s_send (self, "api.server_create",
-                json_pack ("{s:s, s:s, s:s, s:i, s:i}", "name", self->opts.label,
-                           "flavor", self->opts.flavor, "image", self->opts.image,
-                           "min_count", self->opts.count, "max_count", self->opts.count), 0);
+                s_zoned (self, json_pack ("{s:s, s:s, s:s, s:i, s:i}", "name", self->opts.label,
+                                          "flavor", self->opts.flavor, "image", self->opts.image,
+                                          "min_count", self->opts.count, "max_count", self->opts.count)), 0);
         self->sent_count = self->opts.count;
         self->in_flight++;
         return;
@@ -106,8 +118,8 @@ s_send_next (s_client_t *self)
         char name [128];
         snprintf (name, sizeof name, "%s-%d", self->opts.label, index + 1);
         s_send (self, "api.server_create",
-                json_pack ("{s:s, s:s, s:s, s:i}", "name", name, "flavor", self->opts.flavor,
-                           "image", self->opts.image, "max_count", 1), index);
+                s_zoned (self, json_pack ("{s:s, s:s, s:s, s:i}", "name", name, "flavor", self->opts.flavor,
+                                          "image", self->opts.image, "max_count", 1)), index);
     }
     self->sent_count++;
     self->in_flight++;
@@ -247,7 +259,8 @@ s_parse (int argc, char *argv [], s_opts_t *opts)
         { "window", required_argument, NULL, 'w' },   { "multi", no_argument, NULL, 'm' },
         { "label", required_argument, NULL, 'l' },    { "poll-ms", required_argument, NULL, 'p' },
         { "uuids-out", required_argument, NULL, 'o' }, { "uuids", required_argument, NULL, 'u' },
-        { "timeout", required_argument, NULL, 't' },  { NULL, 0, NULL, 0 }
+        { "timeout", required_argument, NULL, 't' },  { "availability-zone", required_argument, NULL, 'z' },
+        { NULL, 0, NULL, 0 }
     };
     int option;
     optind = 2;
@@ -264,6 +277,7 @@ s_parse (int argc, char *argv [], s_opts_t *opts)
             case 'o': opts->uuids_out = optarg; break;
             case 'u': opts->uuids_in = optarg; break;
             case 't': opts->timeout_s = atoi (optarg); break;
+            case 'z': opts->zone = optarg; break;
             default: s_usage ();
         }
     }
