@@ -23,6 +23,7 @@
 #      spawn to running and to guest-agent ready through zova against the
 #      same domain XML defined and started by hand (bench/raw_spawn.c), and
 #      an image fetched over the bus against cp + fsync of the same bytes
+#   7. console: the console proxy's relay against direct TCP (bench/console.sh)
 #
 # Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
 # which plays its conductor: select_destinations at 100, 1,000 and 10,000
@@ -37,7 +38,9 @@
 # BENCH_FLEET=0 (skip step 5), BENCH_FLEET_HOSTS (100), BENCH_FLEET_SERVERS
 # (2000), BENCH_FLEET_WINDOW (100), BENCH_GUEST=0 (skip step 6),
 # BENCH_GUEST_RUNS (5), BENCH_GUEST_IMAGE_MB (256), BENCH_CONSOLE=0 (skip
-# step 7: the console proxy's relay vs direct TCP, bench/console.sh).
+# step 7: the console proxy's relay vs direct TCP, bench/console.sh),
+# BENCH_ONLY=STEP[,STEP...] (run only those of rpc, store, sched, boot,
+# list, fleet, guest, console; e.g. BENCH_ONLY=boot,list).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -62,6 +65,14 @@ FLEET_SERVERS=${BENCH_FLEET_SERVERS:-2000}
 FLEET_WINDOW=${BENCH_FLEET_WINDOW:-100}
 GUEST=${BENCH_GUEST:-1}
 CONSOLE=${BENCH_CONSOLE:-1}
+ONLY=${BENCH_ONLY:-}
+STEPS="rpc store sched boot list fleet guest console"
+for step in ${ONLY//,/ }; do
+    [[ " $STEPS " == *" $step "* ]] || { echo "bench: BENCH_ONLY: no step $step (steps: $STEPS)" >&2; exit 2; }
+done
+
+# want STEP: BENCH_ONLY is unset or names STEP.
+want () { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 DIR=$(mktemp -d /tmp/zova-bench.XXXXXX)
 PIDS=()
@@ -193,110 +204,120 @@ T0=$(ms_now)
 note "$(nproc) cores, $(date -u +%Y-%m-%dT%H:%M:%SZ), work dir $DIR"
 
 # --- 1. rpc ------------------------------------------------------------
-note "rpc: zova proto layer vs raw ZeroMQ (tcp loopback, one in flight)"
-"$BENCH/rpc" | progress "$DIR/rpc.out" || note "step failed"
+if want rpc; then
+    note "rpc: zova proto layer vs raw ZeroMQ (tcp loopback, one in flight)"
+    "$BENCH/rpc" | progress "$DIR/rpc.out" || note "step failed"
+fi
 
 # --- 2. store ----------------------------------------------------------
-note "store: zova transitions (group commit) vs raw synced LMDB commits"
-"$BENCH/store" "$DIR/storebench" | progress "$DIR/store.out" || note "step failed"
-rm -rf "$DIR/storebench"
+if want store; then
+    note "store: zova transitions (group commit) vs raw synced LMDB commits"
+    "$BENCH/store" "$DIR/storebench" | progress "$DIR/store.out" || note "step failed"
+    rm -rf "$DIR/storebench"
+fi
 
 # --- 2b. scheduling decisions ----------------------------------------
-note "scheduler: select_destinations over 100, 1,000 and 10,000 simulated hosts"
-"$BENCH/sched" | progress "$DIR/sched.out" || note "step failed"
+if want sched; then
+    note "scheduler: select_destinations over 100, 1,000 and 10,000 simulated hosts"
+    "$BENCH/sched" | progress "$DIR/sched.out" || note "step failed"
 
-note "scheduler actor: select_destinations through zovad scheduler, hosts from a store (100, 1,000, 10,000)"
-# The default [filter_scheduler] filters and weighers and the default
-# host_refresh_interval_ms (1000); bench/sched_actor binds the endpoint
-# this scheduler's link connects to and plays the conductor.
-SA_PORT=$(port)
-mkdir -p "$DIR/sched-actor"
-config "$DIR/sa-scheduler.conf" "$DIR/var-sa" "DEFAULT.host=bench" "conductor.endpoint=tcp://127.0.0.1:$SA_PORT"
-start sascheduler scheduler "$DIR/sa-scheduler.conf"
-SA_CPU0=$(cpu_ticks "$PID_sascheduler")
-"$BENCH/sched_actor" "tcp://127.0.0.1:$SA_PORT" "$DIR/sched-actor" "$SCHED_DECISIONS" \
-    | progress "$DIR/sched_actor.out" || note "step failed"
-echo "sched_actor_scheduler_cpu_s: $(calc "($(cpu_ticks "$PID_sascheduler") - $SA_CPU0) / $(getconf CLK_TCK)")" >>"$DIR/sched_actor.out"
-stop sascheduler
-rm -rf "$DIR/sched-actor"
+    note "scheduler actor: select_destinations through zovad scheduler, hosts from a store (100, 1,000, 10,000)"
+    # The default [filter_scheduler] filters and weighers and the default
+    # host_refresh_interval_ms (1000); bench/sched_actor binds the endpoint
+    # this scheduler's link connects to and plays the conductor.
+    SA_PORT=$(port)
+    mkdir -p "$DIR/sched-actor"
+    config "$DIR/sa-scheduler.conf" "$DIR/var-sa" "DEFAULT.host=bench" "conductor.endpoint=tcp://127.0.0.1:$SA_PORT"
+    start sascheduler scheduler "$DIR/sa-scheduler.conf"
+    SA_CPU0=$(cpu_ticks "$PID_sascheduler")
+    "$BENCH/sched_actor" "tcp://127.0.0.1:$SA_PORT" "$DIR/sched-actor" "$SCHED_DECISIONS" \
+        | progress "$DIR/sched_actor.out" || note "step failed"
+    echo "sched_actor_scheduler_cpu_s: $(calc "($(cpu_ticks "$PID_sascheduler") - $SA_CPU0) / $(getconf CLK_TCK)")" >>"$DIR/sched_actor.out"
+    stop sascheduler
+    rm -rf "$DIR/sched-actor"
+fi
 
 # --- 3. boot -----------------------------------------------------------
-note "raw libvirt: define+start $SERVERS domains, one thread"
-node_xml "$DIR/raw-node.xml"
-"$BENCH/raw_libvirt" "$DIR/raw-node.xml" "$SERVERS" | progress "$DIR/raw.out" || note "step failed"
+if want boot; then
+    note "raw libvirt: define+start $SERVERS domains, one thread"
+    node_xml "$DIR/raw-node.xml"
+    "$BENCH/raw_libvirt" "$DIR/raw-node.xml" "$SERVERS" | progress "$DIR/raw.out" || note "step failed"
 
-API_PORT=$(port); COND_PORT=$(port)
-export ZOVA_ENDPOINT="tcp://127.0.0.1:$API_PORT"
-COMMON=("api.endpoint=tcp://127.0.0.1:$API_PORT" "conductor.endpoint=tcp://127.0.0.1:$COND_PORT")
-config "$DIR/conductor.conf" "$DIR/var" "${COMMON[@]}"
-config "$DIR/scheduler.conf" "$DIR/var-scheduler" "${COMMON[@]}" "scheduler.host_refresh_interval_ms=200"
-config "$DIR/api.conf" "$DIR/var-api" "${COMMON[@]}"
-start conductor conductor "$DIR/conductor.conf"
-start scheduler scheduler "$DIR/scheduler.conf"
-start api api "$DIR/api.conf"
-for n in $(seq "$COMPUTES"); do
-    node_xml "$DIR/node$n.xml"
-    # 64 cpus x 16 and 4 TB of disk per host: room for every tiny server.
-    config "$DIR/compute$n.conf" "$DIR/var-compute$n" "DEFAULT.host=bench$n" "${COMMON[@]}" \
-        "libvirt.connection_uri=test://$DIR/node$n.xml" "compute.cpu_allocation_ratio=16" \
-        "compute.local_gb=4096" "compute.reserved_host_memory_mb=0"
-    start "compute$n" compute "$DIR/compute$n.conf"
-done
-wait_for 30 zova ping || { note "api does not answer (logs in $DIR)"; BENCH_KEEP=1; exit 1; }
-wait_for 30 hypervisors_up "$COMPUTES" || { note "computes did not register"; BENCH_KEEP=1; exit 1; }
-head -c 1048576 /dev/urandom >"$DIR/image.raw"
-zova flavor create --vcpus 1 --ram 64 --disk 1 bench.tiny >/dev/null || exit 1
-zova image create --file "$DIR/image.raw" bench-image >/dev/null || exit 1
+    API_PORT=$(port); COND_PORT=$(port)
+    export ZOVA_ENDPOINT="tcp://127.0.0.1:$API_PORT"
+    COMMON=("api.endpoint=tcp://127.0.0.1:$API_PORT" "conductor.endpoint=tcp://127.0.0.1:$COND_PORT")
+    config "$DIR/conductor.conf" "$DIR/var" "${COMMON[@]}"
+    config "$DIR/scheduler.conf" "$DIR/var-scheduler" "${COMMON[@]}" "scheduler.host_refresh_interval_ms=200"
+    config "$DIR/api.conf" "$DIR/var-api" "${COMMON[@]}"
+    start conductor conductor "$DIR/conductor.conf"
+    start scheduler scheduler "$DIR/scheduler.conf"
+    start api api "$DIR/api.conf"
+    for n in $(seq "$COMPUTES"); do
+        node_xml "$DIR/node$n.xml"
+        # 64 cpus x 16 and 4 TB of disk per host: room for every tiny server.
+        config "$DIR/compute$n.conf" "$DIR/var-compute$n" "DEFAULT.host=bench$n" "${COMMON[@]}" \
+            "libvirt.connection_uri=test://$DIR/node$n.xml" "compute.cpu_allocation_ratio=16" \
+            "compute.local_gb=4096" "compute.reserved_host_memory_mb=0"
+        start "compute$n" compute "$DIR/compute$n.conf"
+    done
+    wait_for 30 zova ping || { note "api does not answer (logs in $DIR)"; BENCH_KEEP=1; exit 1; }
+    wait_for 30 hypervisors_up "$COMPUTES" || { note "computes did not register"; BENCH_KEEP=1; exit 1; }
+    head -c 1048576 /dev/urandom >"$DIR/image.raw"
+    zova flavor create --vcpus 1 --ram 64 --disk 1 bench.tiny >/dev/null || exit 1
+    zova image create --file "$DIR/image.raw" bench-image >/dev/null || exit 1
 
-note "boot: $SERVERS servers as one multi-create request"
-"$BENCH/boot_client" create --endpoint "$ZOVA_ENDPOINT" --flavor bench.tiny --image bench-image \
-    --count "$SERVERS" --multi --poll-ms "$POLL_MS" --label boot_multi --uuids-out "$DIR/multi.uuids" | progress "$DIR/multi.out"
+    note "boot: $SERVERS servers as one multi-create request"
+    "$BENCH/boot_client" create --endpoint "$ZOVA_ENDPOINT" --flavor bench.tiny --image bench-image \
+        --count "$SERVERS" --multi --poll-ms "$POLL_MS" --label boot_multi --uuids-out "$DIR/multi.uuids" | progress "$DIR/multi.out"
 
-note "list: $SERVERS live servers"
-LIST_1000=$(list_ms "$SERVERS")
+    note "list: $SERVERS live servers"
+    LIST_1000=$(list_ms "$SERVERS")
 
-note "delete: $SERVERS servers, $WINDOW requests in flight"
-"$BENCH/boot_client" delete --endpoint "$ZOVA_ENDPOINT" --uuids "$DIR/multi.uuids" \
-    --window "$WINDOW" --poll-ms 50 --label delete | progress "$DIR/delete.out"
+    note "delete: $SERVERS servers, $WINDOW requests in flight"
+    "$BENCH/boot_client" delete --endpoint "$ZOVA_ENDPOINT" --uuids "$DIR/multi.uuids" \
+        --window "$WINDOW" --poll-ms 50 --label delete | progress "$DIR/delete.out"
 
-note "boot: $SERVERS servers as concurrent requests, $WINDOW in flight"
-ROLES="conductor api scheduler $(seq -s ' ' -f 'compute%g' "$COMPUTES")"
-for name in $ROLES; do eval "CPU0_$name=\$(cpu_ticks \$PID_$name)"; done
-if [ -n "${BENCH_PERF:-}" ]; then
-    perf record -g -o "$DIR/conductor.perf" -p "$PID_conductor" >/dev/null 2>&1 &
-    PERF_PID=$!
+    note "boot: $SERVERS servers as concurrent requests, $WINDOW in flight"
+    ROLES="conductor api scheduler $(seq -s ' ' -f 'compute%g' "$COMPUTES")"
+    for name in $ROLES; do eval "CPU0_$name=\$(cpu_ticks \$PID_$name)"; done
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -g -o "$DIR/conductor.perf" -p "$PID_conductor" >/dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+    "$BENCH/boot_client" create --endpoint "$ZOVA_ENDPOINT" --flavor bench.tiny --image bench-image \
+        --count "$SERVERS" --window "$WINDOW" --poll-ms "$POLL_MS" --label boot_concurrent --uuids-out "$DIR/concurrent.uuids" \
+        | progress "$DIR/concurrent.out"
+    if [ -n "${BENCH_PERF:-}" ]; then
+        kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null
+        perf report -i "$DIR/conductor.perf" --no-children --sort dso,symbol 2>/dev/null \
+            | grep '%' | grep -v '^#' | grep -v -- '--' | head -25 >&2
+    fi
+    # CPU each process spent per server booted (clock ticks -> microseconds).
+    HZ=$(getconf CLK_TCK)
+    for name in $ROLES; do
+        eval "used=\$(( \$(cpu_ticks \$PID_$name) - CPU0_$name ))"
+        echo "boot_cpu_us_per_server_$name: $(( used * 1000000 / HZ / SERVERS ))" >>"$DIR/concurrent.out"
+    done
+    "$BENCH/boot_client" delete --endpoint "$ZOVA_ENDPOINT" --uuids "$DIR/concurrent.uuids" \
+        --window "$WINDOW" --poll-ms 50 --label delete_concurrent >"$DIR/delete2.out"
+
+    for name in conductor api scheduler $(seq -f 'compute%g' "$COMPUTES"); do stop "$name"; done
 fi
-"$BENCH/boot_client" create --endpoint "$ZOVA_ENDPOINT" --flavor bench.tiny --image bench-image \
-    --count "$SERVERS" --window "$WINDOW" --poll-ms "$POLL_MS" --label boot_concurrent --uuids-out "$DIR/concurrent.uuids" \
-    | progress "$DIR/concurrent.out"
-if [ -n "${BENCH_PERF:-}" ]; then
-    kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null
-    perf report -i "$DIR/conductor.perf" --no-children --sort dso,symbol 2>/dev/null \
-        | grep '%' | grep -v '^#' | grep -v -- '--' | head -25 >&2
-fi
-# CPU each process spent per server booted (clock ticks -> microseconds).
-HZ=$(getconf CLK_TCK)
-for name in $ROLES; do
-    eval "used=\$(( \$(cpu_ticks \$PID_$name) - CPU0_$name ))"
-    echo "boot_cpu_us_per_server_$name: $(( used * 1000000 / HZ / SERVERS ))" >>"$DIR/concurrent.out"
-done
-"$BENCH/boot_client" delete --endpoint "$ZOVA_ENDPOINT" --uuids "$DIR/concurrent.uuids" \
-    --window "$WINDOW" --poll-ms 50 --label delete_concurrent >"$DIR/delete2.out"
-
-for name in conductor api scheduler $(seq -f 'compute%g' "$COMPUTES"); do stop "$name"; done
 
 # --- 4. list of a big store ----------------------------------------------
-note "list: $LIST_BIG servers (seeded store, fresh conductor + api)"
-"$BENCH/seed_store" "$DIR/var-big" "$LIST_BIG" >"$DIR/seed.out" || exit 1
-API2_PORT=$(port); COND2_PORT=$(port)
-config "$DIR/big.conf" "$DIR/var-big" "api.endpoint=tcp://127.0.0.1:$API2_PORT" \
-    "conductor.endpoint=tcp://127.0.0.1:$COND2_PORT"
-start bigconductor conductor "$DIR/big.conf"
-start bigapi api "$DIR/big.conf"
-export ZOVA_ENDPOINT="tcp://127.0.0.1:$API2_PORT"
-wait_for 30 zova ping || { note "second api does not answer"; exit 1; }
-LIST_10000=$(list_ms "$LIST_BIG")
-stop bigapi; stop bigconductor
+if want list; then
+    note "list: $LIST_BIG servers (seeded store, fresh conductor + api)"
+    "$BENCH/seed_store" "$DIR/var-big" "$LIST_BIG" >"$DIR/seed.out" || exit 1
+    API2_PORT=$(port); COND2_PORT=$(port)
+    config "$DIR/big.conf" "$DIR/var-big" "api.endpoint=tcp://127.0.0.1:$API2_PORT" \
+        "conductor.endpoint=tcp://127.0.0.1:$COND2_PORT"
+    start bigconductor conductor "$DIR/big.conf"
+    start bigapi api "$DIR/big.conf"
+    export ZOVA_ENDPOINT="tcp://127.0.0.1:$API2_PORT"
+    wait_for 30 zova ping || { note "second api does not answer"; exit 1; }
+    LIST_10000=$(list_ms "$LIST_BIG")
+    stop bigapi; stop bigconductor
+fi
 
 # --- 5. fleet ------------------------------------------------------------
 # FLEET_HOSTS computes, each its own process, host name and test:/// node
@@ -379,7 +400,7 @@ fleet () {
     stop_pids "${pids[@]}"
     stop fleetapi; stop fleetscheduler; stop fleetconductor
 }
-if [ "$FLEET" != 0 ]; then
+if want fleet && [ "$FLEET" != 0 ]; then
     note "fleet: $FLEET_HOSTS computes, $FLEET_SERVERS servers, $FLEET_WINDOW in flight"
     # Not in a pipe: a subshell would keep the computes' PIDs from cleanup.
     fleet >"$DIR/fleet.out" || note "fleet step failed (logs in $DIR/fleet; BENCH_KEEP=1 keeps them)"
@@ -389,7 +410,7 @@ fi
 # --- 6. guest --------------------------------------------------------------
 # bench/guest.sh owns its own directory, libvirtd, zovad and guests, and
 # stops them all whatever happens; its figures come back on stdout.
-if [ "$GUEST" != 0 ]; then
+if want guest && [ "$GUEST" != 0 ]; then
     note "guest: real QEMU guests (TCG), spawn vs raw libvirt, image transfer vs cp"
     # Not in a pipe, and remembered: cleanup's SIGTERM reaches it, and its
     # own trap then stops what it started.
@@ -403,7 +424,7 @@ fi
 # --- 7. console --------------------------------------------------------------
 # bench/console.sh: the console proxy's relay against a direct connection to
 # the same guest's VNC server (its own libvirtd, zovad and guest).
-if [ "$CONSOLE" != 0 ]; then
+if want console && [ "$CONSOLE" != 0 ]; then
     note "console: proxy relay vs direct TCP to the guest's VNC server"
     bash "$ROOT/bench/console.sh" "$BUILD" >"$DIR/console.out" &
     CONSOLE_PID=$!
@@ -420,50 +441,58 @@ ratio () {
     if [ -n "$2" ] && [ -n "$3" ] && [ "$2" != failed ]; then figure "$1" "$(calc "$2 / $3")"
     else figure "$1" failed; fi
 }
-RAW_RATE=$(value_of raw_libvirt_define_start_per_s "$DIR/raw.out")
+RAW_RATE=$(value_of raw_libvirt_define_start_per_s "$DIR/raw.out" 2>/dev/null)
 note "summary"
-show boot_concurrent_rate_servers_per_s "$DIR/concurrent.out" boot_rate_servers_per_s
-show boot_concurrent_p50_ms "$DIR/concurrent.out" boot_p50_ms
-show boot_concurrent_p99_ms "$DIR/concurrent.out" boot_p99_ms
-ratio boot_ratio_vs_raw_libvirt "$(value_of boot_concurrent_rate_servers_per_s "$DIR/concurrent.out")" "$RAW_RATE"
-show boot_concurrent_rate_servers_per_s "$DIR/concurrent.out"
-show boot_concurrent_errors "$DIR/concurrent.out"
-show boot_multi_rate_servers_per_s "$DIR/multi.out"
-show boot_multi_p50_ms "$DIR/multi.out"
-show boot_multi_p99_ms "$DIR/multi.out"
-show boot_multi_errors "$DIR/multi.out"
-ratio boot_multi_ratio_vs_raw_libvirt "$(value_of boot_multi_rate_servers_per_s "$DIR/multi.out")" "$RAW_RATE"
-show raw_libvirt_define_start_per_s "$DIR/raw.out"
-show delete_rate_servers_per_s "$DIR/delete.out"
-for role in $ROLES; do
-    show "boot_cpu_us_per_server_$role" "$DIR/concurrent.out"
-done
-for name in rpc_zova_roundtrip_us rpc_raw_zmq_roundtrip_us rpc_ratio_vs_raw_zmq rpc_request_bytes rpc_reply_bytes; do
-    show "$name" "$DIR/rpc.out"
-done
-for name in store_zova_transitions_per_s store_zova_transitions_per_s_batch1 store_raw_lmdb_commits_per_s \
-            store_ratio_vs_raw_lmdb store_ratio_batch1_vs_raw_lmdb; do
-    show "$name" "$DIR/store.out"
-done
-for count in 100 1000 10000; do
-    for name in decisions_per_s p50_ms p99_ms ns_per_host; do
-        show "sched_${count}_$name" "$DIR/sched.out"
+if want boot; then
+    show boot_concurrent_rate_servers_per_s "$DIR/concurrent.out" boot_rate_servers_per_s
+    show boot_concurrent_p50_ms "$DIR/concurrent.out" boot_p50_ms
+    show boot_concurrent_p99_ms "$DIR/concurrent.out" boot_p99_ms
+    ratio boot_ratio_vs_raw_libvirt "$(value_of boot_concurrent_rate_servers_per_s "$DIR/concurrent.out")" "$RAW_RATE"
+    show boot_concurrent_rate_servers_per_s "$DIR/concurrent.out"
+    show boot_concurrent_errors "$DIR/concurrent.out"
+    show boot_multi_rate_servers_per_s "$DIR/multi.out"
+    show boot_multi_p50_ms "$DIR/multi.out"
+    show boot_multi_p99_ms "$DIR/multi.out"
+    show boot_multi_errors "$DIR/multi.out"
+    ratio boot_multi_ratio_vs_raw_libvirt "$(value_of boot_multi_rate_servers_per_s "$DIR/multi.out")" "$RAW_RATE"
+    show raw_libvirt_define_start_per_s "$DIR/raw.out"
+    show delete_rate_servers_per_s "$DIR/delete.out"
+    for role in $ROLES; do
+        show "boot_cpu_us_per_server_$role" "$DIR/concurrent.out"
     done
-done
-show sched_growth_10000_vs_100_per_host "$DIR/sched.out"
-for count in 100 1000 10000; do
-    for name in decisions_per_s p50_ms p99_ms us_per_host transport_p50_ms refresh_ms \
-                host_states_build_ms host_states_encode_ms host_states_decode_ms host_states_kb; do
-        show "sched_actor_${count}_$name" "$DIR/sched_actor.out"
+fi
+if want rpc; then
+    for name in rpc_zova_roundtrip_us rpc_raw_zmq_roundtrip_us rpc_ratio_vs_raw_zmq rpc_request_bytes rpc_reply_bytes; do
+        show "$name" "$DIR/rpc.out"
     done
-done
-for name in sched_actor_growth_10000_vs_100_per_host sched_actor_marginal_ns_per_host_100_to_1000 \
-            sched_actor_marginal_ns_per_host_1000_to_10000 sched_actor_scheduler_cpu_s; do
-    show "$name" "$DIR/sched_actor.out"
-done
-figure list_1000_ms "${LIST_1000:-failed}"
-figure list_10000_ms "${LIST_10000:-failed}"
-if [ "$FLEET" != 0 ]; then
+fi
+if want store; then
+    for name in store_zova_transitions_per_s store_zova_transitions_per_s_batch1 store_raw_lmdb_commits_per_s \
+                store_ratio_vs_raw_lmdb store_ratio_batch1_vs_raw_lmdb; do
+        show "$name" "$DIR/store.out"
+    done
+fi
+if want sched; then
+    for count in 100 1000 10000; do
+        for name in decisions_per_s p50_ms p99_ms ns_per_host; do
+            show "sched_${count}_$name" "$DIR/sched.out"
+        done
+    done
+    show sched_growth_10000_vs_100_per_host "$DIR/sched.out"
+    for count in 100 1000 10000; do
+        for name in decisions_per_s p50_ms p99_ms us_per_host transport_p50_ms refresh_ms \
+                    host_states_build_ms host_states_encode_ms host_states_decode_ms host_states_kb; do
+            show "sched_actor_${count}_$name" "$DIR/sched_actor.out"
+        done
+    done
+    for name in sched_actor_growth_10000_vs_100_per_host sched_actor_marginal_ns_per_host_100_to_1000 \
+                sched_actor_marginal_ns_per_host_1000_to_10000 sched_actor_scheduler_cpu_s; do
+        show "$name" "$DIR/sched_actor.out"
+    done
+fi
+want boot && figure list_1000_ms "${LIST_1000:-failed}"
+want list && figure list_10000_ms "${LIST_10000:-failed}"
+if want fleet && [ "$FLEET" != 0 ]; then
     for name in fleet_boot_rate_servers_per_s fleet_boot_p50_ms fleet_boot_p99_ms fleet_boot_errors \
                 fleet_spread_max_minus_min fleet_instances_per_host_min fleet_instances_per_host_max \
                 fleet_hosts fleet_hosts_up_s fleet_compute_rss_mb_each fleet_computes_idle_cpu_pct \
@@ -473,7 +502,7 @@ if [ "$FLEET" != 0 ]; then
     done
 fi
 # Every figure guest.sh printed; the headline ones as failed if it printed none.
-if [ "$GUEST" != 0 ]; then
+if want guest && [ "$GUEST" != 0 ]; then
     if grep -q '^spawn_' "$DIR/guest.out" 2>/dev/null; then
         grep -E '^[a-z0-9_]+: ' "$DIR/guest.out"
     else
@@ -482,7 +511,7 @@ if [ "$GUEST" != 0 ]; then
         done
     fi
 fi
-if [ "$CONSOLE" != 0 ]; then
+if want console && [ "$CONSOLE" != 0 ]; then
     if grep -q '^console_' "$DIR/console.out" 2>/dev/null; then
         grep -E '^[a-z0-9_]+: ' "$DIR/console.out"
     else
