@@ -24,6 +24,12 @@
 #      same domain XML defined and started by hand (bench/raw_spawn.c), and
 #      an image fetched over the bus against cp + fsync of the same bytes
 #   7. console: the console proxy's relay against direct TCP (bench/console.sh)
+#   8. moves: evacuation, 1,000 servers off a dead simulated host to 10
+#      others (11 separate computes on private test:/// nodes, h0 killed and
+#      forced down, `zova host evacuate h0` timed until every move ended),
+#      the spread over the 10, h0's records and usage checked after; against
+#      raw libvirt define+start (bench/raw_libvirt.c, step 3's figure when
+#      step 3 ran)
 #
 # Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
 # which plays its conductor: select_destinations at 100, 1,000 and 10,000
@@ -39,8 +45,10 @@
 # (2000), BENCH_FLEET_WINDOW (100), BENCH_GUEST=0 (skip step 6),
 # BENCH_GUEST_RUNS (5), BENCH_GUEST_IMAGE_MB (256), BENCH_CONSOLE=0 (skip
 # step 7: the console proxy's relay vs direct TCP, bench/console.sh),
+# BENCH_MOVES=0 (skip step 8), BENCH_MOVES_SERVERS (1000), BENCH_MOVES_HOSTS
+# (destinations, 10), BENCH_MOVES_POLL_MS (150), BENCH_MOVES_TIMEOUT (s, 300),
 # BENCH_ONLY=STEP[,STEP...] (run only those of rpc, store, sched, boot,
-# list, fleet, guest, console; e.g. BENCH_ONLY=boot,list).
+# list, fleet, guest, console, moves; e.g. BENCH_ONLY=moves).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -65,8 +73,13 @@ FLEET_SERVERS=${BENCH_FLEET_SERVERS:-2000}
 FLEET_WINDOW=${BENCH_FLEET_WINDOW:-100}
 GUEST=${BENCH_GUEST:-1}
 CONSOLE=${BENCH_CONSOLE:-1}
+MOVES=${BENCH_MOVES:-1}
+MOVES_SERVERS=${BENCH_MOVES_SERVERS:-1000}
+MOVES_HOSTS=${BENCH_MOVES_HOSTS:-10}
+MOVES_POLL_MS=${BENCH_MOVES_POLL_MS:-150}
+MOVES_TIMEOUT=${BENCH_MOVES_TIMEOUT:-300}
 ONLY=${BENCH_ONLY:-}
-STEPS="rpc store sched boot list fleet guest console"
+STEPS="rpc store sched boot list fleet guest console moves"
 for step in ${ONLY//,/ }; do
     [[ " $STEPS " == *" $step "* ]] || { echo "bench: BENCH_ONLY: no step $step (steps: $STEPS)" >&2; exit 2; }
 done
@@ -433,6 +446,182 @@ if want console && [ "$CONSOLE" != 0 ]; then
     sed 's/^/  /' "$DIR/console.out" >&2
 fi
 
+# --- 8. moves ----------------------------------------------------------------
+# Evacuating a host: MOVES_HOSTS + 1 computes (h0..hN), each its own process,
+# host name and private test:/// node (the boot step's node and compute
+# settings: 64 CPUs x 16, 256 GiB, 4 TB), MOVES_SERVERS tiny servers booted
+# onto h0 as one multi-create with --availability-zone nova:h0.  Then h0
+# dies (its compute killed with SIGKILL, `compute service set --down h0`)
+# and `zova host evacuate h0` is timed from the request until h0's usage in
+# `hypervisor list` is seen at 0, polled every MOVES_POLL_MS (a cheap call:
+# a `migration list` of 1,000 records per poll took a third of the
+# conductor's CPU; `host evacuate --wait` asks twice per server per round).
+# Then the records are checked: the servers' hosts and spread, h0's usage,
+# every migration "done".  On the test driver the destination's rebuild
+# defines and starts the domain; raw_libvirt's define+start rate of the
+# same run is the ceiling.
+moves_wait () {
+    python3 - "$ZOVA" "$1" "$2" "$3" <<'PY'
+import json, subprocess, sys, time
+zova, source, poll_ms, timeout_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def call(*args):
+    run = subprocess.run([zova, "--timeout", "120", "-f", "json", *args], capture_output=True, text=True)
+    if run.returncode:
+        sys.stderr.write("bench: zova %s: %s\n" % (" ".join(args), run.stderr.strip()[:300]))
+        return None
+    return json.loads(run.stdout)
+def source_used():
+    hosts = call("hypervisor", "list") or []
+    return next((h["memory_mb_used"] for h in hosts if h["host"] == source), None)
+def ended(opened):
+    listed = call("migration", "list", "--kind", "evacuation") or []
+    return {m["uuid"]: m["status"] for m in listed
+            if m["uuid"] in opened and m["status"] in ("done", "failed", "error")}
+before = source_used()
+start = time.monotonic()
+reply = call("host", "evacuate", source)
+answered = time.monotonic()
+if reply is None or not before:
+    sys.exit(1)
+opened = {m["migration"]["uuid"] for m in reply["migrations"]}
+print("moves_evacuate_request_ms: %.0f" % ((answered - start) * 1000))
+print("moves_evacuate_opened: %d" % len(opened))
+print("moves_evacuate_refused: %d" % len(reply["refused"]))
+# The source's usage is the cheap signal: an evacuation that lands
+# releases the source allocation in the transaction that makes the server
+# ACTIVE on its new host, so 0 means every one landed.  One that fails
+# gives it back to the server; usage that stops falling for 5 s sends one
+# migration list to see whether they all ended.
+half_at, polls, used, last, stalled_at = None, 0, before, before, time.monotonic()
+while time.monotonic() - start < timeout_s:
+    tick = time.monotonic()
+    used = source_used()
+    polls += 1
+    seen = time.monotonic()
+    if used is None:
+        break
+    if half_at is None and used * 2 <= before:
+        half_at = seen
+    if used == 0:
+        break
+    if used != last:
+        last, stalled_at = used, seen
+    elif seen - stalled_at > 5:
+        if len(ended(opened)) == len(opened):
+            break
+        stalled_at = seen
+    time.sleep(max(0.0, tick + poll_ms / 1000.0 - time.monotonic()))
+end = time.monotonic()
+span = end - start
+closed = ended(opened)
+done = sum(1 for status in closed.values() if status == "done")
+print("moves_evacuate_s: %.2f" % span)
+print("moves_evacuate_half_s: %.2f" % ((half_at or end) - start))
+print("moves_evacuate_polls: %d" % polls)
+print("moves_evacuate_rate_servers_per_s: %.0f" % (done / span))
+print("moves_evacuate_failed: %d" % (len(closed) - done))
+print("moves_evacuate_unfinished: %d" % (len(opened) - len(closed)))
+PY
+}
+
+# moves_check SOURCE SERVERS HYPERVISORS MIGRATIONS: where the servers
+# are, what placement holds on SOURCE, how every evacuation ended.
+moves_check () {
+    python3 - "$@" <<'PY'
+import json, sys
+source = sys.argv[1]
+servers = json.load(open(sys.argv[2]))
+hypervisors = json.load(open(sys.argv[3]))
+migrations = json.load(open(sys.argv[4]))
+per_host = {h["host"]: 0 for h in hypervisors if h["host"] != source}
+for s in servers:
+    if s.get("host") in per_host:
+        per_host[s["host"]] += 1
+print("moves_spread_min: %d" % min(per_host.values()))
+print("moves_spread_max: %d" % max(per_host.values()))
+print("moves_spread_hosts_used: %d" % sum(1 for n in per_host.values() if n))
+print("moves_left_on_source: %d" % sum(1 for s in servers if s.get("host") == source))
+print("moves_servers_not_active: %d" % sum(1 for s in servers if s["status"] != "ACTIVE" or s.get("task_state")))
+print("moves_source_memory_mb_used: %s" % [h["memory_mb_used"] for h in hypervisors if h["host"] == source][0])
+print("moves_migrations_not_done: %d" % sum(1 for m in migrations if m["status"] != "done"))
+PY
+}
+
+moves () {
+    local n pids=() port_api port_cond hz c0 s0 k0=0 k1=0 pid
+    port_api=$(port); port_cond=$(port)
+    export ZOVA_ENDPOINT="tcp://127.0.0.1:$port_api"
+    local common=("api.endpoint=tcp://127.0.0.1:$port_api" "conductor.endpoint=tcp://127.0.0.1:$port_cond")
+    mkdir -p "$DIR/moves"
+    if [ -z "$(value_of raw_libvirt_define_start_per_s "$DIR/raw.out" 2>/dev/null)" ]; then
+        note "raw libvirt: define+start $MOVES_SERVERS domains, one thread"
+        node_xml "$DIR/raw-node.xml"
+        "$BENCH/raw_libvirt" "$DIR/raw-node.xml" "$MOVES_SERVERS" >"$DIR/raw.out" || note "raw libvirt failed"
+        sed 's/^/  /' "$DIR/raw.out" >&2
+    fi
+    config "$DIR/moves/conductor.conf" "$DIR/moves/var" "${common[@]}"
+    config "$DIR/moves/scheduler.conf" "$DIR/moves/var-scheduler" "${common[@]}" "scheduler.host_refresh_interval_ms=200"
+    config "$DIR/moves/api.conf" "$DIR/moves/var-api" "${common[@]}"
+    start movesconductor conductor "$DIR/moves/conductor.conf"
+    start movesscheduler scheduler "$DIR/moves/scheduler.conf"
+    start movesapi api "$DIR/moves/api.conf"
+    for n in $(seq 0 "$MOVES_HOSTS"); do
+        node_xml "$DIR/moves/h$n.xml"
+        config "$DIR/moves/h$n.conf" "$DIR/moves/var-h$n" "DEFAULT.host=h$n" "${common[@]}" \
+            "libvirt.connection_uri=test://$DIR/moves/h$n.xml" "compute.cpu_allocation_ratio=16" \
+            "compute.local_gb=4096" "compute.reserved_host_memory_mb=0"
+        "$ZOVAD" compute --config "$DIR/moves/h$n.conf" >>"$DIR/moves/h$n.log" 2>&1 &
+        PIDS+=("$!"); pids+=("$!")
+    done
+    wait_for 30 zova ping || { note "moves: api does not answer (logs in $DIR/moves)"; return 1; }
+    wait_for 30 hypervisors_state_up $(( MOVES_HOSTS + 1 )) || { note "moves: not all computes came up"; return 1; }
+    zova flavor create --vcpus 1 --ram 64 --disk 1 bench.tiny >/dev/null || return 1
+    head -c 1048576 /dev/urandom >"$DIR/moves/image.raw"
+    zova image create --file "$DIR/moves/image.raw" bench-image >/dev/null || return 1
+    "$BENCH/boot_client" create --endpoint "$ZOVA_ENDPOINT" --flavor bench.tiny --image bench-image \
+        --count "$MOVES_SERVERS" --multi --availability-zone nova:h0 --poll-ms "$POLL_MS" \
+        --label moves_boot --timeout 300 >"$DIR/moves/boot.out"
+    grep -E '^moves_boot_(rate_servers_per_s|errors):' "$DIR/moves/boot.out"
+
+    # h0 dies: no SIGTERM, nothing it could tidy; an operator forces it down.
+    kill -KILL "${pids[0]}"; wait "${pids[0]}" 2>/dev/null
+    local keep=() one
+    for one in "${PIDS[@]}"; do [ "$one" = "${pids[0]}" ] || keep+=("$one"); done
+    PIDS=("${keep[@]}")                     # gone: cleanup must not signal its number again
+    zova compute service set --down h0 >/dev/null || return 1
+
+    hz=$(getconf CLK_TCK)
+    c0=$(cpu_ticks "$PID_movesconductor"); s0=$(cpu_ticks "$PID_movesscheduler")
+    for pid in "${pids[@]:1}"; do k0=$(( k0 + $(cpu_ticks "$pid") )); done
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -g -o "$DIR/moves/conductor.perf" -p "$PID_movesconductor" >/dev/null 2>&1 &
+        MOVES_PERF_PID=$!
+    fi
+    moves_wait h0 "$MOVES_POLL_MS" "$MOVES_TIMEOUT" || return 1
+    if [ -n "${BENCH_PERF:-}" ]; then
+        kill -INT "$MOVES_PERF_PID"; wait "$MOVES_PERF_PID" 2>/dev/null
+        perf report -i "$DIR/moves/conductor.perf" --no-children --sort dso,symbol 2>/dev/null \
+            | grep '%' | grep -v '^#' | grep -v -- '--' | head -25 >&2
+    fi
+    for pid in "${pids[@]:1}"; do k1=$(( k1 + $(cpu_ticks "$pid") )); done
+    figure moves_cpu_us_per_server_conductor "$(( ($(cpu_ticks "$PID_movesconductor") - c0) * 1000000 / hz / MOVES_SERVERS ))"
+    figure moves_cpu_us_per_server_scheduler "$(( ($(cpu_ticks "$PID_movesscheduler") - s0) * 1000000 / hz / MOVES_SERVERS ))"
+    figure moves_cpu_us_per_server_computes "$(( (k1 - k0) * 1000000 / hz / MOVES_SERVERS ))"
+
+    zova -f json server list >"$DIR/moves/servers.json" \
+    && zova -f json hypervisor list >"$DIR/moves/hypervisors.json" \
+    && zova -f json migration list --kind evacuation >"$DIR/moves/migrations.json" \
+    && moves_check h0 "$DIR/moves/servers.json" "$DIR/moves/hypervisors.json" "$DIR/moves/migrations.json"
+    stop_pids "${pids[@]:1}"
+    stop movesapi; stop movesscheduler; stop movesconductor
+}
+if want moves && [ "$MOVES" != 0 ]; then
+    note "moves: $MOVES_SERVERS servers evacuated off a dead host to $MOVES_HOSTS others"
+    # Not in a pipe: a subshell would keep the computes' PIDs from cleanup.
+    moves >"$DIR/moves.out" || note "moves step failed (logs in $DIR/moves; BENCH_KEEP=1 keeps them)"
+    sed 's/^/  /' "$DIR/moves.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -517,5 +706,17 @@ if want console && [ "$CONSOLE" != 0 ]; then
     else
         for name in console_latency_ratio console_throughput_ratio; do figure "$name" failed; done
     fi
+fi
+if want moves && [ "$MOVES" != 0 ]; then
+    for name in moves_evacuate_rate_servers_per_s moves_evacuate_s moves_evacuate_half_s moves_evacuate_request_ms \
+                moves_evacuate_polls moves_evacuate_opened moves_evacuate_refused moves_evacuate_failed \
+                moves_evacuate_unfinished moves_spread_min moves_spread_max moves_spread_hosts_used \
+                moves_left_on_source moves_servers_not_active moves_source_memory_mb_used moves_migrations_not_done \
+                moves_cpu_us_per_server_conductor moves_cpu_us_per_server_scheduler moves_cpu_us_per_server_computes \
+                moves_boot_rate_servers_per_s; do
+        show "$name" "$DIR/moves.out"
+    done
+    ratio moves_evacuate_ratio_vs_raw_libvirt "$(value_of moves_evacuate_rate_servers_per_s "$DIR/moves.out")" "$RAW_RATE"
+    want boot || show raw_libvirt_define_start_per_s "$DIR/raw.out"
 fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
