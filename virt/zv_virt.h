@@ -78,6 +78,19 @@ typedef struct {
     char detail [48];               //  libvirt's event/detail names, for logs ("stopped/crashed")
 } zv_virt_event_t;
 
+//  How a live migration goes (the source's side, migrate_live).
+typedef struct {
+    const char *peer_uri;           //  the destination's libvirtd as the source's libvirtd reaches it
+                                    //  (peer to peer: "qemu+tcp://host/system", "qemu+unix:///system?socket=...")
+    const char *migrate_uri;        //  where memory and disks travel ("tcp://addr"); NULL: libvirt's choice
+    const char *dest_xml;           //  the domain as the destination defines it (NULL: as it runs here)
+    bool block;                     //  copy the disks that are not shared (the top overlay of each)
+    bool auto_converge;             //  permit throttling the guest's CPUs so that memory converges
+    bool postcopy;                  //  permit switching to post-copy (migrate_postcopy)
+    int bandwidth_mib;              //  MiB/s, 0: no limit
+    int downtime_ms;                //  the maximum downtime allowed at first (0: libvirt's default)
+} zv_virt_migration_t;
+
 typedef struct {
     const char *name;
     //  Connect to uri.  NULL on failure with the reason in errbuf.  The
@@ -151,6 +164,29 @@ typedef struct {
                                char *errbuf, size_t errlen);
     //  Current power state of one domain (ZV_POWER_NOSTATE when absent).
     zv_power_state_t (*power_state) (zv_virt_t *self, const char *uuid);
+    //  Live migration (the source's half).  migrate_live blocks until the
+    //  job ends: ZV_OK when the domain runs on the destination (persistent
+    //  there, undefined here), else an error with libvirt's reason (the
+    //  guest runs on here).  The others act on the running job from
+    //  another thread: its figures as {type ("unbounded", "none"),
+    //  elapsed_ms, memory_total, memory_processed, memory_remaining,
+    //  disk_total, disk_processed, disk_remaining, memory_bps, dirty_rate
+    //  (pages/s), iteration, postcopy (bool)} (NULL with ZV_ENOTFOUND in
+    //  *status_p when no job runs), abort, switch to post-copy, and a new
+    //  maximum downtime.  Drivers without migration say ZV_EUNSUPPORTED.
+    zv_status_t (*migrate_live) (zv_virt_t *self, const char *uuid, const zv_virt_migration_t *how,
+                                 char *errbuf, size_t errlen);
+    json_t *(*job_stats) (zv_virt_t *self, const char *uuid, zv_status_t *status_p, char *errbuf, size_t errlen);
+    zv_status_t (*job_abort) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    zv_status_t (*migrate_postcopy) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    zv_status_t (*migrate_downtime) (zv_virt_t *self, const char *uuid, int downtime_ms, char *errbuf, size_t errlen);
+    //  The running domain's XML as another host must define it
+    //  (VIR_DOMAIN_XML_MIGRATABLE; caller frees), NULL with errbuf.
+    char *(*migratable_xml) (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+    //  Can this host run the guest CPU of domain_xml (its <cpu>, none: the
+    //  hypervisor's default model)?  ZV_OK, ZV_EINVAL (incompatible: errbuf
+    //  says why) or another error.
+    zv_status_t (*cpu_compatible) (zv_virt_t *self, const char *domain_xml, char *errbuf, size_t errlen);
     //  Domain events: a file descriptor that is readable while events are
     //  queued (for zmq_poll / zloop), and the next event (false when none).
     int (*event_fd) (zv_virt_t *self);
@@ -181,5 +217,13 @@ zv_status_t zv_virt_ppm_to_png (const unsigned char *ppm, size_t len, unsigned c
 //  carry (control characters, U+FFFE, U+FFFF, malformed UTF-8) becomes
 //  U+FFFD, so any record gives a document libvirt accepts.
 char *zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_spec_t *spec);
+
+//  A domain's XML made ready for another host (caller frees; NULL with
+//  errbuf on XML that does not parse): every file path under from_dir
+//  (disks, kernel, initrd, the console log) moved under to_dir, and the
+//  serial console's TCP port set to serial_port (0: left as it is).
+//  Pure (libxml2), for golden tests.
+char *zv_domain_xml_relocate (const char *xml, const char *from_dir, const char *to_dir, int serial_port,
+                              char *errbuf, size_t errlen);
 
 #endif

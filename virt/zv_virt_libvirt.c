@@ -356,6 +356,13 @@ const zv_virt_driver_t zv_virt_libvirt = {
     .consoles = zv_libvirt_consoles,
     .screenshot = zv_libvirt_screenshot,
     .power_state = s_power_state,
+    .migrate_live = zv_libvirt_migrate_live,
+    .job_stats = zv_libvirt_job_stats,
+    .job_abort = zv_libvirt_job_abort,
+    .migrate_postcopy = zv_libvirt_migrate_postcopy,
+    .migrate_downtime = zv_libvirt_migrate_downtime,
+    .migratable_xml = zv_libvirt_migratable_xml,
+    .cpu_compatible = zv_libvirt_cpu_compatible,
     .event_fd = zv_libvirt_event_fd,
     .event_next = zv_libvirt_event_next,
 };

@@ -17,9 +17,9 @@
                                     password, guest info
         zv_virt_libvirt_consoles.c  where consoles listen, screenshots, and
                                     the PPM -> PNG conversion
-
-    Migration, when it comes, is its own file (zv_virt_libvirt_migrate.c)
-    with its operations added to the table.                                */
+        zv_virt_libvirt_migrate.c   live migration (the source's half), its
+                                    running job, the migratable XML, CPU
+                                    compatibility                          */
 
 #ifndef ZV_VIRT_LIBVIRT_H
 #define ZV_VIRT_LIBVIRT_H
@@ -115,5 +115,19 @@ json_t *zv_libvirt_guest_info (zv_virt_t *self, const char *uuid, int timeout_s,
 json_t *zv_libvirt_consoles (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
 zv_status_t zv_libvirt_screenshot (zv_virt_t *self, const char *uuid, unsigned char **png_p,
                                    size_t *size_p, char *errbuf, size_t errlen);
+
+//  ---------------------------------------------------------------------
+//  zv_virt_libvirt_migrate.c: the table's live migration operations
+
+zv_status_t zv_libvirt_migrate_live (zv_virt_t *self, const char *uuid, const zv_virt_migration_t *how,
+                                     char *errbuf, size_t errlen);
+json_t *zv_libvirt_job_stats (zv_virt_t *self, const char *uuid, zv_status_t *status_p,
+                              char *errbuf, size_t errlen);
+zv_status_t zv_libvirt_job_abort (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+zv_status_t zv_libvirt_migrate_postcopy (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+zv_status_t zv_libvirt_migrate_downtime (zv_virt_t *self, const char *uuid, int downtime_ms,
+                                         char *errbuf, size_t errlen);
+char *zv_libvirt_migratable_xml (zv_virt_t *self, const char *uuid, char *errbuf, size_t errlen);
+zv_status_t zv_libvirt_cpu_compatible (zv_virt_t *self, const char *domain_xml, char *errbuf, size_t errlen);
 
 #endif

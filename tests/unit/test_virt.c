@@ -5,7 +5,7 @@
     domains in memory and really pauses, saves, shuts down and restores
     them, and sends lifecycle events through the event thread that
     zv_virt_init starts.  What it cannot do (it has no guest agent behind
-    virDomainGetGuestInfo) shows as ZV_EUNSUPPORTED.  Its screenshot is a
+    virDomainGetGuestInfo; no migration, no jobs) shows as ZV_EUNSUPPORTED.  Its screenshot is a
     fixed PNG of libvirt's (passed through as it is; PPM to PNG, an older
     QEMU's case, is tested on synthetic images), and it keeps the consoles a
     domain's XML gives, but never gives a VNC port of its own.  test:///default is
@@ -615,6 +615,66 @@ test_virt_bad_input (void **state)
     assert_int_equal (D->power_state (virt, NULL), ZV_POWER_NOSTATE);
 }
 
+//  Live migration: libvirt's test driver has none, and says so in zova's
+//  words, leaving the domain as it was; it has no job to report; its
+//  migratable XML is the domain's own; any CPU runs on it.
+static void
+test_virt_migration_test_driver (void **state)
+{
+    s_fixture_t *fx = (s_fixture_t *) *state;
+    zv_virt_t *virt = fx->virt;
+    char *errbuf = fx->errbuf;
+    size_t errlen = sizeof fx->errbuf;
+    zv_status_t status = ZV_OK;
+    s_spawn (fx, S_UUID_A, NULL);
+
+    zv_virt_migration_t how = {
+        .peer_uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+        .migrate_uri = "tcp://192.0.2.2",
+        .bandwidth_mib = 100,
+        .downtime_ms = 300,
+    };
+    const char *why = "libvirt's test driver cannot migrate live; zova moves such domains on its simulated path";
+    char want [512];
+    assert_int_equal (D->migrate_live (virt, S_UUID_A, &how, errbuf, errlen), ZV_EUNSUPPORTED);
+    snprintf (want, sizeof want, "migrate_live is unsupported by " S_URI ": %s", why);
+    assert_string_equal (errbuf, want);
+    how.block = how.postcopy = how.auto_converge = true;
+    assert_int_equal (D->migrate_live (virt, S_UUID_A, &how, errbuf, errlen), ZV_EUNSUPPORTED);
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_RUNNING);
+
+    assert_null (D->job_stats (virt, S_UUID_A, &status, errbuf, errlen));
+    assert_int_equal (status, ZV_ENOTFOUND);
+    assert_true (zv_test_has (errbuf, "no job runs on zova-" S_UUID_A));
+    assert_int_equal (D->job_abort (virt, S_UUID_A, errbuf, errlen), ZV_EUNSUPPORTED);
+    snprintf (want, sizeof want, "job_abort is unsupported by " S_URI ": %s", why);
+    assert_string_equal (errbuf, want);
+    assert_int_equal (D->migrate_postcopy (virt, S_UUID_A, errbuf, errlen), ZV_EUNSUPPORTED);
+    assert_true (zv_test_has (errbuf, "migrate_postcopy is unsupported by " S_URI ": "));
+    assert_int_equal (D->migrate_downtime (virt, S_UUID_A, 500, errbuf, errlen), ZV_EUNSUPPORTED);
+    assert_true (zv_test_has (errbuf, "migrate_downtime is unsupported by " S_URI ": "));
+
+    //  The migratable XML: the running domain as libvirt reads it.
+    char *xml = D->migratable_xml (virt, S_UUID_A, errbuf, errlen);
+    if (!xml)
+        fail_msg ("migratable_xml: %s", errbuf);
+    assert_true (zv_test_has (xml, "<name>zova-" S_UUID_A "</name>"));
+    assert_true (zv_test_has (xml, "<uuid>" S_UUID_A "</uuid>"));
+    assert_int_equal (D->cpu_compatible (virt, xml, errbuf, errlen), ZV_OK);
+    free (xml);
+    assert_null (D->migratable_xml (virt, S_ABSENT, errbuf, errlen));
+    assert_string_equal (errbuf, "domain " S_ABSENT " does not exist on " S_URI);
+    assert_null (D->migratable_xml (virt, "nonsense", errbuf, errlen));
+    assert_true (zv_test_has (errbuf, "'nonsense' is not a uuid"));
+    //  Any <cpu> (the test driver has no CPU models to compare).
+    assert_int_equal (D->cpu_compatible (virt, "<domain type='test'><cpu mode='custom'>"
+                                               "<model>Icelake-Server</model></cpu></domain>",
+                                         errbuf, errlen), ZV_OK);
+
+    assert_int_equal (D->power_state (virt, S_UUID_A), ZV_POWER_RUNNING);
+    assert_int_equal (D->destroy (virt, S_UUID_A, errbuf, errlen), ZV_OK);
+}
+
 //  A domain on the test driver with consoles of the kinds a QEMU domain
 //  has, defined and started on a connection of the test's own (the driver
 //  shares its domains with fx's).  vnc_port -1 leaves the port to libvirt,
@@ -921,6 +981,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_virt_spawn_over_existing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_define, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_unsupported, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_virt_migration_test_driver, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_conflicts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_virt_consoles, s_setup, s_teardown),
