@@ -168,12 +168,15 @@ typedef struct {
     //  job ends: ZV_OK when the domain runs on the destination (persistent
     //  there, undefined here), else an error with libvirt's reason (the
     //  guest runs on here).  The others act on the running job from
-    //  another thread: its figures as {type ("unbounded", "none"),
-    //  elapsed_ms, memory_total, memory_processed, memory_remaining,
-    //  disk_total, disk_processed, disk_remaining, memory_bps, dirty_rate
-    //  (pages/s), iteration, postcopy (bool)} (NULL with ZV_ENOTFOUND in
-    //  *status_p when no job runs), abort, switch to post-copy, and a new
-    //  maximum downtime.  Drivers without migration say ZV_EUNSUPPORTED.
+    //  another thread: its figures as {type ("unbounded", "bounded"),
+    //  operation ("migration_out", "save", ...), elapsed_ms, memory_total,
+    //  memory_processed, memory_remaining, disk_total, disk_processed,
+    //  disk_remaining, memory_bps, dirty_rate (pages/s), iteration,
+    //  postcopy (bool)} (NULL with ZV_ENOTFOUND in *status_p when no job
+    //  runs, or the last one ended), abort (ZV_ENOTFOUND: no job), switch
+    //  to post-copy (ZV_ECONFLICT unless a migration started with
+    //  postcopy runs), and a new maximum downtime.  Drivers without
+    //  migration say ZV_EUNSUPPORTED.
     zv_status_t (*migrate_live) (zv_virt_t *self, const char *uuid, const zv_virt_migration_t *how,
                                  char *errbuf, size_t errlen);
     json_t *(*job_stats) (zv_virt_t *self, const char *uuid, zv_status_t *status_p, char *errbuf, size_t errlen);

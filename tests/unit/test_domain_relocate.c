@@ -12,7 +12,13 @@
     compared as canonical XML (C14N), which ignores quote style and
     attribute order but nothing that libvirt reads.
 
-    Run from the repository root.                                          */
+    Golden files: tests/data/domain_relocate/<case>.in (a running domain's
+    migratable XML as libvirt 9.0 gave it for a document of zv_domain_xml:
+    the model and addresses libvirt adds, the serial console's mirror,
+    paths renamed to /srv) relocates to <case>.out with the directories and
+    port that <case>.args gives on one line, "from to port".
+    ZV_REGEN_GOLDEN=1 rewrites the .out files; review the diff.  Run from
+    the repository root.                                                    */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +27,7 @@
 #include <cmocka.h>
 #include "zv_test.h"
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +36,7 @@
 
 #include "virt/zv_virt.h"
 
+#define S_GOLDEN_DIR "tests/data/domain_relocate"
 #define S_UUID       "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
 #define S_FROM       "/a/inst"
 #define S_TO         "/b/new"
@@ -332,6 +340,68 @@ test_relocate_bad_input (void **state)
     free (moved);
 }
 
+//  Golden files: real migratable XML from libvirt.
+static void
+test_relocate_golden (void **state)
+{
+    (void) state;
+    bool regen = getenv ("ZV_REGEN_GOLDEN") && strcmp (getenv ("ZV_REGEN_GOLDEN"), "1") == 0;
+    glob_t found;
+    assert_int_equal (glob (S_GOLDEN_DIR "/*.in", 0, NULL, &found), 0);
+    assert_true (found.gl_pathc > 0);
+    for (size_t index = 0; index < found.gl_pathc; index++) {
+        char path [1024], from [512], to [512];
+        int port = 0;
+        const char *in_path = found.gl_pathv [index];
+        size_t stem = strlen (in_path) - 3;
+        snprintf (path, sizeof path, "%.*s.args", (int) stem, in_path);
+        char *args = zv_test_slurp (path);
+        if (!args || sscanf (args, "%511s %511s %d", from, to, &port) != 3)
+            fail_msg ("%s: want one line 'from to port'", path);
+        free (args);
+        char *in = zv_test_slurp (in_path);
+        assert_non_null (in);
+        char errbuf [512] = "";
+        char *moved = zv_domain_xml_relocate (in, from, to, port, errbuf, sizeof errbuf);
+        if (!moved)
+            fail_msg ("%s: %s", in_path, errbuf);
+        snprintf (path, sizeof path, "%.*s.out", (int) stem, in_path);
+        if (regen) {
+            FILE *out = fopen (path, "w");
+            assert_non_null (out);
+            fputs (moved, out);
+            fclose (out);
+        }
+        char *want = zv_test_slurp (path);
+        if (!want)
+            fail_msg ("%s: missing (ZV_REGEN_GOLDEN=1 writes it)", path);
+        if (strcmp (moved, want) != 0)
+            fail_msg ("%s differs from what relocate gives:\n%s", path, moved);
+        //  And the golden file says what the substitution says (the port
+        //  in place of the serial console's first one).
+        for (size_t len = strlen (from); len > 1 && from [len - 1] == '/'; len--)
+            from [len - 1] = 0;
+        for (size_t len = strlen (to); len > 1 && to [len - 1] == '/'; len--)
+            to [len - 1] = 0;
+        char *expected = s_expected (in, from, to);
+        const char *service = strstr (in, "service='");
+        if (port > 0 && service) {
+            char old [64], new [64];
+            snprintf (old, sizeof old, "%.*s", (int) (strchr (service + 9, '\'') - service + 1), service);
+            snprintf (new, sizeof new, "service='%d'", port);
+            char *ported = s_replace (expected, old, new);
+            free (expected);
+            expected = ported;
+        }
+        s_same_xml (moved, expected);
+        free (expected);
+        free (want);
+        free (moved);
+        free (in);
+    }
+    globfree (&found);
+}
+
 int
 main (void)
 {
@@ -341,6 +411,7 @@ main (void)
         cmocka_unit_test (test_relocate_serial_port),
         cmocka_unit_test (test_relocate_backing_and_devices),
         cmocka_unit_test (test_relocate_bad_input),
+        cmocka_unit_test (test_relocate_golden),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

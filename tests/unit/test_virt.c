@@ -5,15 +5,16 @@
     domains in memory and really pauses, saves, shuts down and restores
     them, and sends lifecycle events through the event thread that
     zv_virt_init starts.  What it cannot do (it has no guest agent behind
-    virDomainGetGuestInfo; no migration, no jobs) shows as ZV_EUNSUPPORTED.  Its screenshot is a
-    fixed PNG of libvirt's (passed through as it is; PPM to PNG, an older
-    QEMU's case, is tested on synthetic images), and it keeps the consoles a
-    domain's XML gives, but never gives a VNC port of its own.  test:///default is
-    one hypervisor shared by every connection of the process and reset
-    when the last one closes: each test opens its own connection, so it
-    starts from the driver's default state.  Instances are records shaped
-    like tests/data/domain/small.json.  Events are awaited on event_fd with
-    a deadline, never by sleeping.  Run from the repository root.          */
+    virDomainGetGuestInfo; no migration, no jobs) shows as
+    ZV_EUNSUPPORTED.  Its screenshot is a fixed PNG of libvirt's (passed
+    through as it is; PPM to PNG, an older QEMU's case, is tested on
+    synthetic images), and it keeps the consoles a domain's XML gives, but
+    never gives a VNC port of its own.  test:///default is one hypervisor
+    shared by every connection of the process and reset when the last one
+    closes: each test opens its own connection, so it starts from the
+    driver's default state.  Instances are records shaped like
+    tests/data/domain/small.json.  Events are awaited on event_fd with a
+    deadline, never by sleeping.  Run from the repository root.          */
 
 #include <stdarg.h>
 #include <stddef.h>
