@@ -101,6 +101,20 @@ static const s_key_t s_keys [] = {
     STR ("libvirt", "rescue_image_id", rescue_image_id, ""),
     INT ("libvirt", "wait_soft_reboot_seconds", wait_soft_reboot_seconds, "120", 0, 3600),
     INT ("libvirt", "agent_timeout", agent_timeout_s, "5", 1, 600),
+    //  Live migration, with Nova's names and defaults.  peer_uri is how a
+    //  source's libvirtd reaches this host's (peer to peer; "": qemu+tcp://
+    //  <host>/system) and inbound_addr where guests' memory and disks come
+    //  in ("": the host name), both told to the source by this host.
+    STR ("libvirt", "live_migration_inbound_addr", live_migration_inbound_addr, ""),
+    STR ("libvirt", "live_migration_peer_uri", live_migration_peer_uri, ""),
+    INT ("libvirt", "live_migration_bandwidth", live_migration_bandwidth, "0", 0, 1000000),
+    INT ("libvirt", "live_migration_downtime", live_migration_downtime, "500", 100, 1000000),
+    INT ("libvirt", "live_migration_downtime_steps", live_migration_downtime_steps, "10", 3, 1000),
+    INT ("libvirt", "live_migration_downtime_delay", live_migration_downtime_delay, "75", 3, 100000),
+    INT ("libvirt", "live_migration_completion_timeout", live_migration_completion_timeout, "800", 0, 1000000),
+    STR ("libvirt", "live_migration_timeout_action", live_migration_timeout_action, "abort"),
+    BOOL ("libvirt", "live_migration_permit_post_copy", live_migration_permit_post_copy, "false"),
+    BOOL ("libvirt", "live_migration_permit_auto_converge", live_migration_permit_auto_converge, "false"),
     STR ("vnc", "server_listen", vnc_server_listen, "127.0.0.1"),
     STR ("vnc", "server_proxyclient_address", vnc_proxyclient_address, ""),
     STR ("vnc", "novncproxy_base_url", novncproxy_base_url, "http://127.0.0.1:6080/vnc_lite.html"),

@@ -81,6 +81,16 @@ typedef struct {
     char rescue_image_id [64];      //  empty: rescue from the instance's own image
     int wait_soft_reboot_seconds;   //  a soft reboot falls back to hard after this
     int agent_timeout_s;            //  how long a guest agent query may take
+    char live_migration_inbound_addr [256];
+    char live_migration_peer_uri [1024];
+    int live_migration_bandwidth;   //  MiB/s, 0: no limit
+    int live_migration_downtime;    //  ms: the maximum downtime at the last step
+    int live_migration_downtime_steps;
+    int live_migration_downtime_delay;          //  s per GiB between steps
+    int live_migration_completion_timeout;      //  s per GiB, 0: none
+    char live_migration_timeout_action [32];    //  abort | force_complete
+    bool live_migration_permit_post_copy;
+    bool live_migration_permit_auto_converge;
     //  [vnc]
     char vnc_server_listen [256];   //  VNC listen address of every domain; empty: no VNC
     char vnc_proxyclient_address [256];     //  where the console proxy reaches it (empty: server_listen)

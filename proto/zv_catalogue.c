@@ -231,6 +231,8 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("host_evacuate",   F_HOST_EVACUATE),
     S_FORWARDED ("migration_list",  F_MIGRATION_LIST),
     S_FORWARDED ("migration_show",  F_MIGRATION_ONE),
+    S_FORWARDED ("migration_abort", F_MIGRATION_ONE),
+    S_FORWARDED ("migration_force_complete", F_MIGRATION_ONE),
 
     //  Answered by the api itself.
     { .type = "api.ping", .kind = ZV_MSG_REQUEST },
@@ -313,6 +315,16 @@ static const zv_msgdef_t s_catalogue [] = {
     { .type = "compute.move_confirm", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
     { .type = "compute.move_revert", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
     { .type = "compute.move_rebuild", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_live_check", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_live_pre", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_live", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    { .type = "compute.move_live_post", .kind = ZV_MSG_CAST, .fields = { F_MOVE_CAST } },
+    //  What the user wants of a running live migration's job: abort,
+    //  force_complete (not a phase: the source's job monitor acts on it).
+    { .type = "compute.move_live_control", .kind = ZV_MSG_CAST, .fields = {
+        F_UUID ("uuid", true),
+        F_UUID ("migration", true),
+        F_STR ("action", true, 32) } },
     { .type = "compute.move_read", .kind = ZV_MSG_REQUEST, .fields = { F_MOVE_READ } },
     { .type = "conductor.move_read", .kind = ZV_MSG_REQUEST, .fields = { F_MOVE_READ } },
     //  A host's report on a phase of a move: step (progress within the

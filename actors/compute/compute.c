@@ -39,6 +39,11 @@ static const struct {
     { "compute.move_confirm",       zv_compute_move_cast },
     { "compute.move_revert",        zv_compute_move_cast },
     { "compute.move_rebuild",       zv_compute_move_cast },
+    { "compute.move_live_check",    zv_compute_move_cast },
+    { "compute.move_live_pre",      zv_compute_move_cast },
+    { "compute.move_live",          zv_compute_move_cast },
+    { "compute.move_live_post",     zv_compute_move_cast },
+    { "compute.move_live_control",  zv_compute_live_control },
     { "compute.move_read",          zv_compute_move_src_read },
 };
 
@@ -119,6 +124,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
     self->moves = zhashx_new ();
     self->move_queues = zhashx_new ();
     zhashx_set_destructor (self->move_queues, (zhashx_destructor_fn *) zlistx_destroy);
+    self->live_timer = -1;
     snprintf (self->name, sizeof self->name, ACTOR_PREFIX ".%s", self->cfg.host);
     if (*self->cfg.instances_path)
         snprintf (self->instances_path, sizeof self->instances_path, "%s", self->cfg.instances_path);
@@ -145,6 +151,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
         zloop_timer (self->loop, (size_t) self->cfg.sync_power_state_interval_s * 1000, 0, s_sync_timer, self);
         zloop_timer (self->loop, 500, 0, s_tick_timer, self);
+        zv_compute_live_init (self);
         zv_link_heartbeat (self->link);
         zv_info (self->name, NULL, "serving %s (instances in %s)", self->cfg.connection_uri, self->instances_path);
         zsock_signal (pipe, 0);
@@ -154,6 +161,7 @@ zv_compute_actor (zsock_t *pipe, void *args)
     zv_compute_moves_destroy (self);
     zv_imagecache_destroy (&self->cache);
     zv_workers_destroy (&self->workers);
+    zv_compute_live_destroy (self);
     zv_link_destroy (&self->link);
     zv_compute_virt_drop (self);
     zloop_destroy (&self->loop);

@@ -70,6 +70,8 @@ typedef struct {
     zhashx_t *moves;                //  "<migration>/<phase>" -> its op while it runs here (borrowed)
     zhashx_t *move_queues;          //  instance uuid -> zlistx_t of its move ops, the first one running
     bool stopping;                  //  the actor ends: moves are let go, none held or started
+    zhashx_t *live_jobs;            //  instance uuid -> the live migration job it runs here (migrate_live.c)
+    int live_timer;                 //  the jobs' monitor
 } zv_compute_t;
 
 //  ---------------------------------------------------------------------
@@ -317,6 +319,28 @@ zv_status_t zv_compute_move_dst_finish (zv_compute_op_t *op);
 zv_status_t zv_compute_move_dst_revert (zv_compute_op_t *op);
 void zv_compute_move_dst_rebuild_begin (zv_compute_t *self, zv_compute_op_t *op);
 zv_status_t zv_compute_move_dst_rebuild (zv_compute_op_t *op);
+
+//  Is the storage of the instance's directory shared with the move's
+//  other host (the destination's marker of prepare, or what the
+//  conductor knows)?  On the source.
+bool zv_compute_move_shared (zv_compute_op_t *op);
+
+//  ---------------------------------------------------------------------
+//  migrate_live.c: a live migration's phases, and the monitor of its job
+
+zv_status_t zv_compute_live_check (zv_compute_op_t *op);
+zv_status_t zv_compute_live_pre (zv_compute_op_t *op);
+void zv_compute_live_begin (zv_compute_t *self, zv_compute_op_t *op);
+zv_status_t zv_compute_live_run (zv_compute_op_t *op);
+zv_status_t zv_compute_live_post (zv_compute_op_t *op);
+zv_status_t zv_compute_live_cleanup_source (zv_compute_op_t *op);
+//  The monitor's table and timer (at the actor's start and end).
+void zv_compute_live_init (zv_compute_t *self);
+void zv_compute_live_destroy (zv_compute_t *self);
+//  The live phase of op ended here: its job leaves the monitor (on the loop).
+void zv_compute_live_forget (zv_compute_t *self, zv_compute_op_t *op);
+//  compute.move_live_control: abort or force_complete a running job.
+void zv_compute_live_control (zv_compute_t *self, zv_msg_t *msg);
 
 //  ---------------------------------------------------------------------
 //  guest.c

@@ -251,6 +251,8 @@ zv_compute_move_cast (zv_compute_t *self, zv_msg_t *msg)
 static void
 s_report (zv_compute_t *self, zv_compute_op_t *op)
 {
+    if (streq (op->action->phase, "live"))
+        zv_compute_live_forget (self, op);
     bool done = op->status == ZV_OK;
     json_t *facts = op->move.facts ? json_deep_copy (op->move.facts) : json_object ();
     if (done && op->action->defines) {

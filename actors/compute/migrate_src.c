@@ -29,8 +29,8 @@
 //  Is the storage of the instance directory shared with the destination?
 //  As the conductor knows it once this phase reported, else by prepare's
 //  marker in this host's own instances path.
-static bool
-s_shared (zv_compute_op_t *op)
+bool
+zv_compute_move_shared (zv_compute_op_t *op)
 {
     if (op->move.shared >= 0)
         return op->move.shared == 1;
@@ -47,7 +47,7 @@ s_shared (zv_compute_op_t *op)
 zv_status_t
 zv_compute_move_src_source (zv_compute_op_t *op)
 {
-    bool shared = s_shared (op);
+    bool shared = zv_compute_move_shared (op);
     bool clean = false;
     zv_status_t status = zv_compute_op_power_off (op, op->shutdown_timeout_s, &clean);
     if (status != ZV_OK)

@@ -370,6 +370,13 @@ static const zv_compute_action_t s_actions [] = {
     { .action = "move_revert", .phase = "restore_source", .run = zv_compute_move_src_revert, .defines = true },
     { .action = "move_rebuild", .phase = "rebuild", .run = zv_compute_move_dst_rebuild, .needs_images = true,
       .defines = true, .begin = zv_compute_move_dst_rebuild_begin },
+    //  A live migration's (migrate_live.c).
+    { .action = "move_live_check", .phase = "check_source", .run = zv_compute_live_check },
+    { .action = "move_live_pre", .phase = "pre_live", .run = zv_compute_live_pre, .needs_images = true,
+      .defines = true },
+    { .action = "move_live", .phase = "live", .run = zv_compute_live_run, .begin = zv_compute_live_begin },
+    { .action = "move_live_post", .phase = "post", .run = zv_compute_live_post, .defines = true },
+    { .action = "move_confirm", .phase = "cleanup_source", .run = zv_compute_live_cleanup_source },
 };
 #define S_ACTIONS (sizeof (s_actions) / sizeof (s_actions [0]))
 

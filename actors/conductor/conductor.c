@@ -358,6 +358,11 @@ static const s_route_t s_routes [] = {
       ADMIN ("os_compute_api:os-evacuate") },
     { .type = "conductor.migration_list",     .handler = zv_conductor_migration_list, USER },
     { .type = "conductor.migration_show",     .handler = zv_conductor_migration_show, OWNER },
+    //  live.c: a running live migration's controls
+    { .type = "conductor.migration_abort",    .handler = zv_conductor_migration_abort,
+      ADMIN ("os_compute_api:servers:migrations:delete") },
+    { .type = "conductor.migration_force_complete", .handler = zv_conductor_migration_force_complete,
+      ADMIN ("os_compute_api:servers:migrations:force_complete") },
     { .type = "conductor.move_report",        .handler = zv_conductor_move_report, HOST },
     { .type = "conductor.move_read",          .handler = zv_conductor_move_read, HOST, .read_only = true },
     //  consoles.c

@@ -22,6 +22,8 @@
 #include "actors/conductor/zv_conductor.h"
 #include "bus/zv_rpc.h"
 #include "store/zv_store.h"
+#include "store/zv_migration.h"
+#include "store/zv_state.h"
 
 #define ACTOR "conductor"
 
@@ -261,12 +263,53 @@ const char *zv_conductor_open_action_rq (zv_txn_t *txn, const char *uuid, const 
                                          char *buf, size_t len);
 
 //  ---------------------------------------------------------------------
+//  phases.c: the phases of each kind of move, one table each
+
+typedef enum { ZV_MOVE_NOWHERE, ZV_MOVE_SOURCE, ZV_MOVE_DEST } zv_move_where_t;
+
+typedef struct {
+    const char *name;
+    zv_move_where_t where;
+    const char *cast;               //  what starts it on its host (NULL: nothing to cast)
+    const char *task;               //  the instance's task_state while it runs (NULL: None)
+    const char *status;             //  the migration's status while it runs
+    const char *next;               //  after done (NULL: the move ends with ends_done)
+    const char *undo;               //  after a failure (NULL: the move ends with ends_failed)
+    const char *ends_done;
+    const char *ends_failed;
+    //  Only its host can say how the phase ended (a live migration's job:
+    //  the guest may be on either host): never undone for a host that is
+    //  away or silent, cast again until it answers.
+    bool waits;
+    //  Entering it, the server is on the destination for good: its host,
+    //  console and power follow, the source's allocation goes.
+    bool lands;
+} zv_move_phase_t;
+
+//  The row of phase in the table of a move of kind ("migration", "resize",
+//  "live-migration", "evacuation"); NULL when there is none.
+const zv_move_phase_t *zv_conductor_move_phase (const char *kind, const char *phase);
+
+//  ---------------------------------------------------------------------
 //  moves.c: cold migration, resize, evacuation as persisted phases
 
 zv_conductor_handler_fn zv_conductor_server_migrate, zv_conductor_server_resize,
     zv_conductor_server_resize_confirm, zv_conductor_server_resize_revert, zv_conductor_server_evacuate,
     zv_conductor_host_evacuate, zv_conductor_migration_list, zv_conductor_migration_show,
     zv_conductor_move_report, zv_conductor_move_read;
+//  Open a move of rec's server: the action record (judged by the state
+//  table), the migration record (extra_fields merged in, may be NULL), and
+//  its first phase (scheduling, or the claim of a forced host).  The reply
+//  {server, migration} is set on call.
+zv_status_t zv_conductor_move_open (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                                    const json_t *rec, zv_action_t action, zv_migration_kind_t kind,
+                                    const json_t *new_flavor, const char *requested_host, bool forced,
+                                    const json_t *extra_fields, char *errbuf, size_t errlen);
+//  A destination the caller names: a compute host that is up, enabled
+//  (unless forced) and not the server's own (unless same_host_ok).
+zv_status_t zv_conductor_move_check_destination (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec,
+                                                 const char *host, bool forced, bool same_host_ok,
+                                                 char *errbuf, size_t errlen);
 //  A move's scheduling job was answered (reply: the scheduler's destinations
 //  or its error); the job stays the caller's.
 void zv_conductor_move_scheduled (zv_conductor_t *self, zv_conductor_job_t *job, zv_msg_t *reply);
@@ -285,6 +328,12 @@ void zv_conductor_move_cancel (zv_conductor_t *self, zv_txn_t *txn, const json_t
 //  that run on it are cast to it again.
 void zv_conductor_moves_host_synced (zv_conductor_t *self, zv_txn_t *txn, const char *host,
                                         int64_t started_ms);
+
+//  ---------------------------------------------------------------------
+//  live.c: live migration's requests (its phases are moves.c's)
+
+zv_conductor_handler_fn zv_conductor_live_migrate, zv_conductor_migration_abort,
+    zv_conductor_migration_force_complete;
 
 //  ---------------------------------------------------------------------
 //  reports.c: a host's reports on its instances

@@ -34,89 +34,42 @@
 #include "store/zv_placement.h"
 
 //  ---------------------------------------------------------------------
-//  The phase tables
+//  The phase tables (phases.c)
 
-typedef enum { S_NOWHERE, S_SOURCE, S_DEST } s_where_t;
-
-typedef struct {
-    const char *name;
-    s_where_t where;
-    const char *cast;               //  what starts it on its host (NULL: nothing to cast)
-    const char *task;               //  the instance's task_state while it runs (NULL: None)
-    const char *status;             //  the migration's status while it runs
-    const char *next;               //  after done (NULL: the move ends with ends_done)
-    const char *undo;               //  after a failure (NULL: the move ends with ends_failed)
-    const char *ends_done;
-    const char *ends_failed;
-} s_phase_t;
-
-//  Cold migration and resize: one path, as in Nova.  "verify" waits for
-//  the user (VERIFY_RESIZE): confirm or revert starts the next part.  A
-//  failure before verify is undone by the destination, then the source.
-static const s_phase_t s_cold [] = {
-    { "schedule",       S_NOWHERE, NULL,                   "resize_prep",       "pre-migrating",
-      "prepare",        NULL,             NULL,        "error" },
-    { "prepare",        S_DEST,    "compute.move_prepare", "resize_prep",       "pre-migrating",
-      "source",         "cleanup_dest",   NULL,        NULL },
-    { "source",         S_SOURCE,  "compute.move_source",  "resize_migrating",  "migrating",
-      "finish",         "cleanup_dest",   NULL,        NULL },
-    { "finish",         S_DEST,    "compute.move_finish",  "resize_migrated",   "post-migrating",
-      "verify",         "cleanup_dest",   NULL,        NULL },
-    { "verify",         S_NOWHERE, NULL,                   NULL,                "finished",
-      NULL,             NULL,             NULL,        NULL },
-    { "confirm",        S_SOURCE,  "compute.move_confirm", "resize_confirming", "confirming",
-      NULL,             NULL,             "confirmed", "error" },
-    { "revert",         S_DEST,    "compute.move_revert",  "resize_reverting",  "reverting",
-      "revert_source",  "revert_source",  NULL,        NULL },
-    { "revert_source",  S_SOURCE,  "compute.move_revert",  "resize_reverting",  "reverting",
-      NULL,             NULL,             "reverted",  "error" },
-    { "cleanup_dest",   S_DEST,    "compute.move_revert",  "resize_reverting",  "reverting",
-      "restore_source", "restore_source", NULL,        NULL },
-    { "restore_source", S_SOURCE,  "compute.move_revert",  "resize_reverting",  "reverting",
-      NULL,             NULL,             "error",     "error" },
-};
-
-//  Evacuation: the source is down; the destination rebuilds the server
-//  (on its disks when storage is shared, from its image otherwise).
-static const s_phase_t s_evacuation [] = {
-    { "schedule",       S_NOWHERE, NULL,                   "rebuilding",        "accepted",
-      "rebuild",        NULL,             NULL,        "failed" },
-    { "rebuild",        S_DEST,    "compute.move_rebuild", "rebuilding",        "pre-migrating",
-      NULL,             "cleanup_dest",   "done",      NULL },
-    { "cleanup_dest",   S_DEST,    "compute.move_revert",  "rebuilding",        "pre-migrating",
-      NULL,             NULL,             "failed",    "failed" },
-};
-
-#define S_ROWS(table) (sizeof (table) / sizeof ((table) [0]))
+typedef zv_move_phase_t s_phase_t;
 #define S_MAX_ATTEMPTS 3            //  casts of one phase before it is given up
 
 static const s_phase_t *
 s_row (const json_t *migration, const char *phase)
 {
-    bool evacuation = streq (s_str (migration, "kind") ? s_str (migration, "kind") : "", "evacuation");
-    const s_phase_t *table = evacuation ? s_evacuation : s_cold;
-    size_t rows = evacuation ? S_ROWS (s_evacuation) : S_ROWS (s_cold);
-    for (size_t index = 0; phase && index < rows; index++)
-        if (streq (table [index].name, phase))
-            return &table [index];
-    return NULL;
+    return zv_conductor_move_phase (s_str (migration, "kind"), phase);
 }
 
 static const char *
-s_where_host (const json_t *migration, s_where_t where)
+s_where_host (const json_t *migration, zv_move_where_t where)
 {
-    return where == S_SOURCE ? s_str (migration, "source_host")
-         : where == S_DEST ? s_str (migration, "dest_host") : NULL;
+    return where == ZV_MOVE_SOURCE ? s_str (migration, "source_host")
+         : where == ZV_MOVE_DEST ? s_str (migration, "dest_host") : NULL;
 }
 
-//  A migration as it leaves the conductor: without the store's own keys.
+//  A migration as it leaves the conductor: without the store's own keys;
+//  for people (for_hosts false) also without what a live migration's
+//  hosts tell each other (domain XML, addresses: "live").
+static json_t *
+s_migration_out (json_t *migration, bool for_hosts)
+{
+    static const char *internal [] = { "_rv", "created_ms", "updated_ms", "attempts", "cast_by", NULL };
+    for (int index = 0; internal [index]; index++)
+        json_object_del (migration, internal [index]);
+    if (!for_hosts)
+        json_object_del (migration, "live");
+    return migration;
+}
+
 static json_t *
 s_migration_view (json_t *migration)
 {
-    static const char *internal [] = { "_rv", "created_ms", "updated_ms", "attempts", NULL };
-    for (int index = 0; internal [index]; index++)
-        json_object_del (migration, internal [index]);
-    return migration;
+    return s_migration_out (migration, false);
 }
 
 static zv_status_t
@@ -140,10 +93,10 @@ static void s_cast_unreachable (zv_conductor_t *self, json_t *arg);
 //  has there (the new one at the destination before the move ends, the old
 //  one at the source).
 static json_t *
-s_instance_for (const json_t *rec, const json_t *migration, s_where_t where)
+s_instance_for (const json_t *rec, const json_t *migration, zv_move_where_t where)
 {
     json_t *view = zv_instance_view (json_deep_copy (rec));
-    const json_t *flavor = json_object_get (migration, where == S_DEST ? "new_flavor" : "old_flavor");
+    const json_t *flavor = json_object_get (migration, where == ZV_MOVE_DEST ? "new_flavor" : "old_flavor");
     if (json_is_object (flavor))
         json_object_set_new (view, "flavor", json_deep_copy (flavor));
     return view;
@@ -160,7 +113,7 @@ s_cast (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const json
     snprintf (identity, sizeof identity, "compute.%s", host ? host : "");
     zv_msg_set_routing_str (msg, identity);
     json_t *body = json_pack ("{s:o, s:o, s:o}",
-                              "migration", s_migration_view (json_deep_copy (migration)),
+                              "migration", s_migration_out (json_deep_copy (migration), true),
                               "instance", s_instance_for (rec, migration, row->where),
                               "images", zv_conductor_action_images (txn, rec, NULL));
     zv_msg_set_body (msg, &body);
@@ -196,6 +149,7 @@ s_enter (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const cha
     json_object_set_new (changes, "phase", json_string (phase));
     json_object_set_new (changes, "status", json_string (row->status));
     json_object_set_new (changes, "attempts", json_integer (1));
+    json_object_set_new (changes, "cast_by", json_string (self->epoch));
     json_t *moved = NULL, *rec = NULL;
     zv_status_t status = zv_migration_cas (txn, id, s_str (migration, "phase"), changes, &moved, errbuf, errlen);
     json_decref (changes);
@@ -204,10 +158,11 @@ s_enter (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const cha
     json_t *task_changes = json_object ();
     if (status == ZV_OK) {
         json_object_set_new (task_changes, "task_state", row->task ? json_string (row->task) : json_null ());
-        if (streq (phase, "verify")) {
+        if (streq (phase, "verify") || row->lands) {
             //  The forward part is done: the server is on the destination,
             //  with its new flavor, waiting for the user.
-            json_object_set_new (task_changes, "vm_state", json_string ("resized"));
+            if (!row->lands)
+                json_object_set_new (task_changes, "vm_state", json_string ("resized"));
             json_object_set (task_changes, "host", json_object_get (moved, "dest_host"));
             json_object_set (task_changes, "node", json_object_get (moved, "dest_host"));
             json_object_set (task_changes, "flavor", json_object_get (moved, "new_flavor"));
@@ -224,8 +179,8 @@ s_enter (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration, const cha
         rec = after;
     }
     json_decref (task_changes);
-    if (status == ZV_OK && streq (phase, "verify")) {
-        const char *rq = s_str (moved, "request_id");
+    if (status == ZV_OK && (streq (phase, "verify") || row->lands)) {
+        const char *rq = streq (phase, "verify") ? s_str (moved, "request_id") : NULL;
         if (rq && *rq)
             zv_store_action_finish (txn, uuid, rq, "Success", NULL);
         zv_conductor_tokens_revoke (txn, uuid);
@@ -277,7 +232,11 @@ s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *statu
     const char *uuid = s_str (migration, "instance_uuid");
     const char *mig_uuid = s_str (migration, "uuid");
     bool evacuation = streq (s_str (migration, "kind"), "evacuation");
+    bool live = streq (s_str (migration, "kind"), "live-migration");
     const char *from = s_str (migration, "phase");
+    //  An abort the user asked for ends the move as cancelled.
+    if (json_is_true (json_object_get (migration, "abort_requested")) && streq (status, "error"))
+        status = "cancelled";
     //  A move undone ends with the reason it was undone for.
     if (!reason)
         reason = s_str (migration, "error");
@@ -288,7 +247,8 @@ s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *statu
     }
     json_t *changes = json_pack ("{s:n, s:n}", "task_state", "old_vm_state");
     zv_status_t result = ZV_OK;
-    bool landed = (evacuation && streq (status, "done")) || (!evacuation && streq (from, "confirm"));
+    bool landed = (evacuation && streq (status, "done")) || (live && streq (status, "completed"))
+               || (!evacuation && !live && streq (from, "confirm"));
     if (landed) {
         //  On the destination for good: the source's allocation goes.
         if (evacuation) {
@@ -297,7 +257,9 @@ s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *statu
             json_object_set (changes, "console", json_object_get (migration, "console")
                              ? json_object_get (migration, "console") : json_null ());
         }
-        json_object_set_new (changes, "vm_state", json_string (s_prior (rec)));
+        //  A live migration leaves the vm_state as it was (active, paused).
+        if (!live)
+            json_object_set_new (changes, "vm_state", json_string (s_prior (rec)));
         result = zv_conductor_release (self, txn, mig_uuid);
     }
     else {
@@ -310,6 +272,7 @@ s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *statu
         if (evacuation && !streq (status, "done"))
             json_object_set_new (changes, "vm_state", json_string ("error"));
         else
+        if (!live)
             json_object_set_new (changes, "vm_state", json_string (s_prior (rec)));
         json_t *held = NULL;
         if (zv_store_get (txn, ZV_TABLE_ALLOCATIONS, mig_uuid, &held) == ZV_OK) {
@@ -324,8 +287,10 @@ s_end (zv_conductor_t *self, zv_txn_t *txn, json_t *migration, const char *statu
     //  destination, whose power stands).
     if (power && !streq (from, "confirm"))
         json_object_set_new (changes, "power_state", json_string (power));
-    bool failed = streq (status, "error") || streq (status, "failed");
-    if (failed && reason)
+    bool failed = streq (status, "error") || streq (status, "failed") || streq (status, "cancelled");
+    //  A live migration that failed leaves the guest running where it was:
+    //  no fault on the server, the reason on the migration record.
+    if (failed && reason && !live)
         json_object_set_new (changes, "fault", zv_conductor_fault (ZV_EIO, reason));
     json_t *after = NULL;
     if (result == ZV_OK)
@@ -497,9 +462,9 @@ zv_conductor_move_scheduled (zv_conductor_t *self, zv_conductor_job_t *job, zv_m
 
 //  Open a move of rec's server: the action record (judged by the state
 //  table), the migration record, and its first phase.
-static zv_status_t
-s_open (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, const json_t *rec, zv_action_t action,
-        zv_migration_kind_t kind, const json_t *new_flavor, const char *requested_host, bool forced,
+zv_status_t
+zv_conductor_move_open (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, const json_t *rec, zv_action_t action,
+        zv_migration_kind_t kind, const json_t *new_flavor, const char *requested_host, bool forced, const json_t *extra_fields,
         char *errbuf, size_t errlen)
 {
     const char *uuid = s_str (rec, "uuid");
@@ -525,6 +490,8 @@ s_open (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, const js
     status = zv_migration_create (txn, &init, &migration, errbuf, errlen);
     if (status == ZV_OK) {
         json_t *extra = json_pack ("{s:b, s:b}", "was_running", was_running, "forced", forced);
+        if (extra_fields)
+            json_object_update (extra, (json_t *) extra_fields);
         if (requested_host)
             json_object_set_new (extra, "requested_host", json_string (requested_host));
         char id [24];
@@ -563,8 +530,8 @@ s_open (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, const js
 
 //  A destination the caller names: a compute host that is up, enabled
 //  (unless forced) and not the source (unless allow_resize_to_same_host).
-static zv_status_t
-s_check_destination (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec, const char *host, bool forced,
+zv_status_t
+zv_conductor_move_check_destination (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec, const char *host, bool forced,
                      bool same_host_ok, char *errbuf, size_t errlen)
 {
     json_t *node = NULL;
@@ -593,10 +560,8 @@ zv_status_t
 zv_conductor_server_migrate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
                              char *errbuf, size_t errlen)
 {
-    if (zv_msg_get_bool (call->msg, "live", false)) {
-        snprintf (errbuf, errlen, "Live migration is not available in this cloud yet.");
-        return ZV_EUNSUPPORTED;
-    }
+    if (zv_msg_get_bool (call->msg, "live", false))
+        return zv_conductor_live_migrate (self, txn, call, errbuf, errlen);
     json_t *rec = NULL;
     zv_status_t status = zv_conductor_find_server (self, txn, call, &rec, errbuf, errlen);
     if (status != ZV_OK)
@@ -604,11 +569,11 @@ zv_conductor_server_migrate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_c
     const char *host = zv_msg_get_str (call->msg, "host");
     bool forced = zv_msg_get_bool (call->msg, "force", false);
     if (host)
-        status = s_check_destination (self, txn, rec, host, forced, self->cfg.allow_resize_to_same_host,
+        status = zv_conductor_move_check_destination (self, txn, rec, host, forced, self->cfg.allow_resize_to_same_host,
                                       errbuf, errlen);
     if (status == ZV_OK)
-        status = s_open (self, txn, call, rec, ZV_ACTION_MIGRATE, ZV_MIGRATION_COLD, json_object_get (rec, "flavor"),
-                         host, forced, errbuf, errlen);
+        status = zv_conductor_move_open (self, txn, call, rec, ZV_ACTION_MIGRATE, ZV_MIGRATION_COLD, json_object_get (rec, "flavor"),
+                                         host, forced, NULL, errbuf, errlen);
     json_decref (rec);
     return status;
 }
@@ -639,8 +604,8 @@ zv_conductor_server_resize (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_ca
     }
     json_t *copy = status == ZV_OK ? zv_instance_flavor (flavor) : NULL;
     if (status == ZV_OK)
-        status = s_open (self, txn, call, rec, ZV_ACTION_RESIZE, ZV_MIGRATION_RESIZE, copy, NULL, false,
-                         errbuf, errlen);
+        status = zv_conductor_move_open (self, txn, call, rec, ZV_ACTION_RESIZE, ZV_MIGRATION_RESIZE, copy, NULL, false,
+                                         NULL, errbuf, errlen);
     json_decref (copy);
     json_decref (flavor);
     json_decref (rec);
@@ -719,10 +684,10 @@ s_evacuate (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call, cons
     const char *host = s_str (rec, "host");
     zv_status_t status = host ? s_check_source_down (self, txn, host, errbuf, errlen) : ZV_OK;
     if (status == ZV_OK && target)
-        status = s_check_destination (self, txn, rec, target, forced, false, errbuf, errlen);
+        status = zv_conductor_move_check_destination (self, txn, rec, target, forced, false, errbuf, errlen);
     if (status == ZV_OK)
-        status = s_open (self, txn, call, rec, ZV_ACTION_EVACUATE, ZV_MIGRATION_EVACUATION,
-                         json_object_get (rec, "flavor"), target, forced, errbuf, errlen);
+        status = zv_conductor_move_open (self, txn, call, rec, ZV_ACTION_EVACUATE, ZV_MIGRATION_EVACUATION,
+                                         json_object_get (rec, "flavor"), target, forced, NULL, errbuf, errlen);
     return status;
 }
 
@@ -860,6 +825,21 @@ zv_conductor_migration_show (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_c
 //  ---------------------------------------------------------------------
 //  What hosts report
 
+//  The figures a report may carry onto the migration record: a cold move's
+//  bytes, a live migration's job (Nova's memory_* and disk_* in bytes).
+static void
+s_counted (json_t *into, const json_t *facts)
+{
+    static const char *counted [] = { "bytes_copied", "bytes_total", "memory_total", "memory_processed",
+        "memory_remaining", "disk_total", "disk_processed", "disk_remaining", "memory_bps", "dirty_rate",
+        "iteration", "downtime_ms", "elapsed_ms", NULL };
+    for (int index = 0; counted [index]; index++)
+        if (json_is_integer (json_object_get (facts, counted [index])))
+            json_object_set (into, counted [index], json_object_get (facts, counted [index]));
+    if (json_is_boolean (json_object_get (facts, "postcopy")))
+        json_object_set (into, "postcopy", json_object_get (facts, "postcopy"));
+}
+
 //  The open migration a host's message is about (instance uuid, migration
 //  uuid), with the sender checked against the host the phase runs on.
 static zv_status_t
@@ -915,10 +895,7 @@ zv_conductor_move_report (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
     snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
     if (status == ZV_OK && (streq (outcome, "progress") || streq (outcome, "step"))) {
         json_t *changes = json_object ();
-        static const char *counted [] = { "bytes_copied", "bytes_total", NULL };
-        for (int index = 0; counted [index]; index++)
-            if (json_is_integer (json_object_get (facts, counted [index])))
-                json_object_set (changes, counted [index], json_object_get (facts, counted [index]));
+        s_counted (changes, facts);
         json_t *moved = NULL;
         status = zv_migration_cas (txn, id, phase, changes, &moved, errbuf, errlen);
         json_decref (changes);
@@ -955,13 +932,21 @@ zv_conductor_move_report (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call
             json_object_set (learnt, "shared_storage", json_object_get (facts, "shared"));
         if (json_is_array (json_object_get (facts, "files")))
             json_object_set (learnt, "files", json_object_get (facts, "files"));
-        if (json_object_get (facts, "console") && row->where == S_DEST)
+        if (json_object_get (facts, "console") && row->where == ZV_MOVE_DEST)
             json_object_set (learnt, "console", json_object_get (facts, "console"));
-        static const char *counted [] = { "bytes_copied", "bytes_total", NULL };
-        for (int index = 0; counted [index]; index++)
-            if (json_is_integer (json_object_get (facts, counted [index])))
-                json_object_set (learnt, counted [index], json_object_get (facts, counted [index]));
-        if (power && row->where == S_DEST)
+        s_counted (learnt, facts);
+        //  What a live migration's hosts tell each other (the source's XML
+        //  and disks, the destination's XML and addresses) joins "live".
+        if (json_is_object (json_object_get (facts, "live"))) {
+            json_t *live = json_deep_copy (json_object_get (migration, "live"));
+            if (!json_is_object (live)) {
+                json_decref (live);
+                live = json_object ();
+            }
+            json_object_update (live, json_object_get (facts, "live"));
+            json_object_set_new (learnt, "live", live);
+        }
+        if (power && row->where == ZV_MOVE_DEST)
             json_object_set_new (learnt, "power_state", json_string (power));
         json_t *moved = NULL;
         status = zv_migration_cas (txn, id, phase, learnt, &moved, errbuf, errlen);
@@ -1026,7 +1011,7 @@ zv_conductor_move_cancel (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec
     const char *host = s_str (rec, "host") ? s_str (rec, "host") : "";
     bool on_source = streq (host, s_str (migration, "source_host") ? s_str (migration, "source_host") : "");
     const s_phase_t *row = s_row (migration, on_source ? "cleanup_dest" : "confirm");
-    const char *other = s_where_host (migration, on_source ? S_DEST : S_SOURCE);
+    const char *other = s_where_host (migration, on_source ? ZV_MOVE_DEST : ZV_MOVE_SOURCE);
     if (row && row->cast && other && *other && !streq (other, host)) {
         json_t *told = json_deep_copy (migration);
         json_object_set_new (told, "phase", json_string (row->name));
@@ -1088,7 +1073,8 @@ s_cast_unreachable (zv_conductor_t *self, json_t *arg)
     zv_warning (ACTOR, NULL, "migration %s: phase %s: %s", s_str (arg, "migration"), phase, reason);
     //  A source that cannot be told now is told again when it returns
     //  (its sync after a restart, or the phase timeout).
-    bool source_phase = streq (phase, "confirm") || streq (phase, "revert_source") || streq (phase, "restore_source");
+    bool source_phase = streq (phase, "confirm") || streq (phase, "revert_source") || streq (phase, "restore_source")
+                     || streq (phase, "live") || streq (phase, "cleanup_source");
     if (!source_phase)
         s_phase_failed (self, s_str (arg, "migration"), s_str (arg, "instance"), phase, reason);
 }
@@ -1106,7 +1092,7 @@ s_redrive (zv_conductor_t *self, zv_txn_t *txn, json_t *migration)
         return;
     char id [24], errbuf [256];
     snprintf (id, sizeof id, "%lld", (long long) s_int (migration, "id"));
-    json_t *bump = json_pack ("{s:I}", "attempts", s_int (migration, "attempts") + 1);
+    json_t *bump = json_pack ("{s:I, s:s}", "attempts", s_int (migration, "attempts") + 1, "cast_by", self->epoch);
     json_t *moved = NULL;
     if (zv_migration_cas (txn, id, row->name, bump, &moved, errbuf, sizeof errbuf) == ZV_OK) {
         if (row->cast)
@@ -1133,10 +1119,12 @@ zv_conductor_moves_host_synced (zv_conductor_t *self, zv_txn_t *txn, const char 
         const s_phase_t *row = s_row (migration, s_str (migration, "phase"));
         const char *runs_on = row ? s_where_host (migration, row->where) : NULL;
         //  Cast again what this host may have lost: a phase cast before the
-        //  host restarted, or before this conductor started (the cast may
-        //  never have left; the host ignores a phase it is running).
+        //  host restarted, or by an earlier run of the conductor (the cast
+        //  may never have left; the host ignores a phase it is running).
         int64_t updated = s_int (migration, "updated_ms");
-        if (runs_on && streq (runs_on, host) && (updated < started_ms || updated < self->started_ms)) {
+        const char *cast_by = s_str (migration, "cast_by");
+        bool earlier_run = !cast_by || !streq (cast_by, self->epoch);
+        if (runs_on && streq (runs_on, host) && (updated < started_ms || earlier_run)) {
             zv_info (ACTOR, s_str (migration, "request_id"), "migration %lld: %s during %s: cast again",
                      (long long) s_int (migration, "id"),
                      updated < started_ms ? "its host restarted" : "the conductor restarted", row->name);
@@ -1207,7 +1195,7 @@ zv_conductor_moves_sweep (zv_conductor_t *self, bool at_start)
             >= (int64_t) self->cfg.move_phase_timeout_s * 1000) {
             //  (a phase cast before this conductor started is given its
             //  host a whole timeout to reconnect)
-            if (s_int (migration, "attempts") < S_MAX_ATTEMPTS)
+            if (s_int (migration, "attempts") < S_MAX_ATTEMPTS || row->waits)
                 s_redrive (self, txn, migration);
             else {
                 char reason [300], mig_uuid [ZV_UUID_LEN + 1], at [64];

@@ -328,6 +328,11 @@ static const command_t s_commands [] = {
       NULL, "SERVER", 1, 1, "list a server's migrations, newest first" },
     { "server migration show", zv_cli_cmd_migration_show, "api.migration_show", &zv_cli_res_migration,
       NULL, "SERVER ID", 2, 2, "show one migration of a server" },
+    { "server migration abort", zv_cli_cmd_migration_control, "api.migration_abort", &zv_cli_res_migration,
+      NULL, "SERVER ID", 2, 2, "abort a running live migration: the guest stays on its source" },
+    { "server migration force complete", zv_cli_cmd_migration_control, "api.migration_force_complete",
+      &zv_cli_res_migration, NULL, "SERVER ID", 2, 2,
+      "make a running live migration complete: post-copy if permitted, else the guest pauses until it converges" },
 
     { "server screenshot", zv_cli_cmd_server_screenshot, "api.server_screenshot", &zv_cli_res_server,
       s_screenshot_opts, "REF", 1, 1, "save the server's screen as a PNG file" },

@@ -360,7 +360,7 @@ s_mover_judge (mover_t *self, size_t which)
 static void
 s_mover_draw_one (progress_t *progress, const move_t *move, json_t *server, json_t *migration)
 {
-    char milestone [768], detail [128] = "";
+    char milestone [768], detail [256] = "";
     const char *name = s_str (server, "name");
     const char *status = s_str (migration, "status");
     const char *phase = s_str (migration, "phase");
@@ -370,6 +370,28 @@ s_mover_draw_one (progress_t *progress, const move_t *move, json_t *server, json
     json_int_t total = move->copies ? json_integer_value (json_object_get (migration, "bytes_total")) : 0;
     json_int_t copied = json_integer_value (json_object_get (migration, "bytes_copied"));
     int percent = -1;
+    //  A live migration's job: memory and disk processed of their totals,
+    //  the transfer and dirty rates, the pass, the downtime allowed now.
+    json_int_t memory_total = json_integer_value (json_object_get (migration, "memory_total"));
+    json_int_t disk_total = json_integer_value (json_object_get (migration, "disk_total"));
+    if (move->live && memory_total + disk_total > 0) {
+        json_int_t memory = json_integer_value (json_object_get (migration, "memory_processed"));
+        json_int_t disk = json_integer_value (json_object_get (migration, "disk_processed"));
+        json_int_t remaining = json_integer_value (json_object_get (migration, "memory_remaining"))
+                             + json_integer_value (json_object_get (migration, "disk_remaining"));
+        json_int_t all = memory_total + disk_total;
+        percent = (int) ((double) (all - (remaining < all ? remaining : all)) * 100.0 / (double) all);
+        snprintf (detail, sizeof detail, ", memory %.0f/%.0f MiB%s%.0f/%.0f MiB, %.1f MiB/s, dirty %lld pages/s,"
+                  " pass %lld, downtime %lld ms%s", (double) memory / ZOVA_MIB, (double) memory_total / ZOVA_MIB,
+                  disk_total > 0 ? ", disk " : "", disk_total > 0 ? (double) disk / ZOVA_MIB : 0.0,
+                  disk_total > 0 ? (double) disk_total / ZOVA_MIB : 0.0,
+                  (double) json_integer_value (json_object_get (migration, "memory_bps")) / ZOVA_MIB,
+                  (long long) json_integer_value (json_object_get (migration, "dirty_rate")),
+                  (long long) json_integer_value (json_object_get (migration, "iteration")),
+                  (long long) json_integer_value (json_object_get (migration, "downtime_ms")),
+                  json_is_true (json_object_get (migration, "postcopy")) ? ", post-copy" : "");
+    }
+    else
     if (total > 0) {
         copied = copied < 0 ? 0 : copied > total ? total : copied;
         percent = (int) ((double) copied * 100.0 / (double) total);
@@ -750,6 +772,28 @@ zv_cli_cmd_migration_list (cli_t *cli)
                      : ZOVA_EXIT_FAIL;
     json_decref (reply);
     return rc;
+}
+
+//  server migration abort SERVER ID, server migration force complete
+//  SERVER ID: what a running live migration's job is to do.
+int
+zv_cli_cmd_migration_control (cli_t *cli)
+{
+    json_t *body = json_pack ("{s:s, s:s}", "ref", cli->args [0], "id", cli->args [1]);
+    if (!body)
+        zv_cli_out_of_memory ();
+    json_t *reply = zv_cli_call (cli, cli->cmd->type, body);
+    if (!reply)
+        return ZOVA_EXIT_FAIL;
+    json_decref (reply);
+    bool abort = streq (cli->cmd->type, "api.migration_abort");
+    if (!cli->json)
+        printf ("migration %s of server %s: %s\n", cli->args [1], cli->args [0],
+                abort ? "abort requested (the guest stays on its source)"
+                      : "completion forced (post-copy if permitted, else the guest pauses until it converges)");
+    else
+        printf ("{}\n");
+    return ZOVA_EXIT_OK;
 }
 
 //  server migration show SERVER ID

@@ -351,5 +351,6 @@ int zv_cli_cmd_server_move (cli_t *cli);
 int zv_cli_cmd_host_evacuate (cli_t *cli);
 int zv_cli_cmd_migration_list (cli_t *cli);
 int zv_cli_cmd_migration_show (cli_t *cli);
+int zv_cli_cmd_migration_control (cli_t *cli);
 
 #endif

@@ -176,9 +176,34 @@ t_eq "every server ACTIVE or SHUTOFF, none in a task" "ok" \
 t_check "usage after the evacuations" s_usage_matches
 t_check "compute service set --up $VICTIM" t_zova compute service set --up "$VICTIM"
 
+echo "== live migration on the simulated path =="
+t_check "server create vm5" t_zova server create --flavor tiny --image cirros --wait vm5
+LSRC=$(show vm5 host)
+t_check "server migrate --live-migration --wait vm5" t_zova server migrate --live-migration --wait vm5
+t_eq "vm5 ACTIVE and running on another host, no task" "ACTIVE running None yes" \
+    "$(echo "$(show vm5 status power_state task_state) $([ "$(show vm5 host)" != "$LSRC" ] && echo yes)")"
+t_eq "its migration: live, completed, between the two hosts" "live-migration completed $LSRC $(show vm5 host)" \
+    "$(t_zova -f json server migration list vm5 | t_json '"%s %s %s %s" % (d[0]["kind"], d[0]["status"], d[0]["source_host"], d[0]["dest_host"])')"
+t_eq "the hosts' own exchange (domain XML, addresses) stays off the record" "no" \
+    "$(t_zova -f json server migration list vm5 | t_json '"yes" if "live" in d[0] else "no"')"
+t_check "usage after the live migration" s_usage_matches
+LHERE=$(show vm5 host)
+t_eq "live migration to its own host is refused" "yes" \
+    "$(t_zova server migrate --live-migration --host "$LHERE" vm5 2>&1 | grep -q "to current host ($LHERE)" && echo yes)"
+t_check "server stop --wait vm5" t_zova server stop --wait vm5
+t_eq "a stopped server cannot move live (409, Nova's words)" "yes" \
+    "$(t_zova server migrate --live-migration vm5 2>&1 | grep -q "Cannot 'live-migration' instance" && echo yes)"
+MID=$(t_zova -f json server migration list vm5 | t_json 'd[0]["id"]')
+t_eq "abort of a migration that does not run is refused" "yes" \
+    "$(t_zova server migration abort vm5 "$MID" 2>&1 | grep -q 'Cannot abort while the migration is in this state' && echo yes)"
+t_eq "force complete of one that does not run is refused" "yes" \
+    "$(t_zova server migration force complete vm5 "$MID" 2>&1 | grep -q 'Cannot force complete' && echo yes)"
+t_eq "--block-migration without --live-migration is a usage error" "yes" \
+    "$(t_zova server migrate --block-migration vm5 2>&1 | grep -q 'is for --live-migration' && echo yes)"
+
 echo "== every migration closed =="
 t_eq "no migration left open" "0" \
-    "$(t_zova -f json migration list | t_json 'len([m for m in d if m["status"] not in ("confirmed", "reverted", "done", "error", "failed")])')"
+    "$(t_zova -f json migration list | t_json 'len([m for m in d if m["status"] not in ("confirmed", "reverted", "done", "error", "failed", "completed")])')"
 
 for name in api m1 m2 m3 scheduler conductor; do t_stop "$name"; done
 t_done

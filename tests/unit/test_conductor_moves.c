@@ -371,8 +371,10 @@ test_moves_refusals (void **state)
         { "conductor.server_resize_confirm", json_pack ("{s:s}", "ref", uuid), ZV_ECONFLICT,
           "has no resize waiting" },
         { "conductor.server_resize_revert", json_pack ("{s:s}", "ref", uuid), ZV_ECONFLICT, "has no resize waiting" },
-        { "conductor.server_migrate", json_pack ("{s:s, s:b}", "ref", uuid, "live", 1), ZV_EUNSUPPORTED,
-          "Live migration" },
+        { "conductor.server_migrate", json_pack ("{s:s, s:b, s:s}", "ref", uuid, "live", 1, "host", "node1"),
+          ZV_EINVAL, "to current host (node1)" },
+        { "conductor.migration_abort", json_pack ("{s:s, s:s}", "ref", uuid, "id", "1"), ZV_ENOTFOUND,
+          "Migration 1 for instance" },
     };
     for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
         zv_msg_t *reply = zv_harness_request (self, cases [index].type, "api.test", cases [index].body);
