@@ -14,8 +14,9 @@
 #     "cancelled"); force complete with post-copy permitted (it completes);
 #     the completion timeout with each action (abort, force_complete, the
 #     latter pausing the guest, which runs again at the destination);
-#   - kill -9 of the source compute during the job: after its restart one
-#     running copy, the move completed, records and usage consistent;
+#   - kill -9 of the source compute, of the destination compute and of the
+#     conductor during the job: after the restart one running copy, the
+#     move completed, records and usage consistent;
 #   - refusals: its own host, a disabled host, a stopped server, an abort
 #     of a job that does not run.
 #
@@ -245,6 +246,37 @@ t_kill9 b
 compute_config b
 start b
 t_wait_for "vm1: the move completes after b's restart" 240 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"status\"])')\" = completed ]"
+moved_live vm1 b a
+t_eq "exactly one running copy" "1" \
+    "$(n=0; for h in a b sa sb; do running_on "${URI[$h]}" "$D1" && n=$((n + 1)); done; echo $n)"
+
+job_runs () {
+    [ "$(t_zova -f json server migration list "$1" | t_json '"%s %s" % (d[0]["status"], d[0].get("memory_processed", 0) > 0)')" = "running True" ]
+}
+migration_is () { [ "$(mig "$1" '["status"]')" = "$2" ]; }
+
+echo "== the destination compute killed during the job =="
+restart_compute a libvirt.live_migration_bandwidth=4
+t_check "vm1: migrate a -> b (held to 4 MiB/s)" t_zova server migrate --live-migration vm1
+t_wait_for "vm1: its job runs" 60 job_runs vm1
+t_kill9 b
+t_wait_for "vm1: the move completes without b's compute" 240 migration_is vm1 completed
+compute_config b
+start b
+t_wait_for "b up again" 60 s_all_up
+moved_live vm1 a b
+t_eq "exactly one running copy" "1" \
+    "$(n=0; for h in a b sa sb; do running_on "${URI[$h]}" "$D1" && n=$((n + 1)); done; echo $n)"
+
+echo "== the conductor killed during the job =="
+restart_compute b libvirt.live_migration_bandwidth=4
+t_check "vm1: migrate b -> a (held to 4 MiB/s)" t_zova server migrate --live-migration vm1
+t_wait_for "vm1: its job runs" 60 job_runs vm1
+t_kill9 conductor
+sleep 2
+start conductor
+t_wait_api 30
+t_wait_for "vm1: the move completes after the conductor's restart" 240 migration_is vm1 completed
 moved_live vm1 b a
 t_eq "exactly one running copy" "1" \
     "$(n=0; for h in a b sa sb; do running_on "${URI[$h]}" "$D1" && n=$((n + 1)); done; echo $n)"
