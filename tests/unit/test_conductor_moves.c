@@ -540,6 +540,132 @@ test_moves_delete_midway (void **state)
     json_decref (migration);
 }
 
+//  Drive a live migration of uuid (already requested) from node1 to node2
+//  until its job runs: what each host tells the other goes through the
+//  migration's "live", never to a user.  The live cast stays the caller's.
+static zv_msg_t *
+s_to_live (zv_harness_t *self, const char *uuid)
+{
+    s_answer_scheduler (self, "node2");
+    s_phase_done (self, "compute.move_prepare", "node2", NULL, NULL);
+    s_phase_done (self, "compute.move_live_check", "node1", "running",
+                  json_pack ("{s:b, s:{s:b, s:b, s:s, s:s, s:[]}}", "shared", 0, "live", "shared", 0, "block", 1,
+                             "domain_xml", "<domain/>", "source_instances", "/a", "disks"));
+    zv_msg_t *pre = s_cast (self, "compute.move_live_pre", "node2", NULL);
+    assert_string_equal (zv_harness_get (json_object_get (json_object_get (zv_msg_body (pre), "migration"), "live"),
+                                         "domain_xml"), "<domain/>");
+    s_report (self, pre, "node2", "done", NULL,
+              json_pack ("{s:{s:s, s:s, s:s}}", "live", "dest_xml", "<domain id='b'/>", "peer_uri",
+                         "qemu+tcp://node2/system", "migrate_uri", "tcp://node2"));
+    zv_msg_destroy (&pre);
+    zv_msg_t *live = s_cast (self, "compute.move_live", "node1", NULL);
+    json_t *told = json_object_get (json_object_get (zv_msg_body (live), "migration"), "live");
+    assert_string_equal (zv_harness_get (told, "dest_xml"), "<domain id='b'/>");
+    assert_string_equal (zv_harness_get (told, "peer_uri"), "qemu+tcp://node2/system");
+    assert_true (json_is_true (json_object_get (told, "block")));
+    json_t *server = zv_harness_show (self, uuid);
+    assert_string_equal (zv_harness_get (server, "status"), "MIGRATING");
+    assert_string_equal (zv_harness_get (server, "task_state"), "migrating");
+    json_decref (server);
+    //  The job's figures land on the record, the hosts' exchange does not.
+    s_report (self, live, "node1", "progress", NULL,
+              json_pack ("{s:I, s:I, s:I, s:b}", "memory_total", (json_int_t) 1000, "memory_processed",
+                         (json_int_t) 400, "downtime_ms", (json_int_t) 50, "postcopy", 0));
+    json_t *migration = s_migration (self, uuid);
+    assert_string_equal (zv_harness_get (migration, "status"), "running");
+    assert_int_equal (json_integer_value (json_object_get (migration, "memory_processed")), 400);
+    assert_null (json_object_get (migration, "live"));
+    json_decref (migration);
+    return live;
+}
+
+//  A live migration completes: the server on node2, still active, its
+//  allocation there only; an abort asked mid-job ends "cancelled" with the
+//  guest on node1 untouched (no fault); a silent source is never undone.
+static void
+test_moves_live (void **state)
+{
+    zv_harness_t *self = *state;
+    char uuid [ZV_UUID_LEN + 1];
+    s_scene (self, uuid);
+    json_t *reply = zv_harness_ok (self, "conductor.server_migrate", "api.test",
+                                   json_pack ("{s:s, s:b}", "ref", uuid, "live", 1));
+    assert_string_equal (zv_harness_get (json_object_get (reply, "migration"), "kind"), "live-migration");
+    json_decref (reply);
+    zv_msg_t *live = s_to_live (self, uuid);
+    //  No report for longer than move_phase_timeout: cast again, never undone.
+    self->cfg.move_phase_timeout_s = 0;
+    zv_harness_restart (self);
+    for (int round = 0; round < 5; round++) {
+        zv_conductor_housekeeping (self->conductor);
+        zv_msg_t *again = s_cast (self, "compute.move_live", "node1", NULL);
+        zv_msg_destroy (&again);
+    }
+    assert_int_equal (zv_harness_count (self, "compute.move_revert", NULL), 0);
+    self->cfg.move_phase_timeout_s = 600;
+    zv_harness_restart (self);
+    zv_harness_scheduler_up (self, "s1");
+    s_report (self, live, "node1", "done", NULL, json_pack ("{s:{s:b}}", "live", "left", 1));
+    zv_msg_destroy (&live);
+    s_phase_done (self, "compute.move_live_post", "node2", "running", NULL);
+    json_t *server = zv_harness_show (self, uuid);
+    assert_string_equal (zv_harness_get (server, "host"), "node2");
+    json_decref (server);
+    s_phase_done (self, "compute.move_confirm", "node1", NULL, NULL);
+    server = zv_harness_show (self, uuid);
+    assert_string_equal (zv_harness_get (server, "status"), "ACTIVE");
+    assert_string_equal (zv_harness_get (server, "host"), "node2");
+    assert_string_equal (zv_harness_get (server, "power_state"), "running");
+    assert_null (zv_harness_get (server, "task_state"));
+    json_decref (server);
+    json_t *migration = s_migration (self, uuid);
+    assert_string_equal (zv_harness_get (migration, "status"), "completed");
+    json_decref (migration);
+    assert_int_equal (s_ram (self, "node1"), 0);
+    assert_int_equal (s_ram (self, "node2"), 512);
+
+    //  Back to node1 (asked for: the filters still run), aborted mid-job.
+    json_decref (zv_harness_ok (self, "conductor.server_migrate", "api.test",
+                                json_pack ("{s:s, s:b, s:s}", "ref", uuid, "live", 1, "host", "node1")));
+    zv_msg_t *select = zv_harness_take (self, "scheduler.select_destinations", NULL);
+    assert_non_null (select);
+    assert_string_equal (zv_harness_get (json_object_get (zv_msg_body (select), "spec"), "requested_host"), "node1");
+    zv_harness_answer (self, &select, ZV_OK, NULL, json_pack ("{s:[[s]]}", "destinations", "node1"));
+    s_phase_done (self, "compute.move_prepare", "node1", NULL, NULL);
+    s_phase_done (self, "compute.move_live_check", "node2", "running", json_pack ("{s:b}", "shared", 1));
+    s_phase_done (self, "compute.move_live_pre", "node1", NULL, NULL);
+    live = s_cast (self, "compute.move_live", "node2", NULL);
+    migration = s_migration (self, uuid);
+    char id [24];
+    snprintf (id, sizeof id, "%lld", (long long) json_integer_value (json_object_get (migration, "id")));
+    json_decref (migration);
+    json_decref (zv_harness_ok (self, "conductor.migration_abort", "api.test",
+                                json_pack ("{s:s, s:s}", "ref", uuid, "id", id)));
+    zv_msg_t *control = zv_harness_take (self, "compute.move_live_control", "compute.node2");
+    assert_non_null (control);
+    assert_string_equal (zv_harness_get (zv_msg_body (control), "action"), "abort");
+    zv_msg_destroy (&control);
+    s_report (self, live, "node2", "failed", "running", NULL);
+    zv_msg_destroy (&live);
+    s_phase_done (self, "compute.move_revert", "node1", NULL, NULL);
+    server = zv_harness_show (self, uuid);
+    assert_string_equal (zv_harness_get (server, "status"), "ACTIVE");
+    assert_string_equal (zv_harness_get (server, "host"), "node2");
+    json_t *fault = json_object_get (server, "fault");
+    assert_true (!fault || json_is_null (fault));
+    json_decref (server);
+    migration = s_migration (self, uuid);
+    assert_string_equal (zv_harness_get (migration, "status"), "cancelled");
+    json_decref (migration);
+    assert_int_equal (s_ram (self, "node1"), 0);
+    assert_int_equal (s_ram (self, "node2"), 512);
+    //  Nothing runs now: abort and force complete are refused.
+    zv_msg_t *refused = zv_harness_request (self, "conductor.migration_force_complete", "api.test",
+                                            json_pack ("{s:s, s:s}", "ref", uuid, "id", id));
+    assert_int_equal (zv_msg_status (refused), ZV_ECONFLICT);
+    zv_msg_destroy (&refused);
+}
+
 int
 main (void)
 {
@@ -552,6 +678,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_moves_refusals, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_moves_recovery, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_moves_delete_midway, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_moves_live, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
