@@ -105,6 +105,11 @@ static const s_key_t s_keys [] = {
     //  source's libvirtd reaches this host's (peer to peer; "": qemu+tcp://
     //  <host>/system) and inbound_addr where guests' memory and disks come
     //  in ("": the host name), both told to the source by this host.
+    //  The guest CPU (Nova's): host-model, host-passthrough, custom (the
+    //  first of cpu_models), none; "": host-model on kvm, else none.  A
+    //  custom host takes in live only guests whose model it lists.
+    STR ("libvirt", "cpu_mode", cpu_mode, ""),
+    LIST ("libvirt", "cpu_models", cpu_models, ""),
     STR ("libvirt", "live_migration_inbound_addr", live_migration_inbound_addr, ""),
     STR ("libvirt", "live_migration_peer_uri", live_migration_peer_uri, ""),
     INT ("libvirt", "live_migration_bandwidth", live_migration_bandwidth, "0", 0, 1000000),

@@ -81,6 +81,8 @@ typedef struct {
     char rescue_image_id [64];      //  empty: rescue from the instance's own image
     int wait_soft_reboot_seconds;   //  a soft reboot falls back to hard after this
     int agent_timeout_s;            //  how long a guest agent query may take
+    char cpu_mode [32];             //  host-model | host-passthrough | custom | none | "" (by virt type)
+    char cpu_models [512];          //  custom: the models this host offers, the first for its guests
     char live_migration_inbound_addr [256];
     char live_migration_peer_uri [1024];
     int live_migration_bandwidth;   //  MiB/s, 0: no limit

@@ -394,8 +394,16 @@ zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_
     if (spec) {
         fprintf (out, "  <features>\n    <acpi/>\n%s  </features>\n",
                  arch && arch->apic ? "    <apic/>\n" : "");
-        if (strcmp (domain_type, "kvm") == 0)
-            fputs ("  <cpu mode='host-model'/>\n", out);
+        const char *mode = spec->cpu_mode && *spec->cpu_mode ? spec->cpu_mode
+                         : strcmp (domain_type, "kvm") == 0 ? "host-model" : "none";
+        if (strcmp (mode, "custom") == 0 && spec->cpu_model && *spec->cpu_model) {
+            fputs ("  <cpu mode='custom' match='exact' check='partial'>\n    <model fallback='forbid'>", out);
+            s_escaped (out, spec->cpu_model);
+            fputs ("</model>\n  </cpu>\n", out);
+        }
+        else
+        if (strcmp (mode, "host-model") == 0 || strcmp (mode, "host-passthrough") == 0)
+            fprintf (out, "  <cpu mode='%s'/>\n", mode);
         fputs ("  <clock offset='utc'/>\n", out);
     }
     fputs ("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n"

@@ -62,6 +62,12 @@ typedef struct {
     //  console_log; serial_port 0 keeps a pty.
     const char *serial_host;
     int serial_port;
+    //  The guest CPU, as Nova's [libvirt] cpu_mode and cpu_models say:
+    //  "host-model", "host-passthrough", "custom" (with cpu_model) or
+    //  "none"; NULL or "": host-model on kvm, the hypervisor's default
+    //  model otherwise.
+    const char *cpu_mode;
+    const char *cpu_model;
 } zv_domain_spec_t;
 
 //  A domain event, from libvirt's event thread to the compute loop.

@@ -157,6 +157,7 @@ struct _zv_compute_op_t {
     //  Configuration the worker reads.
     int shutdown_timeout_s, soft_reboot_s, agent_timeout_s;
     char vnc_listen [256], network [128];
+    char cpu_mode [32], cpu_model [128];    //  [libvirt] cpu_mode, the first of cpu_models
     char serial_host [256];         //  the domain's serial console on a TCP port (0: pty)
     int serial_port;
     char proxyclient [256];         //  where the console proxy reaches this host's consoles

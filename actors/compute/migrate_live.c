@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <strings.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -133,6 +134,34 @@ s_make_disk (zv_compute_op_t *op, const json_t *disk, const char *path)
     return zv_disk_blank (path, (size + 1024 * 1024 - 1) / (1024 * 1024), op->errbuf, sizeof op->errbuf);
 }
 
+//  A host configured with cpu_mode custom offers only the models of its
+//  cpu_models: a guest whose model (its XML's <cpu><model>, the
+//  hypervisor's default qemu64 when none) is not among them cannot run
+//  here.
+static zv_status_t
+s_cpu_offered (zv_compute_op_t *op, const char *xml)
+{
+    const zv_config_t *cfg = &op->move.compute->cfg;
+    if (!streq (cfg->cpu_mode, "custom"))
+        return ZV_OK;
+    char model [128] = "qemu64";
+    const char *at = strstr (xml, "<model");
+    const char *end = at ? strchr (at, '>') : NULL;
+    if (end && end [-1] != '/') {
+        size_t len = strcspn (end + 1, "<");
+        snprintf (model, sizeof model, "%.*s", (int) (len < sizeof model ? len : sizeof model - 1), end + 1);
+    }
+    char list [512];
+    snprintf (list, sizeof list, "%s", cfg->cpu_models);
+    for (char *save = NULL, *item = strtok_r (list, ", \t\n", &save); item; item = strtok_r (NULL, ", \t\n", &save))
+        if (strcasecmp (item, model) == 0)
+            return ZV_OK;
+    snprintf (op->errbuf, sizeof op->errbuf, "Unacceptable CPU info: CPU doesn't have compatibility. The guest's "
+              "CPU model %s is not among the models host %s offers (cpu_models = %s).", model, cfg->host,
+              cfg->cpu_models);
+    return ZV_EINVAL;
+}
+
 zv_status_t
 zv_compute_live_pre (zv_compute_op_t *op)
 {
@@ -149,6 +178,8 @@ zv_compute_live_pre (zv_compute_op_t *op)
         return ZV_EINVAL;
     }
     zv_status_t status = op->driver->cpu_compatible (op->virt, xml, op->errbuf, sizeof op->errbuf);
+    if (status == ZV_OK)
+        status = s_cpu_offered (op, xml);
     if (status != ZV_OK)
         return status;
     //  Block migration: room for the disks, then each an empty disk the

@@ -105,6 +105,8 @@ s_spec (zv_compute_op_t *op, bool rescue)
     spec.mac = op->mac;
     spec.serial_host = *op->serial_host ? op->serial_host : NULL;
     spec.serial_port = op->serial_port;
+    spec.cpu_mode = op->cpu_mode;
+    spec.cpu_model = op->cpu_model;
     if (rescue) {
         spec.rescue_disk = op->disk_rescue;
         spec.rescue_kernel = *op->rescue_kernel ? op->rescue_kernel : NULL;
@@ -606,6 +608,9 @@ zv_compute_op_start (zv_compute_t *self, zv_compute_op_t *op)
     op->agent_timeout_s = self->cfg.agent_timeout_s;
     snprintf (op->vnc_listen, sizeof op->vnc_listen, "%s", self->cfg.vnc_server_listen);
     snprintf (op->network, sizeof op->network, "%s", self->cfg.network);
+    snprintf (op->cpu_mode, sizeof op->cpu_mode, "%s", self->cfg.cpu_mode);
+    snprintf (op->cpu_model, sizeof op->cpu_model, "%.*s", (int) strcspn (self->cfg.cpu_models, ", \t\n"),
+              self->cfg.cpu_models);
     zv_compute_instance_dir (self, op->uuid, op->dir, sizeof op->dir);
     if (!zv_compute_virt_ready (self)) {
         op->status = ZV_EUNAVAILABLE;

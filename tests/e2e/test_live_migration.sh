@@ -17,8 +17,9 @@
 #   - kill -9 of the source compute, of the destination compute and of the
 #     conductor during the job: after the restart one running copy, the
 #     move completed, records and usage consistent;
-#   - refusals: its own host, a disabled host, a stopped server, an abort
-#     of a job that does not run.
+#   - refusals: its own host, a disabled host, shared-storage migration
+#     without shared storage, a destination whose CPU cannot run the guest
+#     (its compute configured with cpu_mode custom and cpu_models qemu32).
 #
 # A machine that cannot run QEMU fails this test loudly: it never passes by
 # skipping.
@@ -280,6 +281,16 @@ t_wait_for "vm1: the move completes after the conductor's restart" 240 migration
 moved_live vm1 b a
 t_eq "exactly one running copy" "1" \
     "$(n=0; for h in a b sa sb; do running_on "${URI[$h]}" "$D1" && n=$((n + 1)); done; echo $n)"
+
+echo "== a destination whose CPU cannot run the guest =="
+restart_compute b libvirt.cpu_mode=custom libvirt.cpu_models=qemu32
+t_check_fails "vm1: to b, which offers only qemu32, fails the CPU check" "Unacceptable CPU info" \
+    t_zova server migrate --live-migration --host b --wait --wait-timeout 120 vm1
+t_eq "vm1: migration error, ACTIVE on a, running" "error ACTIVE a None running" \
+    "$(mig vm1 '["status"]') $(states vm1)"
+t_check "vm1: running on a" running_on "${URI[a]}" "$D1"
+t_check "vm1: not on b" not_defined_on "${URI[b]}" "$D1"
+restart_compute b
 
 # ============================ shared storage: sa -> sb ==============================
 echo "== shared storage =="

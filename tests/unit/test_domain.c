@@ -532,6 +532,45 @@ test_domain_serial (void **state)
     json_decref (instance);
 }
 
+//  The guest CPU of [libvirt] cpu_mode and cpu_models: host-model on kvm
+//  and none on qemu by default; custom names its model (escaped), and
+//  libvirt's test driver accepts the document.
+static void
+test_domain_cpu (void **state)
+{
+    (void) state;
+    json_t *instance = s_load (S_GOLDEN_DIR "/small.json");
+    zv_domain_spec_t spec = { .serial_port = 0 };
+    char *xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_null (strstr (xml, "<cpu"));
+    free (xml);
+    xml = zv_domain_xml (instance, "kvm", &spec);
+    assert_true (zv_test_has (xml, "  <cpu mode='host-model'/>\n"));
+    free (xml);
+    spec.cpu_mode = "host-passthrough";
+    xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_true (zv_test_has (xml, "  <cpu mode='host-passthrough'/>\n"));
+    free (xml);
+    spec.cpu_mode = "none";
+    xml = zv_domain_xml (instance, "kvm", &spec);
+    assert_null (strstr (xml, "<cpu"));
+    free (xml);
+    spec.cpu_mode = "custom";
+    spec.cpu_model = "qemu32";
+    xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_true (zv_test_has (xml, "  <cpu mode='custom' match='exact' check='partial'>\n"
+                                   "    <model fallback='forbid'>qemu32</model>\n  </cpu>\n"));
+    char *problem = s_define (instance, xml, &spec);
+    if (problem)
+        fail_msg ("libvirt refuses a custom CPU: %s", problem);
+    free (xml);
+    spec.cpu_model = "a<b";
+    xml = zv_domain_xml (instance, "qemu", &spec);
+    assert_true (zv_test_has (xml, "<model fallback='forbid'>a&lt;b</model>"));
+    free (xml);
+    json_decref (instance);
+}
+
 //  The test driver has no storage: a spec changes nothing there.
 static void
 test_domain_test_type_ignores_spec (void **state)
@@ -738,6 +777,7 @@ main (void)
         cmocka_unit_test (test_domain_escaping),
         cmocka_unit_test (test_domain_spec_escaping),
         cmocka_unit_test (test_domain_serial),
+        cmocka_unit_test (test_domain_cpu),
         cmocka_unit_test (test_domain_test_type_ignores_spec),
         cmocka_unit_test (test_domain_nic_kinds),
         cmocka_unit_test (test_domain_control_chars_in_name),
