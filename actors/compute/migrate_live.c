@@ -315,8 +315,13 @@ zv_compute_live_post (zv_compute_op_t *op)
     if (!op->real) {
         if (zv_compute_move_runs (op))
             return ZV_OK;
+        //  A paused guest arrives paused.
         op->move.was_running = true;
-        return zv_compute_move_define (op);
+        zv_status_t status = zv_compute_move_define (op);
+        const char *vm = zv_compute_str (op->instance, "vm_state");
+        if (status == ZV_OK && vm && streq (vm, "paused"))
+            status = op->driver->pause (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
+        return status;
     }
     zv_power_state_t power = op->driver->power_state (op->virt, op->uuid);
     if (power != ZV_POWER_RUNNING && power != ZV_POWER_PAUSED) {

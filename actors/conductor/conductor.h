@@ -291,7 +291,8 @@ typedef struct {
 const zv_move_phase_t *zv_conductor_move_phase (const char *kind, const char *phase);
 
 //  ---------------------------------------------------------------------
-//  moves.c: cold migration, resize, evacuation as persisted phases
+//  moves.c: the engine of moves (cold migration, resize, evacuation, live
+//  migration) as persisted phases
 
 zv_conductor_handler_fn zv_conductor_server_migrate, zv_conductor_server_resize,
     zv_conductor_server_resize_confirm, zv_conductor_server_resize_revert, zv_conductor_server_evacuate,

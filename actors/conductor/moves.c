@@ -1,7 +1,8 @@
 /*  moves.c: moving servers between hosts (cold migration, resize with
-    confirm and revert, evacuation), as persisted sequences of phases.
+    confirm and revert, evacuation, live migration), as persisted
+    sequences of phases: the engine that walks the tables.
 
-    One table of phases per kind of move (s_cold, s_evacuation): the phase,
+    One table of phases per kind of move (phases.c): the phase,
     the host it runs on, the cast that starts it there, the instance's
     task_state and the migration's status while it runs, the phase that
     follows when the host reports it done, and the phase that undoes it
@@ -10,11 +11,12 @@
     task_state) whose cast goes out only once it is committed; the host
     answers with conductor.move_report, and the next phase is again one
     transaction and one cast.  So any process may die between two phases:
-    the migration record says where the move stands.  At the conductor's
-    start every open move's phase is cast again (each host's part of a
-    phase is safe to run twice), a compute that restarted gets the phases
-    that run on it again, and a phase nobody answers is cast again after
-    move_phase_timeout, then undone.
+    the migration record says where the move stands.  A phase cast by an
+    earlier run of the conductor, or before its host restarted, is cast
+    again when that host syncs (each host's part of a phase is safe to run
+    twice); a phase nobody answers is cast again after move_phase_timeout,
+    then undone, unless only its host can say how it ended (a live
+    migration's job: it waits).
 
     Allocations follow Nova's migration-based ones: once a destination is
     claimed, the source allocation belongs to the migration (its uuid the
@@ -350,7 +352,10 @@ s_schedule (zv_conductor_t *self, const json_t *migration, const json_t *rec)
         json_object_set (spec, "requested_host", json_object_get (migration, "requested_host"));
     job->spec = spec;
     job->ignore_hosts = json_array ();
-    bool same_host = self->cfg.allow_resize_to_same_host && !streq (s_str (migration, "kind"), "evacuation");
+    //  Only a cold move may stay on its host (a resize there); never an
+    //  evacuation nor a live migration.
+    bool same_host = self->cfg.allow_resize_to_same_host && !streq (s_str (migration, "kind"), "evacuation")
+                  && !streq (s_str (migration, "kind"), "live-migration");
     if (!same_host)
         json_array_append (job->ignore_hosts, json_object_get (migration, "source_host"));
     job->attempt = 1;
@@ -1010,7 +1015,8 @@ zv_conductor_move_cancel (zv_conductor_t *self, zv_txn_t *txn, const json_t *rec
     //  made there: the destination its copy, the source what it set aside.
     const char *host = s_str (rec, "host") ? s_str (rec, "host") : "";
     bool on_source = streq (host, s_str (migration, "source_host") ? s_str (migration, "source_host") : "");
-    const s_phase_t *row = s_row (migration, on_source ? "cleanup_dest" : "confirm");
+    bool live = streq (s_str (migration, "kind") ? s_str (migration, "kind") : "", "live-migration");
+    const s_phase_t *row = s_row (migration, on_source ? "cleanup_dest" : live ? "cleanup_source" : "confirm");
     const char *other = s_where_host (migration, on_source ? ZV_MOVE_DEST : ZV_MOVE_SOURCE);
     if (row && row->cast && other && *other && !streq (other, host)) {
         json_t *told = json_deep_copy (migration);

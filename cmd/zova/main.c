@@ -124,8 +124,8 @@ static const opt_spec_t s_server_set_opts [] = {
 
 static const opt_spec_t s_server_migrate_opts [] = {
     { "host",             OPT_STR,  "HOST",    "host", false, 0, NULL },
-    //  Live migration is sent as asked; the conductor says whether it
-    //  serves it.
+    //  --live-migration moves it running; --block-migration and
+    //  --shared-migration say how its disks go (neither: the hosts decide).
     { "live-migration",   OPT_FLAG, NULL,      NULL,   false, 0, NULL },
     { "block-migration",  OPT_FLAG, NULL,      NULL,   false, 0, NULL },
     { "shared-migration", OPT_FLAG, NULL,      NULL,   false, 0, NULL },

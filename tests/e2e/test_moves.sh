@@ -190,6 +190,11 @@ t_check "usage after the live migration" s_usage_matches
 LHERE=$(show vm5 host)
 t_eq "live migration to its own host is refused" "yes" \
     "$(t_zova server migrate --live-migration --host "$LHERE" vm5 2>&1 | grep -q "to current host ($LHERE)" && echo yes)"
+t_check "server pause --wait vm5" t_zova server pause --wait vm5
+t_check "a paused server moves live" t_zova server migrate --live-migration --wait vm5
+t_eq "vm5 PAUSED on another host, its domain paused there" "PAUSED paused yes" \
+    "$(echo "$(show vm5 status power_state) $([ "$(show vm5 host)" != "$LHERE" ] && echo yes)")"
+t_check "server unpause --wait vm5" t_zova server unpause --wait vm5
 t_check "server stop --wait vm5" t_zova server stop --wait vm5
 t_eq "a stopped server cannot move live (409, Nova's words)" "yes" \
     "$(t_zova server migrate --live-migration vm5 2>&1 | grep -q "Cannot 'live-migration' instance" && echo yes)"
