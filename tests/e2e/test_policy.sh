@@ -99,6 +99,17 @@ t_eq "the tenant's server is in project p2, user eve" "p2 eve ACTIVE" \
     "$(member -f json server show tenant-vm | t_json '"%s %s %s" % (d["project_id"], d["user_id"], d["status"])')"
 t_check "member: stop its own server" member server stop --wait tenant-vm
 t_eq "member: its server is SHUTOFF" "SHUTOFF" "$(member -f json server show tenant-vm | t_json 'd["status"]')"
+t_refused "member: server migrate of its own server" "os_compute_api:os-migrate-server:migrate" \
+    member server migrate tenant-vm
+t_refused "member: live migration of its own server" "os_compute_api:os-migrate-server:migrate" \
+    member server migrate --live-migration tenant-vm
+t_refused "member: evacuate" "os_compute_api:os-evacuate" member server evacuate tenant-vm
+t_refused "member: migration abort" "os_compute_api:servers:migrations:delete" \
+    member server migration abort tenant-vm 1
+t_refused "member: migration force complete" "os_compute_api:servers:migrations:force_complete" \
+    member server migration force complete tenant-vm 1
+t_eq "member: the refusals changed nothing (SHUTOFF, no task, no migration)" "SHUTOFF None 0" \
+    "$(member -f json server show tenant-vm | t_json '"%s %s" % (d["status"], d["task_state"])') $(member -f json server migration list tenant-vm | t_json 'len(d)')"
 
 echo "== the operator sees every project =="
 t_eq "admin: server list, own project only" "ops-vm" \
