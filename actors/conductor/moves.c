@@ -835,12 +835,20 @@ zv_conductor_migration_show (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_c
 static void
 s_counted (json_t *into, const json_t *facts)
 {
-    static const char *counted [] = { "bytes_copied", "bytes_total", "memory_total", "memory_processed",
-        "memory_remaining", "disk_total", "disk_processed", "disk_remaining", "memory_bps", "dirty_rate",
-        "iteration", "downtime_ms", "elapsed_ms", NULL };
+    static const char *counted [] = { "bytes_copied", "bytes_total", "memory_bps", "dirty_rate", "iteration",
+        "downtime_ms", "elapsed_ms", NULL };
     for (int index = 0; counted [index]; index++)
         if (json_is_integer (json_object_get (facts, counted [index])))
             json_object_set (into, counted [index], json_object_get (facts, counted [index]));
+    //  The job's bytes under Nova's names (memory_total_bytes, ...).
+    static const char *job [] = { "memory_total", "memory_processed", "memory_remaining", "disk_total",
+        "disk_processed", "disk_remaining", NULL };
+    for (int index = 0; job [index]; index++)
+        if (json_is_integer (json_object_get (facts, job [index]))) {
+            char key [48];
+            snprintf (key, sizeof key, "%s_bytes", job [index]);
+            json_object_set (into, key, json_object_get (facts, job [index]));
+        }
     if (json_is_boolean (json_object_get (facts, "postcopy")))
         json_object_set (into, "postcopy", json_object_get (facts, "postcopy"));
 }

@@ -372,13 +372,13 @@ s_mover_draw_one (progress_t *progress, const move_t *move, json_t *server, json
     int percent = -1;
     //  A live migration's job: memory and disk processed of their totals,
     //  the transfer and dirty rates, the pass, the downtime allowed now.
-    json_int_t memory_total = json_integer_value (json_object_get (migration, "memory_total"));
-    json_int_t disk_total = json_integer_value (json_object_get (migration, "disk_total"));
+    json_int_t memory_total = json_integer_value (json_object_get (migration, "memory_total_bytes"));
+    json_int_t disk_total = json_integer_value (json_object_get (migration, "disk_total_bytes"));
     if (move->live && memory_total + disk_total > 0) {
-        json_int_t memory = json_integer_value (json_object_get (migration, "memory_processed"));
-        json_int_t disk = json_integer_value (json_object_get (migration, "disk_processed"));
-        json_int_t remaining = json_integer_value (json_object_get (migration, "memory_remaining"))
-                             + json_integer_value (json_object_get (migration, "disk_remaining"));
+        json_int_t memory = json_integer_value (json_object_get (migration, "memory_processed_bytes"));
+        json_int_t disk = json_integer_value (json_object_get (migration, "disk_processed_bytes"));
+        json_int_t remaining = json_integer_value (json_object_get (migration, "memory_remaining_bytes"))
+                             + json_integer_value (json_object_get (migration, "disk_remaining_bytes"));
         json_int_t all = memory_total + disk_total;
         percent = (int) ((double) (all - (remaining < all ? remaining : all)) * 100.0 / (double) all);
         snprintf (detail, sizeof detail, ", memory %.0f/%.0f MiB%s%.0f/%.0f MiB, %.1f MiB/s, dirty %lld pages/s,"

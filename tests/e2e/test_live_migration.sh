@@ -187,7 +187,7 @@ sleep 1
 t_eq "vm1: the counter loop went on" "yes" "$([ "$(counter_of "${URI[b]}" "$D1")" -gt "$C0" ] && echo yes)"
 t_eq "vm1: the file is there" "$MARK" "$(guest_sh "${URI[b]}" "$D1" 'cat /marker')"
 t_check "vm1: nothing of it left in a's instances directory" bash -c "! test -e '${INST[a]}/$U1'"
-t_eq "vm1: the migration carried its disk (block)" "yes" "$(mig vm1 '.get("disk_total", 0) > 0 and "yes"')"
+t_eq "vm1: the migration carried its disk (block)" "yes" "$(mig vm1 '.get("disk_total_bytes", 0) > 0 and "yes"')"
 
 echo "== refusals =="
 t_eq "live migration to its own host is refused" "yes" \
@@ -204,7 +204,7 @@ echo "== abort, force complete, completion timeout =="
 t_check "vm1: memory dirtied in a loop" start_dirtying "${URI[b]}" "$D1"
 restart_compute b libvirt.live_migration_bandwidth=2
 t_check "vm1: migrate (held to 2 MiB/s)" t_zova server migrate --live-migration vm1
-t_wait_for "vm1: its job runs" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0][\"status\"], d[0].get(\"memory_processed\", 0) > 0)')\" = 'running True' ]"
+t_wait_for "vm1: its job runs" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0][\"status\"], d[0].get(\"memory_processed_bytes\", 0) > 0)')\" = 'running True' ]"
 t_check "vm1: server migration abort" t_zova server migration abort vm1 "$(mig vm1 '["id"]')"
 t_wait_for "vm1: the migration is cancelled" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"status\"])')\" = cancelled ]"
 t_eq "vm1: ACTIVE on b, untouched" "ACTIVE b None running" "$(states vm1)"
@@ -214,7 +214,7 @@ t_check "vm1: a cleaned what it made" bash -c "! test -e '${INST[a]}/$U1'"
 
 restart_compute b libvirt.live_migration_bandwidth=2 libvirt.live_migration_permit_post_copy=true
 t_check "vm1: migrate again (post-copy permitted)" t_zova server migrate --live-migration vm1
-t_wait_for "vm1: its job runs" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0][\"status\"], d[0].get(\"memory_processed\", 0) > 0)')\" = 'running True' ]"
+t_wait_for "vm1: its job runs" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0][\"status\"], d[0].get(\"memory_processed_bytes\", 0) > 0)')\" = 'running True' ]"
 t_check "vm1: server migration force complete" t_zova server migration force complete vm1 "$(mig vm1 '["id"]')"
 t_wait_for "vm1: the migration completes (post-copy)" 120 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"status\"])')\" = completed ]"
 moved_live vm1 b a
@@ -242,7 +242,7 @@ t_check "vm1: the loop dirtying its memory stopped" guest_sh "${URI[b]}" "$D1" \
     'for p in $(ps | grep "[d]d if=/dev/zero" | awk "{print \$1}") $(ps | grep "[w]hile true; do dd" | awk "{print \$1}"); do kill $p; done; true'
 restart_compute b libvirt.live_migration_bandwidth=4
 t_check "vm1: migrate (held to 4 MiB/s)" t_zova server migrate --live-migration vm1
-t_wait_for "vm1: its job runs" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0][\"status\"], d[0].get(\"memory_processed\", 0) > 0)')\" = 'running True' ]"
+t_wait_for "vm1: its job runs" 60 bash -c "[ \"\$(\"$ZOVA\" -f json server migration list vm1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0][\"status\"], d[0].get(\"memory_processed_bytes\", 0) > 0)')\" = 'running True' ]"
 t_kill9 b
 compute_config b
 start b
@@ -252,7 +252,7 @@ t_eq "exactly one running copy" "1" \
     "$(n=0; for h in a b sa sb; do running_on "${URI[$h]}" "$D1" && n=$((n + 1)); done; echo $n)"
 
 job_runs () {
-    [ "$(t_zova -f json server migration list "$1" | t_json '"%s %s" % (d[0]["status"], d[0].get("memory_processed", 0) > 0)')" = "running True" ]
+    [ "$(t_zova -f json server migration list "$1" | t_json '"%s %s" % (d[0]["status"], d[0].get("memory_processed_bytes", 0) > 0)')" = "running True" ]
 }
 migration_is () { [ "$(mig "$1" '["status"]')" = "$2" ]; }
 
@@ -310,7 +310,7 @@ sleep 1
 t_eq "vm2: the counter went on" "yes" "$([ "$(counter_of "${URI[sb]}" "$D2")" -gt "$C0" ] && echo yes)"
 t_eq "vm2: the file is there" "$MARK" "$(guest_sh "${URI[sb]}" "$D2" 'cat /marker')"
 t_check "vm2: its shared directory stays (sb runs from it)" test -f "${INST[sb]}/$U2/disk"
-t_eq "vm2: no disk was copied" "0" "$(mig vm2 '.get("disk_total", 0)')"
+t_eq "vm2: no disk was copied" "0" "$(mig vm2 '.get("disk_total_bytes", 0)')"
 
 # --- usage, delete, stop ----------------------------------------------------------
 s_usage_matches () {

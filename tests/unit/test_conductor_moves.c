@@ -573,7 +573,7 @@ s_to_live (zv_harness_t *self, const char *uuid)
                          (json_int_t) 400, "downtime_ms", (json_int_t) 50, "postcopy", 0));
     json_t *migration = s_migration (self, uuid);
     assert_string_equal (zv_harness_get (migration, "status"), "running");
-    assert_int_equal (json_integer_value (json_object_get (migration, "memory_processed")), 400);
+    assert_int_equal (json_integer_value (json_object_get (migration, "memory_processed_bytes")), 400);
     assert_null (json_object_get (migration, "live"));
     json_decref (migration);
     return live;
