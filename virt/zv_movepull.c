@@ -15,7 +15,9 @@
         beyond it;
       - the check (a worker job): the .part's sha256 against the manifest,
         then fsync and rename into place.  A mismatch starts the file again
-        from nothing, once; a second is a failure.
+        from nothing, once; a second is a failure.  Once the last file is
+        in place, one line logs the bytes pulled and the milliseconds since
+        the start (bench/coldmove.sh reads it).
     The stall clock is the last byte written: a pull with no progress for
     timeout_ms fails with ZV_ETIMEOUT and the last error seen.
 
@@ -85,6 +87,8 @@ struct _zv_movepull_t {
     size_t current;                 //  the file being copied
     int64_t total;                  //  bytes of the manifest
     int64_t completed;              //  bytes of the files in place
+    int64_t pulled;                 //  bytes that came in chunks (for the log)
+    int64_t started_ms;             //  for the log's rate
     int in_flight;
     bool stalled;                   //  a call failed: none asked until the backoff
     int retry_timer;                //  -1 when none armed
@@ -388,6 +392,7 @@ s_chunk_arrived (zv_movepull_t *self, s_job_t *chunk, zv_msg_t *reply)
         }
         done += (size_t) wrote;
     }
+    self->pulled += (int64_t) bytes;
     int64_t index = offset / self->chunk_size;
     file->chunks [index / 8] |= (uint8_t) (1u << (index % 8));
     while (file->written < file->size) {
@@ -467,8 +472,12 @@ s_next_file (zv_movepull_t *self)
     while (self->current < self->count && self->files [self->current].complete)
         self->current++;
     if (self->current == self->count) {
-        zv_info (self->name, s_rq (self), "instance %s: %zu files in place (%" PRId64 " bytes)", self->uuid,
-                 self->count, self->total);
+        //  From the start to the last file verified, synced and renamed.
+        int64_t elapsed_ms = zv_mono_ms () - self->started_ms;
+        zv_info (self->name, s_rq (self), "instance %s: %zu files in place (%" PRId64 " bytes), %" PRId64
+                 " bytes pulled in %" PRId64 " ms (%.1f MiB/s)", self->uuid, self->count, self->total,
+                 self->pulled, elapsed_ms, (double) self->pulled / 1048576.0
+                 / ((double) (elapsed_ms > 0 ? elapsed_ms : 1) / 1000.0));
         s_end (self, ZV_OK, "");
         return;
     }
@@ -612,7 +621,7 @@ zv_movepull_start (zv_link_t *link, zv_workers_t *workers, zloop_t *loop, void *
         assert (file->chunks);
         self->total += file->size;
     }
-    self->last_progress_ms = zv_mono_ms ();
+    self->last_progress_ms = self->started_ms = zv_mono_ms ();
     zv_info (self->name, s_rq (self), "instance %s: pulling %zu files (%" PRId64 " bytes) of migration %s into %s",
              self->uuid, self->count, self->total, self->migration, self->dir);
     zv_workers_submit (workers, s_survey_work, s_survey_done, s_job_new (self, NULL));
