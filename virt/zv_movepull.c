@@ -8,11 +8,13 @@
         and the offset to resume from (zv_movefiles_resume);
       - the copy (the loop): `window` conductor.move_read calls in flight,
         each answered chunk written with pwrite at its offset, a bitmap of
-        chunks and the prefix known written (`written`).  A call that times
-        out or finds a peer away stalls the file: no new call until those
-        in flight are answered, then, after a backoff (500 ms doubling to
-        8 s), the copy goes on from `written`, asking again for what lay
-        beyond it;
+        chunks and the prefix known written (`written`), whose pages are
+        started on their way to the disk as it grows (sync_file_range, not
+        waited for): the writeback runs during the copy, not all in the
+        check's fsync.  A call that times out or finds a peer away stalls
+        the file: no new call until those in flight are answered, then,
+        after a backoff (500 ms doubling to 8 s), the copy goes on from
+        `written`, asking again for what lay beyond it;
       - the check (a worker job): the .part's sha256 against the manifest,
         then fsync and rename into place.  A mismatch starts the file again
         from nothing, once; a second is a failure.  Once the last file is
@@ -212,6 +214,9 @@ s_check_work (void *arg)
     char hex [65];
     int64_t size = 0;
     job->status = ZV_OK;
+    //  What is not on its way to the disk yet (a resumed .part's start)
+    //  goes while the file is read back for its hash.
+    sync_file_range (file->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (zv_sha256_file (file->part, hex, &size) != 0) {
         snprintf (job->errtext, sizeof job->errtext, "cannot read %s back: %s", file->part, strerror (errno));
         job->status = ZV_EIO;
@@ -395,6 +400,7 @@ s_chunk_arrived (zv_movepull_t *self, s_job_t *chunk, zv_msg_t *reply)
     self->pulled += (int64_t) bytes;
     int64_t index = offset / self->chunk_size;
     file->chunks [index / 8] |= (uint8_t) (1u << (index % 8));
+    int64_t before = file->written;
     while (file->written < file->size) {
         index = file->written / self->chunk_size;
         if (!(file->chunks [index / 8] & (1u << (index % 8))))
@@ -402,6 +408,11 @@ s_chunk_arrived (zv_movepull_t *self, s_job_t *chunk, zv_msg_t *reply)
         file->written = file->written + self->chunk_size < file->size ? file->written + self->chunk_size
                                                                        : file->size;
     }
+    //  What is now written in order starts on its way to the disk (not
+    //  waited for: a millisecond or so a call), so that the fsync before
+    //  the rename finds little left to write.
+    if (file->written > before)
+        sync_file_range (file->fd, before, file->written - before, SYNC_FILE_RANGE_WRITE);
     s_progress (self);
     return true;
 }
