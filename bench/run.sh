@@ -30,6 +30,11 @@
 #      the spread over the 10, h0's records and usage checked after; against
 #      raw libvirt define+start (bench/raw_libvirt.c, step 3's figure when
 #      step 3 ran)
+#   9. coldmove: a cold migration of a stopped server whose 1 GiB root disk
+#      holds ~1 GiB of random data, between two libvirt hosts on this
+#      machine (scripts/two-hosts.sh; needs root), bench/coldmove.sh: the
+#      destination's transfer rate against cp + fsync of the same file
+#      (goal at least 0.8), the whole move and the confirm timed
 #
 # Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
 # which plays its conductor: select_destinations at 100, 1,000 and 10,000
@@ -47,8 +52,9 @@
 # step 7: the console proxy's relay vs direct TCP, bench/console.sh),
 # BENCH_MOVES=0 (skip step 8), BENCH_MOVES_SERVERS (1000), BENCH_MOVES_HOSTS
 # (destinations, 10), BENCH_MOVES_POLL_MS (150), BENCH_MOVES_TIMEOUT (s, 300),
+# BENCH_COLDMOVE=0 (skip step 9), BENCH_COLDMOVE_RUNS (3),
 # BENCH_ONLY=STEP[,STEP...] (run only those of rpc, store, sched, boot,
-# list, fleet, guest, console, moves; e.g. BENCH_ONLY=moves).
+# list, fleet, guest, console, moves, coldmove; e.g. BENCH_ONLY=moves).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -78,8 +84,9 @@ MOVES_SERVERS=${BENCH_MOVES_SERVERS:-1000}
 MOVES_HOSTS=${BENCH_MOVES_HOSTS:-10}
 MOVES_POLL_MS=${BENCH_MOVES_POLL_MS:-150}
 MOVES_TIMEOUT=${BENCH_MOVES_TIMEOUT:-300}
+COLDMOVE=${BENCH_COLDMOVE:-1}
 ONLY=${BENCH_ONLY:-}
-STEPS="rpc store sched boot list fleet guest console moves"
+STEPS="rpc store sched boot list fleet guest console moves coldmove"
 for step in ${ONLY//,/ }; do
     [[ " $STEPS " == *" $step "* ]] || { echo "bench: BENCH_ONLY: no step $step (steps: $STEPS)" >&2; exit 2; }
 done
@@ -622,6 +629,18 @@ if want moves && [ "$MOVES" != 0 ]; then
     sed 's/^/  /' "$DIR/moves.out" >&2
 fi
 
+# --- 9. coldmove ---------------------------------------------------------------
+# bench/coldmove.sh owns its two libvirt hosts, zovad processes and server,
+# and stops them all whatever happens; its figures come back on stdout.
+if want coldmove && [ "$COLDMOVE" != 0 ]; then
+    note "coldmove: a 1 GiB disk cold-migrated between two local hosts vs cp + fsync"
+    bash "$ROOT/bench/coldmove.sh" "$BUILD" >"$DIR/coldmove.out" &
+    COLDMOVE_PID=$!
+    PIDS+=("$COLDMOVE_PID")
+    wait "$COLDMOVE_PID" || note "coldmove step failed (BENCH_KEEP=1 keeps its logs)"
+    sed 's/^/  /' "$DIR/coldmove.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -718,5 +737,12 @@ if want moves && [ "$MOVES" != 0 ]; then
     done
     ratio moves_evacuate_ratio_vs_raw_libvirt "$(value_of moves_evacuate_rate_servers_per_s "$DIR/moves.out")" "$RAW_RATE"
     want boot || show raw_libvirt_define_start_per_s "$DIR/raw.out"
+fi
+if want coldmove && [ "$COLDMOVE" != 0 ]; then
+    if grep -q '^coldmove_transfer' "$DIR/coldmove.out" 2>/dev/null; then
+        grep -E '^[a-z0-9_]+: ' "$DIR/coldmove.out"
+    else
+        for name in coldmove_transfer_ratio coldmove_move_s; do figure "$name" failed; done
+    fi
 fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
