@@ -467,10 +467,17 @@ import sys; print(sys.stdin.read().replace(sys.argv[1] + "/", sys.argv[2] + "/")
         mkdir -p "${INST[$dst]}/$raw"
         find "${INST[$src]}/$raw" -maxdepth 1 -type f ! -name 'disk*' ! -name 'console.log' \
             -exec cp {} "${INST[$dst]}/$raw/" \;
+        # The overlay zova's pre_live makes: the same size, over the
+        # destination's copy of the base image.
+        local overlay
+        read -r -a overlay < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d.get("backing-filename-format", "raw"), d["full-backing-filename"].replace(sys.argv[2] + "/", sys.argv[3] + "/", 1),
+      d["virtual-size"])' "$DIR/$raw.disk.json" "${INST[$src]}" "${INST[$dst]}")
         us_now; t=$NOW_US
-        qemu-img create -q -f qcow2 -F "$(json 'd.get("backing-filename-format", "raw")' <"$DIR/$raw.disk.json")" \
-            -b "$(json 'd["full-backing-filename"]' <"$DIR/$raw.disk.json" | sed "s#^${INST[$src]}/#${INST[$dst]}/#")" \
-            "${INST[$dst]}/$raw/disk" "$(json 'd["virtual-size"]' <"$DIR/$raw.disk.json")" || return 1
+        qemu-img create -q -f qcow2 -F "${overlay[0]}" -b "${overlay[1]}" "${INST[$dst]}/$raw/disk" "${overlay[2]}" \
+            || return 1
         us_now; PRECREATE_MS=$(( (NOW_US - t) / 1000 ))
     else
         flags+=(--unsafe)
@@ -623,8 +630,9 @@ for r in rows:
         extra = " " + " ".join("%s=%s" % (p, fmt(r["phases"][p]["done"] - r["phases"][p]["begin"]))
                                for p in PHASES if len(r["phases"].get(p, {})) == 2)
         extra += " completed->return=%s" % fmt(r["total_ms"] - r["completed_ms"] if r.get("completed_ms") else None)
+    dst = r.get("dst_record_downtime_ms")
     print("  %-5s %-8s %d %s %s %s [%s] %s/%s/%s%s%s" % (r["side"], r["mode"], r["run"], fmt(r["total_ms"]),
-        fmt(r["job_ms"]), fmt(r["downtime_ms"]), fmt(r.get("dst_record_downtime_ms")), fmt(r["before_job_ms"]),
+        fmt(r["job_ms"]), fmt(r["downtime_ms"]), "-" if dst is None else fmt(dst), fmt(r["before_job_ms"]),
         fmt(r["job_seen_ms"]), fmt(r["after_job_ms"]),
         " switch=%s%s" % (fmt(r["switch_ms"]), "" if r["postcopy"] else " (NOT post-copy)") if r["mode"] == "postcopy" else "",
         extra))
