@@ -30,6 +30,11 @@
 #      the spread over the 10, h0's records and usage checked after; against
 #      raw libvirt define+start (bench/raw_libvirt.c, step 3's figure when
 #      step 3 ran)
+#   9. livemove: a live migration through zova against `virsh migrate --live
+#      --p2p` of an identical real guest between the same two libvirt hosts
+#      (scripts/two-hosts.sh), shared storage, block and post-copy, total
+#      time and downtime (bench/livemove.sh; root; BENCH_LIVEMOVE=0 skips it,
+#      BENCH_LIVEMOVE_RUNS, 3)
 #
 # Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
 # which plays its conductor: select_destinations at 100, 1,000 and 10,000
@@ -48,7 +53,7 @@
 # BENCH_MOVES=0 (skip step 8), BENCH_MOVES_SERVERS (1000), BENCH_MOVES_HOSTS
 # (destinations, 10), BENCH_MOVES_POLL_MS (150), BENCH_MOVES_TIMEOUT (s, 300),
 # BENCH_ONLY=STEP[,STEP...] (run only those of rpc, store, sched, boot,
-# list, fleet, guest, console, moves; e.g. BENCH_ONLY=moves).
+# list, fleet, guest, console, moves, livemove; e.g. BENCH_ONLY=moves).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -79,7 +84,7 @@ MOVES_HOSTS=${BENCH_MOVES_HOSTS:-10}
 MOVES_POLL_MS=${BENCH_MOVES_POLL_MS:-150}
 MOVES_TIMEOUT=${BENCH_MOVES_TIMEOUT:-300}
 ONLY=${BENCH_ONLY:-}
-STEPS="rpc store sched boot list fleet guest console moves"
+STEPS="rpc store sched boot list fleet guest console moves livemove"
 for step in ${ONLY//,/ }; do
     [[ " $STEPS " == *" $step "* ]] || { echo "bench: BENCH_ONLY: no step $step (steps: $STEPS)" >&2; exit 2; }
 done
@@ -622,6 +627,17 @@ if want moves && [ "$MOVES" != 0 ]; then
     sed 's/^/  /' "$DIR/moves.out" >&2
 fi
 
+# --- 9. livemove ---------------------------------------------------------------
+# bench/livemove.sh owns its hosts, zovads and guests, as guest.sh does.
+if want livemove && [ "${BENCH_LIVEMOVE:-1}" != 0 ]; then
+    note "livemove: live migration, zova vs virsh migrate --live --p2p (two libvirt hosts, real guests)"
+    bash "$ROOT/bench/livemove.sh" "$BUILD" >"$DIR/livemove.out" &
+    LIVEMOVE_PID=$!
+    PIDS+=("$LIVEMOVE_PID")
+    wait "$LIVEMOVE_PID" || note "livemove step failed (BENCH_KEEP=1 keeps its logs)"
+    sed 's/^/  /' "$DIR/livemove.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -718,5 +734,8 @@ if want moves && [ "$MOVES" != 0 ]; then
     done
     ratio moves_evacuate_ratio_vs_raw_libvirt "$(value_of moves_evacuate_rate_servers_per_s "$DIR/moves.out")" "$RAW_RATE"
     want boot || show raw_libvirt_define_start_per_s "$DIR/raw.out"
+fi
+if want livemove && [ "${BENCH_LIVEMOVE:-1}" != 0 ]; then
+    grep -E '^livemove_[a-z0-9_]+: ' "$DIR/livemove.out" 2>/dev/null || figure livemove_shared_total_ratio failed
 fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"
