@@ -665,6 +665,9 @@ for mode in modes:
     # without the run-to-run swings of libvirt's own part.
     own = med([r["total_ms"] - (r["phases"]["live"]["done"] - r["phases"]["live"]["begin"])
                for r in z if len(r["phases"].get("live", {})) == 2])
+    fig(mode + "_zova_before_live_ms", med([r["phases"]["live"]["begin"] for r in z if "live" in r["phases"]]))
+    fig(mode + "_zova_after_live_ms", med([r["total_ms"] - r["phases"]["live"]["done"]
+                                            for r in z if "done" in r["phases"].get("live", {})]))
     fig(mode + "_zova_own_ms", own)
     net = (vt + own) / vt if own is not None and vt else None
     fig(mode + "_total_ratio_net", net)
