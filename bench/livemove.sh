@@ -68,7 +68,9 @@
 # exit status is then 1.  Everything lives in one temporary directory;
 # every process is stopped by PID, both pairs by two-hosts.sh stop.  Knobs:
 # BENCH_LIVEMOVE_RUNS (3), BENCH_LIVEMOVE_MODES ("shared block postcopy"),
-# BENCH_LIVEMOVE_POSTCOPY_BW (MiB/s, 8), BENCH_KEEP=1, ZV_GUEST_DIR.
+# BENCH_LIVEMOVE_POSTCOPY_BW (MiB/s, 8), BENCH_LIVEMOVE_COMPUTE_OPTS (more
+# section.key=value settings for every compute), BENCH_LIVEMOVE_REAPER=0,
+# BENCH_KEEP=1, ZV_GUEST_DIR.
 # docs/PERFORMANCE.md ("Moves: live migration against virsh") explains
 # every figure.
 
@@ -115,6 +117,9 @@ TWO="$ROOT/scripts/two-hosts.sh"
 RUNS=${BENCH_LIVEMOVE_RUNS:-3}
 MODES=${BENCH_LIVEMOVE_MODES:-shared block postcopy}
 PC_BW=${BENCH_LIVEMOVE_POSTCOPY_BW:-8}
+# More section.key=value settings for every compute, space-separated (an
+# experiment's: e.g. libvirt.live_migration_downtime=1200).
+COMPUTE_OPTS=${BENCH_LIVEMOVE_COMPUTE_OPTS:-}
 GUEST=${ZV_GUEST_DIR:-/var/tmp/zova-test-guest}
 MOVE_TIMEOUT_S=300
 
@@ -283,7 +288,7 @@ compute_config () {
         compute.instances_path="${INST[$host]}" compute.reserved_host_memory_mb=0 compute.ram_allocation_ratio=4.0 \
         libvirt.connection_uri="${URI[$host]}" libvirt.virt_type=qemu \
         libvirt.live_migration_peer_uri="${P2P[$host]}" libvirt.live_migration_inbound_addr="${MIG_ADDR[$host]}" \
-        serial_console.port_range="${SERIAL[$host]}:$(( ${SERIAL[$host]} + 9 ))" "$@"
+        serial_console.port_range="${SERIAL[$host]}:$(( ${SERIAL[$host]} + 9 ))" $COMPUTE_OPTS "$@"
 }
 for host in "${HOSTS[@]}"; do compute_config "$host"; done
 for name in conductor scheduler "${HOSTS[@]}" api; do
