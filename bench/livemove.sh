@@ -61,7 +61,10 @@
 # conductor the completion, so a zova run splits further into prepare,
 # check_source, pre_live, live, post, cleanup_source, the conductor's hops
 # between them, and the CLI's last wait (completion to return: --wait polls
-# every ZOVA_MOVE_POLL_MS, cmd/zova/moves.c).
+# a live migration every ZOVA_LIVE_POLL_MS, cmd/zova/moves.c).  zova's own
+# time is a run's total less its live phase (whose libvirt call is what
+# the virsh side times); the net ratio is (virsh total + zova's own) /
+# virsh total, without libvirt's run-to-run swings.
 #
 # Prints "name: value" figures (medians of the runs) and a table; progress
 # on stderr.  A figure that could not be measured prints "failed" and the
