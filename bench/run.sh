@@ -35,6 +35,11 @@
 #      machine (scripts/two-hosts.sh; needs root), bench/coldmove.sh: the
 #      destination's transfer rate against cp + fsync of the same file
 #      (goal at least 0.8), the whole move and the confirm timed
+#  10. livemove: a live migration through zova against `virsh migrate --live
+#      --p2p` of an identical real guest between the same two libvirt hosts
+#      (scripts/two-hosts.sh), shared storage, block and post-copy, total
+#      time and downtime (bench/livemove.sh; root; BENCH_LIVEMOVE=0 skips it,
+#      BENCH_LIVEMOVE_RUNS, 3)
 #
 # Step 2b also drives a real `zovad scheduler` with bench/sched_actor.c,
 # which plays its conductor: select_destinations at 100, 1,000 and 10,000
@@ -54,7 +59,7 @@
 # (destinations, 10), BENCH_MOVES_POLL_MS (150), BENCH_MOVES_TIMEOUT (s, 300),
 # BENCH_COLDMOVE=0 (skip step 9), BENCH_COLDMOVE_RUNS (3),
 # BENCH_ONLY=STEP[,STEP...] (run only those of rpc, store, sched, boot,
-# list, fleet, guest, console, moves, coldmove; e.g. BENCH_ONLY=moves).
+# list, fleet, guest, console, moves, coldmove, livemove; e.g. BENCH_ONLY=moves).
 # docs/PERFORMANCE.md explains every figure.
 
 set -u -o pipefail
@@ -86,7 +91,7 @@ MOVES_POLL_MS=${BENCH_MOVES_POLL_MS:-150}
 MOVES_TIMEOUT=${BENCH_MOVES_TIMEOUT:-300}
 COLDMOVE=${BENCH_COLDMOVE:-1}
 ONLY=${BENCH_ONLY:-}
-STEPS="rpc store sched boot list fleet guest console moves coldmove"
+STEPS="rpc store sched boot list fleet guest console moves coldmove livemove"
 for step in ${ONLY//,/ }; do
     [[ " $STEPS " == *" $step "* ]] || { echo "bench: BENCH_ONLY: no step $step (steps: $STEPS)" >&2; exit 2; }
 done
@@ -641,6 +646,17 @@ if want coldmove && [ "$COLDMOVE" != 0 ]; then
     sed 's/^/  /' "$DIR/coldmove.out" >&2
 fi
 
+# --- 10. livemove --------------------------------------------------------------
+# bench/livemove.sh owns its hosts, zovads and guests, as guest.sh does.
+if want livemove && [ "${BENCH_LIVEMOVE:-1}" != 0 ]; then
+    note "livemove: live migration, zova vs virsh migrate --live --p2p (two libvirt hosts, real guests)"
+    bash "$ROOT/bench/livemove.sh" "$BUILD" >"$DIR/livemove.out" &
+    LIVEMOVE_PID=$!
+    PIDS+=("$LIVEMOVE_PID")
+    wait "$LIVEMOVE_PID" || note "livemove step failed (BENCH_KEEP=1 keeps its logs)"
+    sed 's/^/  /' "$DIR/livemove.out" >&2
+fi
+
 # --- figures -------------------------------------------------------------
 # show NAME FILE [AS]: the figure NAME of a step's output, printed as AS.
 show () { local v; v=$(value_of "$1" "$2"); figure "${3:-$1}" "${v:-failed}"; }
@@ -744,5 +760,8 @@ if want coldmove && [ "$COLDMOVE" != 0 ]; then
     else
         for name in coldmove_transfer_ratio coldmove_move_s; do figure "$name" failed; done
     fi
+fi
+if want livemove && [ "${BENCH_LIVEMOVE:-1}" != 0 ]; then
+    grep -E '^livemove_[a-z0-9_]+: ' "$DIR/livemove.out" 2>/dev/null || figure livemove_shared_total_ratio failed
 fi
 figure bench_seconds "$(( ($(ms_now) - T0) / 1000 ))"

@@ -4,7 +4,7 @@
     The conductor's table (actors/conductor/phases.c, s_live) casts:
       - check_source (source): is the storage shared (the destination's
         marker of prepare), what the guest runs as (its migratable XML),
-        its disks (format, size, backing file);
+        and without shared storage its disks (format, size, backing file);
       - pre_live (destination): can this host's CPU run the guest, the
         empty disks block migration copies into (the top overlay over this
         host's cached image), the XML the guest will run here (paths under
@@ -108,9 +108,12 @@ zv_compute_live_check (zv_compute_op_t *op)
     char *xml = op->driver->migratable_xml (op->virt, op->uuid, op->errbuf, sizeof op->errbuf);
     if (!xml)
         return ZV_EIO;
+    //  The disks are what block migration copies into (a qemu-img info
+    //  each): on shared storage nothing is made for them.
     op->move.facts = json_pack ("{s:b, s:{s:b, s:b, s:s, s:s, s:o}}", "shared", shared, "live",
                                 "shared", shared, "block", !shared, "domain_xml", xml,
-                                "source_instances", op->move.instances_path, "disks", s_disks (op));
+                                "source_instances", op->move.instances_path,
+                                "disks", shared ? json_array () : s_disks (op));
     free (xml);
     return ZV_OK;
 }
