@@ -425,13 +425,13 @@ zv_cli_cmd_image_save (cli_t *cli)
         }
         int64_t at = json_integer_value (slot);
         failed = s_save_chunk (answer, image_id, size, checksum, at, fd, temp);
+        json_object_del (pending, re);      //  re lives in the answer
         zv_msg_destroy (&answer);
         if (failed) {
             zv_cli_progress_end (&progress);
             goto cleanup;
         }
         received += size - at < ZOVA_IMAGE_CHUNK ? size - at : ZOVA_IMAGE_CHUNK;
-        json_object_del (pending, re);
         deadline = zv_mono_ms () + cli->timeout_ms;
         if (progress.tty) {
             fprintf (stderr, "\rDownloading %s: %3d%%  (%.1f of %.1f MiB)", cli->args [0],
