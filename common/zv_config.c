@@ -94,6 +94,12 @@ static const s_key_t s_keys [] = {
     INT ("compute", "sync_power_state_interval", sync_power_state_interval_s, "600", 1, 86400),
     INT ("compute", "workers", workers, "8", 1, 256),
     INT ("compute", "move_transfer_timeout", move_transfer_timeout_s, "120", 1, 86400),
+    //  The host's image cache cleans itself as Nova's image cache manager
+    //  does (Nova's [image_cache] names): -1 never, 0 every 60 s.
+    INT ("image_cache", "manager_interval", image_cache_manager_interval_s, "2400", -1, INT_MAX),
+    BOOL ("image_cache", "remove_unused_base_images", remove_unused_base_images, "true"),
+    INT ("image_cache", "remove_unused_original_minimum_age_seconds", remove_unused_original_minimum_age_s,
+         "86400", 0, INT_MAX),
     STR ("libvirt", "connection_uri", connection_uri, "test:///default"),
     STR ("libvirt", "virt_type", virt_type, "auto"),
     STR ("libvirt", "image_cache_path", image_cache_path, ""),

@@ -73,6 +73,10 @@ typedef struct {
     int sync_power_state_interval_s;
     int workers;                    //  threads for calls that wait on a guest
     int move_transfer_timeout_s;    //  a move's file transfer gives up after this long without progress
+    //  [image_cache]
+    int image_cache_manager_interval_s;     //  between passes of the cache's cleaner (-1: never, 0: 60 s)
+    bool remove_unused_base_images; //  false: unused base files are only logged
+    int remove_unused_original_minimum_age_s;   //  an unused base file goes once this old (since its last use)
     //  [libvirt]
     char connection_uri [1024];
     char virt_type [16];            //  kvm|qemu|auto

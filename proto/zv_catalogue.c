@@ -58,6 +58,19 @@
     F_INT ("offset", true, 0, S_TB), \
     F_BOOL ("last")
 
+//  A new name, properties to set (strings) or unset (null).
+#define F_IMAGE_SET \
+    F_REF, \
+    F_STR ("name", false, 255), \
+    F_MAP ("properties", false)
+
+//  One chunk of an image's bytes for a user (image save), in the reply's
+//  payload frame: the same chunks a compute host's cache asks for.
+#define F_IMAGE_READ \
+    F_REF, \
+    F_INT ("offset", true, 0, S_TB), \
+    F_INT ("length", true, 1, 4 * 1024 * 1024)
+
 #define F_SERVER_CREATE \
     F_NAME ("name", true), \
     F_STR ("flavor", true, 0), \
@@ -194,6 +207,8 @@ static const zv_msgdef_t s_catalogue [] = {
     S_FORWARDED ("image_list"),
     S_FORWARDED ("image_show",      F_REF),
     S_FORWARDED ("image_delete",    F_REF),
+    S_FORWARDED ("image_set",       F_IMAGE_SET),
+    S_FORWARDED ("image_read",      F_IMAGE_READ),
     S_FORWARDED ("server_create",   F_SERVER_CREATE),
     S_FORWARDED ("server_list",     F_SERVER_LIST),
     S_FORWARDED ("server_show",     F_REF),

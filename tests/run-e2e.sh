@@ -34,13 +34,13 @@ limit=${ZV_E2E_TIMEOUT:-600}
 # long (it starts among the first) until it is measured and listed here.
 declare -A cost=(
     [test_scheduling]=252 [test_guests]=219 [test_live_migration]=190 [test_moves_crash]=140 [test_moves_guests]=100
-    [test_console]=85 [test_restart]=47 [test_allinone]=37 [test_badinput]=34 [test_cluster]=34
+    [test_image_cache]=50 [test_console]=85 [test_restart]=47 [test_allinone]=37 [test_badinput]=34 [test_cluster]=34
     [test_actions]=29 [test_moves]=15 [test_issue4_cli]=10 [test_policy]=8 [test_moves_cli]=5
 )
 unknown_cost=300
 # Tests of one group never run at the same time.
 declare -A group=([test_scheduling]=heavy [test_guests]=heavy [test_console]=heavy [test_moves_guests]=heavy
-                    [test_live_migration]=heavy)
+                    [test_live_migration]=heavy [test_image_cache]=heavy)
 
 mapfile -t tests < <(for test in "${tests[@]}"; do
     name=$(basename "$test" .sh)

@@ -26,7 +26,8 @@
     model is asked for only under KVM; TCG keeps QEMU's default model.
     Rescue boots the rescue disk (vda, with the rescue kernel when there is
     one) and attaches the instance's root disk second (vdb), without its
-    ephemeral and swap disks, as Nova's rescue does.
+    ephemeral and swap disks, as Nova's rescue does; zova's metadata names
+    the instance's own kernel and ramdisk meanwhile.
 
     NULL when memory runs out or spec->nic is not one of the kinds below
     (a configuration error: the caller reports it).                        */
@@ -386,7 +387,20 @@ zv_domain_xml (const json_t *instance, const char *domain_type, const zv_domain_
     s_escaped (out, s_str (image, "id"));
     fputs ("'/>\n      <zova:project id='", out);
     s_escaped (out, s_str (instance, "project_id"));
-    fputs ("'/>\n    </zova:instance>\n  </metadata>\n", out);
+    fputs ("'/>\n", out);
+    //  A rescued domain boots the rescue image's kernel; its own, which
+    //  unrescue boots again, is named here, so that the host's image cache
+    //  (which reads libvirt.xml, zv_imageclean) keeps it meanwhile.
+    if (spec && s_set (spec->rescue_disk) && s_set (spec->kernel)) {
+        fputs ("      <zova:rescued kernel='", out);
+        s_escaped (out, spec->kernel);
+        if (s_set (spec->ramdisk)) {
+            fputs ("' initrd='", out);
+            s_escaped (out, spec->ramdisk);
+        }
+        fputs ("'/>\n", out);
+    }
+    fputs ("    </zova:instance>\n  </metadata>\n", out);
     fprintf (out, "  <memory unit='MiB'>%lld</memory>\n", (long long) ram_mb);
     fprintf (out, "  <vcpu>%lld</vcpu>\n", (long long) vcpus);
     const s_arch_t *arch = NULL;

@@ -21,10 +21,21 @@
     after destroy) sees `ended` and only lets go of its reference, so it
     never touches the cache, which may be gone: the download, not the cache,
     is what a completion holds.  A finish job still running at destroy
-    completes its rename: the file it puts in place is verified.            */
+    completes its rename: the file it puts in place is verified.
+
+    Cleaning (zv_imageclean.h has the rules): a pass snapshots on the loop
+    what the loop itself uses (images held by operations, downloads), reads
+    the disks on a worker (the instances' uses, the base files' ages;
+    touches those in use) and comes back to the loop to remove what is
+    unused and old enough.  The loop checks each file again before it
+    removes it: held now, fetched, or held at any time since the pass began
+    (an operation can begin and end while the worker reads), and it is
+    kept.  Removal on the loop is what makes that check exact: a fetch
+    that finds the file, and the removal, never interleave.                 */
 
 #include "virt/zv_imagecache.h"
 #include "virt/zv_disk.h"
+#include "virt/zv_imageclean.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -39,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 //  A chunk is at most 4 MiB, so 30 s means a link under 140 KB/s: not a
@@ -121,6 +133,32 @@ typedef struct {
     char errtext [1024];
 } s_job_t;
 
+//  What the loop knows of one image's use.
+typedef struct {
+    int holds;
+    int64_t last_ms;                //  mono ms of its last hold, release or hit
+} s_use_t;
+
+//  A cleaning pass, from the loop to a worker and back.
+typedef struct {
+    zv_imagecache_t *cache;         //  NULL once the cache is destroyed
+    char instances_path [PATH_MAX];
+    char dir [PATH_MAX];
+    int64_t min_age_s;
+    bool remove;
+    int64_t started_ms;
+    json_t *busy;                   //  {id: "..."}: held or fetched at the start
+    //  The worker's findings.
+    json_t *used;                   //  {id: where}: the instances' and busy
+    json_t *verdicts;               //  {id: verdict name}
+    int64_t now_s;
+    int list_error;                 //  errno when the cache folder could not be read
+    int touch_error;                //  errno of the first touch that failed
+    char touch_path [PATH_MAX];
+    zv_imagecache_clean_fn *fn;
+    void *ctx;
+} s_clean_t;
+
 struct _zv_imagecache_t {
     char dir [PATH_MAX];
     char name [320];                //  the link's identity, for logs
@@ -130,6 +168,8 @@ struct _zv_imagecache_t {
     int64_t chunk_size;
     int window;
     zhashx_t *downloads;            //  id -> s_download_t (a reference)
+    zhashx_t *uses;                 //  id -> s_use_t
+    s_clean_t *clean;               //  the pass that runs, NULL when none
     //  Counters of downloads that ended well.
     int64_t downloads_done;
     int64_t bytes;
@@ -566,6 +606,215 @@ s_fill_window (s_download_t *self)
 }
 
 //  ---------------------------------------------------------------------
+//  Uses the loop knows of, and cleaning passes.
+
+static void
+s_use_free (s_use_t **use_p)
+{
+    free (*use_p);
+    *use_p = NULL;
+}
+
+//  A use of id begins (delta 1), ends (-1) or happens at once (0: a hit).
+static void
+s_use_mark (zv_imagecache_t *self, const char *id, int delta)
+{
+    s_use_t *use = (s_use_t *) zhashx_lookup (self->uses, id);
+    if (!use) {
+        use = (s_use_t *) zmalloc (sizeof (s_use_t));
+        zhashx_insert (self->uses, id, use);
+    }
+    use->holds += delta;
+    assert (use->holds >= 0);
+    use->last_ms = zv_mono_ms ();
+}
+
+void
+zv_imagecache_hold (zv_imagecache_t *self, const char *id)
+{
+    if (id && *id)
+        s_use_mark (self, id, 1);
+}
+
+void
+zv_imagecache_release (zv_imagecache_t *self, const char *id)
+{
+    if (id && *id && zhashx_lookup (self->uses, id))
+        s_use_mark (self, id, -1);
+}
+
+//  May the pass that began at started_ms remove id's file now?  Not while
+//  it is held or fetched, nor when it was used since the pass began.
+static const char *
+s_busy_reason (zv_imagecache_t *self, const char *id, int64_t started_ms)
+{
+    s_use_t *use = (s_use_t *) zhashx_lookup (self->uses, id);
+    if (use && use->holds)
+        return "held by an operation";
+    if (zhashx_lookup (self->downloads, id))
+        return "being fetched";
+    if (use && use->last_ms >= started_ms)
+        return "used during the pass";
+    return NULL;
+}
+
+static void
+s_clean_free (s_clean_t *clean)
+{
+    json_decref (clean->busy);
+    json_decref (clean->used);
+    json_decref (clean->verdicts);
+    free (clean);
+}
+
+//  On a worker: the instances' uses, the base files' ages, the verdicts;
+//  the files in use touched.
+static void
+s_clean_work (void *arg)
+{
+    s_clean_t *clean = (s_clean_t *) arg;
+    clean->used = zv_imageclean_in_use (clean->instances_path, clean->dir);
+    json_t *files = zv_imageclean_list (clean->dir);
+    if (!files) {
+        clean->list_error = errno;
+        return;
+    }
+    json_object_update_missing (clean->used, clean->busy);
+    clean->now_s = (int64_t) time (NULL);
+    clean->verdicts = zv_imageclean_select (files, clean->used, clean->now_s, clean->min_age_s);
+    const char *id;
+    json_t *verdict;
+    json_object_foreach (clean->verdicts, id, verdict) {
+        if (!streq (json_string_value (verdict), "in_use"))
+            continue;
+        char path [PATH_MAX + ZV_UUID_LEN + 2];
+        snprintf (path, sizeof path, "%s/%s", clean->dir, id);
+        if (utimensat (AT_FDCWD, path, NULL, 0) != 0 && !clean->touch_error) {
+            clean->touch_error = errno;
+            snprintf (clean->touch_path, sizeof clean->touch_path, "%s", path);
+        }
+    }
+    json_decref (files);
+}
+
+//  Back on the loop: remove what may still go, say what the pass did.
+static void
+s_clean_done (void *actor, void *arg)
+{
+    (void) actor;
+    s_clean_t *clean = (s_clean_t *) arg;
+    zv_imagecache_t *self = clean->cache;
+    if (!self || zv_workers_cancelled (self->workers)) {
+        if (self)
+            self->clean = NULL;
+        s_clean_free (clean);
+        return;
+    }
+    self->clean = NULL;
+    json_t *summary = json_pack ("{s:[], s:[], s:[], s:[], s:[]}", "in_use", "young", "removed",
+                                 "unused", "busy");
+    if (clean->list_error)
+        zv_warning (self->name, NULL, "image cache: cannot read %s: %s", clean->dir, strerror (clean->list_error));
+    if (clean->touch_error)
+        zv_warning (self->name, NULL, "image cache: cannot touch %s (its age will not restart): %s",
+                    clean->touch_path, strerror (clean->touch_error));
+    int64_t bytes = 0;
+    const char *id;
+    json_t *verdict;
+    json_object_foreach (clean->verdicts, id, verdict) {
+        const char *name = json_string_value (verdict);
+        char path [PATH_MAX + ZV_UUID_LEN + 2];
+        snprintf (path, sizeof path, "%s/%s", self->dir, id);
+        if (streq (name, "in_use")) {
+            zv_debug (self->name, NULL, "image cache: %s in use (%s)", path,
+                      json_string_value (json_object_get (clean->used, id)));
+            json_array_append_new (json_object_get (summary, "in_use"), json_string (id));
+            continue;
+        }
+        if (streq (name, "young")) {
+            zv_debug (self->name, NULL, "image cache: %s unused, too young to remove", path);
+            json_array_append_new (json_object_get (summary, "young"), json_string (id));
+            continue;
+        }
+        //  Old enough and unused, as the disks said.
+        const char *busy = s_busy_reason (self, id, clean->started_ms);
+        struct stat info = { 0 };
+        if (!busy && stat (path, &info) == 0
+        &&  zv_imageclean_verdict (false, info.st_mtim.tv_sec, (int64_t) time (NULL), clean->min_age_s)
+            != ZV_IMAGECLEAN_REMOVE)
+            busy = "touched during the pass";
+        if (busy) {
+            zv_info (self->name, NULL, "image cache: %s kept: %s", path, busy);
+            json_array_append_new (json_object_get (summary, "busy"), json_string (id));
+        }
+        else
+        if (!clean->remove) {
+            zv_info (self->name, NULL, "image cache: %s is unused; kept ([image_cache] "
+                     "remove_unused_base_images is off)", path);
+            json_array_append_new (json_object_get (summary, "unused"), json_string (id));
+        }
+        else
+        if (unlink (path) == 0) {
+            int64_t age = clean->now_s - (int64_t) info.st_mtim.tv_sec;
+            zv_info (self->name, NULL, "image cache: removed %s (%.1f MB): no instance uses it, "
+                     "unused for %" PRId64 " s", path, (double) info.st_size / S_MB, age);
+            bytes += info.st_size;
+            json_array_append_new (json_object_get (summary, "removed"), json_string (id));
+        }
+        else
+        if (errno != ENOENT)
+            zv_warning (self->name, NULL, "image cache: cannot remove %s: %s", path, strerror (errno));
+    }
+    zv_info (self->name, NULL, "image cache: %zu base files: %zu in use, %zu too young, %zu removed (%.1f MB)%s",
+             json_object_size (clean->verdicts), json_array_size (json_object_get (summary, "in_use")),
+             json_array_size (json_object_get (summary, "young")),
+             json_array_size (json_object_get (summary, "removed")), (double) bytes / S_MB,
+             clean->remove ? "" : ", removal off");
+    //  Uses that ended before this pass began no longer matter.
+    zlistx_t *ids = zhashx_keys (self->uses);
+    for (const char *key = (const char *) zlistx_first (ids); key; key = (const char *) zlistx_next (ids)) {
+        s_use_t *use = (s_use_t *) zhashx_lookup (self->uses, key);
+        if (!use->holds && use->last_ms < clean->started_ms)
+            zhashx_delete (self->uses, key);
+    }
+    zlistx_destroy (&ids);
+    if (clean->fn)
+        clean->fn (self->actor, clean->ctx, summary);
+    json_decref (summary);
+    s_clean_free (clean);
+}
+
+bool
+zv_imagecache_clean (zv_imagecache_t *self, const char *instances_path, int64_t min_age_s, bool remove,
+                     zv_imagecache_clean_fn *fn, void *ctx)
+{
+    if (self->clean) {
+        zv_info (self->name, NULL, "image cache: the last pass still runs; this one is skipped");
+        return false;
+    }
+    s_clean_t *clean = (s_clean_t *) zmalloc (sizeof (s_clean_t));
+    clean->cache = self;
+    snprintf (clean->instances_path, sizeof clean->instances_path, "%s", instances_path);
+    snprintf (clean->dir, sizeof clean->dir, "%s", self->dir);
+    clean->min_age_s = min_age_s;
+    clean->remove = remove;
+    clean->started_ms = zv_mono_ms ();
+    clean->fn = fn;
+    clean->ctx = ctx;
+    clean->busy = json_object ();
+    for (s_use_t *use = (s_use_t *) zhashx_first (self->uses); use; use = (s_use_t *) zhashx_next (self->uses))
+        if (use->holds)
+            json_object_set_new (clean->busy, (const char *) zhashx_cursor (self->uses),
+                                 json_string ("held by an operation"));
+    for (void *download = zhashx_first (self->downloads); download; download = zhashx_next (self->downloads))
+        json_object_set_new (clean->busy, (const char *) zhashx_cursor (self->downloads),
+                             json_string ("being fetched"));
+    self->clean = clean;
+    zv_workers_submit (self->workers, s_clean_work, s_clean_done, clean);
+    return true;
+}
+
+//  ---------------------------------------------------------------------
 
 //  Files a stopped compute left half made: never finished, never reused.
 static void
@@ -609,6 +858,8 @@ zv_imagecache_new (const char *dir, zv_link_t *link, zv_workers_t *workers,
                      ? (int64_t) chunk_size : ZV_MSG_MAX_PAYLOAD;
     self->window = window > 0 ? window : 1;
     self->downloads = zhashx_new ();
+    self->uses = zhashx_new ();
+    zhashx_set_destructor (self->uses, (zhashx_destructor_fn *) s_use_free);
     s_remove_leftovers (self);
     return self;
 }
@@ -631,6 +882,9 @@ zv_imagecache_destroy (zv_imagecache_t **self_p)
         download = (s_download_t *) zhashx_next (self->downloads);
     }
     zhashx_destroy (&self->downloads);
+    zhashx_destroy (&self->uses);
+    if (self->clean)
+        self->clean->cache = NULL;  //  its job frees it when it comes back
     free (self);
     *self_p = NULL;
 }
@@ -657,6 +911,9 @@ zv_imagecache_fetch (zv_imagecache_t *self, const json_t *image, const char *rq,
     struct stat info;
     if (stat (final, &info) == 0 && S_ISREG (info.st_mode)) {
         self->hits++;
+        //  Used now: its age restarts, as a pass in use would touch it.
+        utimensat (AT_FDCWD, final, NULL, 0);
+        s_use_mark (self, id, 0);
         fn (self->actor, ctx, ZV_OK, final, "");
         return;
     }

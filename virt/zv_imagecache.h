@@ -13,7 +13,12 @@
     when it ends.
 
     The cache is driven from the compute loop's thread (zloop); the
-    conversion, which can take seconds, runs on the compute's workers.      */
+    conversion, which can take seconds, runs on the compute's workers.
+
+    It cleans itself as Nova's image cache manager does (zv_imagecache_clean,
+    the rules in zv_imageclean.h): a pass removes the base files no
+    instance of the host uses, once older than a minimum age, and never one
+    that the loop holds for an operation or is fetching.                   */
 
 #ifndef ZV_IMAGECACHE_H
 #define ZV_IMAGECACHE_H
@@ -49,6 +54,27 @@ void zv_imagecache_fetch (zv_imagecache_t *self, const json_t *image, const char
 
 //  Path of the cached file of image id (whether it exists or not).
 const char *zv_imagecache_path (zv_imagecache_t *self, const char *id, char *buf, size_t len);
+
+//  An operation uses image id's file from now until it lets go (one
+//  release per hold): no cleaning pass removes it meanwhile, nor when the
+//  use began and ended while a pass was reading the disks.
+void zv_imagecache_hold (zv_imagecache_t *self, const char *id);
+void zv_imagecache_release (zv_imagecache_t *self, const char *id);
+
+//  Called on the loop thread when a cleaning pass ends, with what it did:
+//  {in_use, young, removed, unused, busy}, each an array of image ids
+//  (borrowed for the call); unused: old enough but kept (remove false);
+//  busy: chosen by the disks but held or used during the pass.
+typedef void (zv_imagecache_clean_fn) (void *actor, void *ctx, const json_t *summary);
+
+//  A cleaning pass: the base files that no instance directory under
+//  instances_path uses and the loop neither holds nor fetches are removed
+//  (remove true; false: only logged) once older than min_age_s; those in
+//  use are touched, so that their age counts from their last use.  The
+//  disks are read on the workers, the files removed back on the loop.
+//  false (nothing done) while the last pass still runs.  fn may be NULL.
+bool zv_imagecache_clean (zv_imagecache_t *self, const char *instances_path, int64_t min_age_s, bool remove,
+                          zv_imagecache_clean_fn *fn, void *ctx);
 
 //  Transfer counters since start: {downloads, bytes, seconds, conversions,
 //  hits} (caller owns), for logs and the benchmark.

@@ -10,7 +10,8 @@
     waits: the conductor is answered through rpc continuations, and what
     waits on a guest runs on the workers (zv_workers).  While the
     hypervisor is unreachable the host heartbeats as degraded and
-    reconnects with backoff (host.c).                                      */
+    reconnects with backoff (host.c).  The image cache cleans itself on
+    a timer of its own, as Nova's image cache manager does.                */
 
 #include "actors/compute/compute.h"
 #include "common/zv_sha256.h"
@@ -105,6 +106,21 @@ s_tick_timer (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  Every [image_cache] manager_interval: a pass of the image cache's
+//  cleaner (zv_imagecache_clean: the disks are read on the workers).  A
+//  host on libvirt's test driver has no disks, so no cache to clean.
+static int
+s_image_cache_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    zv_compute_t *self = (zv_compute_t *) arg;
+    if (zv_compute_real (self))
+        zv_imagecache_clean (self->cache, self->instances_path, self->cfg.remove_unused_original_minimum_age_s,
+                             self->cfg.remove_unused_base_images, NULL, NULL);
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  The actor
 
@@ -151,6 +167,10 @@ zv_compute_actor (zsock_t *pipe, void *args)
         zloop_reader (self->loop, pipe, zv_actor_pipe_readable, self);
         zloop_timer (self->loop, (size_t) self->cfg.sync_power_state_interval_s * 1000, 0, s_sync_timer, self);
         zloop_timer (self->loop, 500, 0, s_tick_timer, self);
+        //  Nova's values: -1 never, 0 at the default periodic rate.
+        int interval_s = self->cfg.image_cache_manager_interval_s;
+        if (interval_s >= 0)
+            zloop_timer (self->loop, (size_t) (interval_s ? interval_s : 60) * 1000, 0, s_image_cache_timer, self);
         zv_compute_live_init (self);
         zv_link_heartbeat (self->link);
         zv_info (self->name, NULL, "serving %s (instances in %s)", self->cfg.connection_uri, self->instances_path);

@@ -136,6 +136,7 @@ struct _zv_compute_op_t {
     zv_virt_t *virt;                //  a reference of its own
     json_t *instance;
     json_t *images;                 //  {id: image record}
+    json_t *held;                   //  ids of the cached images it holds until its report
     char uuid [ZV_UUID_LEN + 1];
     char rq [72];
     char rescue_image [64];

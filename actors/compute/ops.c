@@ -42,6 +42,7 @@ zv_compute_op_destroy (zv_compute_op_t **op_p)
         op->driver->close (&op->virt);
     json_decref (op->instance);
     json_decref (op->images);
+    json_decref (op->held);
     json_decref (op->guest);
     json_decref (op->consoles);
     json_decref (op->move.migration);
@@ -205,14 +206,12 @@ s_spawn_domain (zv_compute_op_t *op, bool rescue)
     return op->driver->spawn (op->virt, op->instance, &spec, op->errbuf, sizeof op->errbuf);
 }
 
-//  The image's cached file (its id) and, when it has them, its kernel's
-//  and ramdisk's; the command line.
+//  The image's cached file (its id) and, when its properties name them, its
+//  kernel's and ramdisk's; the command line.
 static void
-s_image_files (zv_compute_op_t *op, const char *image_id, const char *cache, char *base, size_t base_len,
+s_image_files (const json_t *properties, const char *image_id, const char *cache, char *base, size_t base_len,
                char *kernel, char *ramdisk, char *cmdline, size_t len)
 {
-    const json_t *image = json_object_get (op->images, image_id ? image_id : "");
-    const json_t *properties = json_object_get (image, "properties");
     snprintf (base, base_len, "%s/%s", cache, image_id ? image_id : "");
     const char *kernel_id = zv_compute_str (properties, "kernel_id");
     const char *ramdisk_id = zv_compute_str (properties, "ramdisk_id");
@@ -224,6 +223,39 @@ s_image_files (zv_compute_op_t *op, const char *image_id, const char *cache, cha
         snprintf (ramdisk, len, "%s/%s", cache, ramdisk_id);
     if (kernel_id && *kernel_id && command)
         snprintf (cmdline, 1024, "%s", command);
+}
+
+//  The properties the instance's domain is made from: its own copy of its
+//  image's, taken at boot (Nova's image_meta), so that the image changed
+//  or deleted since does not change the guest; else the image record's.
+static const json_t *
+s_instance_properties (zv_compute_op_t *op, const char *image_id)
+{
+    const json_t *properties = json_object_get (json_object_get (op->instance, "image"), "properties");
+    if (json_is_object (properties))
+        return properties;
+    return json_object_get (json_object_get (op->images, image_id ? image_id : ""), "properties");
+}
+
+//  The record to fetch image id by.  An image deleted from the image
+//  service (the conductor sends no record of it) is still on this host
+//  when its cached file is: Glance lets an image in use go, and Nova's
+//  hosts go on rebooting its servers from the _base file they keep.  NULL
+//  when neither is there.
+static json_t *
+s_fetch_record (zv_compute_t *self, zv_compute_op_t *op, const char *id)
+{
+    json_t *record = json_object_get (op->images, id);
+    if (record)
+        return json_incref (record);
+    char path [1300];
+    zv_imagecache_path (self->cache, id, path, sizeof path);
+    struct stat info;
+    if (stat (path, &info) != 0 || !S_ISREG (info.st_mode))
+        return NULL;
+    zv_info (self->name, op->rq, "instance %s: image %s is no longer in the image service; "
+             "using its cached copy %s", op->uuid, id, path);
+    return json_pack ("{s:s}", "id", id);
 }
 
 static zv_status_t
@@ -507,6 +539,14 @@ zv_compute_op_facts (zv_compute_op_t *op)
 static void
 s_op_report (zv_compute_t *self, zv_compute_op_t *op)
 {
+    //  Its disks name their base files now (or it failed): the cache's
+    //  cleaner judges them by the disks from here on.
+    size_t index;
+    json_t *id;
+    json_array_foreach (op->held, index, id)
+        zv_imagecache_release (self->cache, json_string_value (id));
+    json_decref (op->held);
+    op->held = NULL;
     if (op->action == zv_compute_action_build ()) {
         zv_compute_build_report (self, op);
         return;
@@ -629,7 +669,8 @@ zv_compute_op_start (zv_compute_t *self, zv_compute_op_t *op)
     const char *image_id = zv_compute_str (json_object_get (op->instance, "image"), "id");
     snprintf (op->disk, sizeof op->disk, "%s/disk", op->dir);
     snprintf (op->console_log, sizeof op->console_log, "%s/console.log", op->dir);
-    s_image_files (op, image_id, self->cache_path, op->base, sizeof op->base,
+    const json_t *properties = s_instance_properties (op, image_id);
+    s_image_files (properties, image_id, self->cache_path, op->base, sizeof op->base,
                    op->kernel, op->ramdisk, op->cmdline, sizeof op->kernel);
     const unsigned char *u = (const unsigned char *) op->uuid;
     snprintf (op->mac, sizeof op->mac, "52:54:00:%c%c:%c%c:%c%c", u [0], u [1], u [2], u [3], u [4], u [5]);
@@ -648,8 +689,6 @@ zv_compute_op_start (zv_compute_t *self, zv_compute_op_t *op)
         snprintf (op->disk_swap, sizeof op->disk_swap, "%s", disk_swap);
     json_t *wanted = json_array ();
     if (op->action->needs_images) {
-        const json_t *properties = json_object_get (json_object_get (op->images, image_id ? image_id : ""),
-                                                    "properties");
         json_array_append_new (wanted, json_string (image_id ? image_id : ""));
         if (*op->kernel)
             json_array_append_new (wanted, json_string (zv_compute_str (properties, "kernel_id")));
@@ -657,30 +696,44 @@ zv_compute_op_start (zv_compute_t *self, zv_compute_op_t *op)
             json_array_append_new (wanted, json_string (zv_compute_str (properties, "ramdisk_id")));
     }
     if (op->action->rescue_images) {
-        s_image_files (op, op->rescue_image, self->cache_path, op->rescue_base, sizeof op->rescue_base,
+        const json_t *rescue = json_object_get (json_object_get (op->images, op->rescue_image), "properties");
+        s_image_files (rescue, op->rescue_image, self->cache_path, op->rescue_base, sizeof op->rescue_base,
                        op->rescue_kernel, op->rescue_ramdisk, op->rescue_cmdline, sizeof op->rescue_kernel);
-        const json_t *properties = json_object_get (json_object_get (op->images, op->rescue_image), "properties");
         json_array_append_new (wanted, json_string (op->rescue_image));
         if (*op->rescue_kernel)
-            json_array_append_new (wanted, json_string (zv_compute_str (properties, "kernel_id")));
+            json_array_append_new (wanted, json_string (zv_compute_str (rescue, "kernel_id")));
         if (*op->rescue_ramdisk)
-            json_array_append_new (wanted, json_string (zv_compute_str (properties, "ramdisk_id")));
+            json_array_append_new (wanted, json_string (zv_compute_str (rescue, "ramdisk_id")));
     }
+    json_t *records = json_array ();
     size_t index;
     json_t *id;
     json_array_foreach (wanted, index, id) {
-        if (!json_object_get (op->images, json_string_value (id))) {
+        json_t *record = s_fetch_record (self, op, json_string_value (id));
+        if (!record) {
             op->status = ZV_ENOTFOUND;
             snprintf (op->errbuf, sizeof op->errbuf, "Image %s could not be found.", json_string_value (id));
+            break;
         }
+        json_array_append_new (records, record);
     }
     op->fetching = 1;                   //  held until every fetch is asked
-    if (op->status == ZV_OK)
-        json_array_foreach (wanted, index, id) {
-            op->fetching++;
-            zv_imagecache_fetch (self->cache, json_object_get (op->images, json_string_value (id)), op->rq,
-                                 s_op_fetched, op);
+    json_t *record;
+    if (op->status == ZV_OK) {
+        //  Held from before the fetch to the report: between a cache hit
+        //  and the disk that names it, no file says the image is in use.
+        op->held = json_array ();
+        json_array_foreach (records, index, record) {
+            zv_imagecache_hold (self->cache, zv_compute_str (record, "id"));
+            json_array_append_new (op->held, json_string (zv_compute_str (record, "id")));
         }
+    }
+    if (op->status == ZV_OK)
+        json_array_foreach (records, index, record) {
+            op->fetching++;
+            zv_imagecache_fetch (self->cache, record, op->rq, s_op_fetched, op);
+        }
+    json_decref (records);
     json_decref (wanted);
     s_op_fetched (self, op, ZV_OK, NULL, NULL);
 }

@@ -5,7 +5,9 @@
     <state_path>/images, written chunk by chunk at the offset the record
     expects (<id>.part), checked against the declared size and sha256 on
     the last chunk, synced and renamed into place.  A compute fetches them
-    back in chunks (image_download) for its image cache.                     */
+    back in chunks (image_download) for its image cache, and a user with
+    image save (image_read: the same chunks).  image set renames and sets
+    properties, never the bytes.                                             */
 
 #include "actors/conductor/conductor.h"
 #include "common/zv_sha256.h"
@@ -305,7 +307,10 @@ zv_conductor_image_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     const char *id = s_str (image, "id");
     status = zv_store_del (txn, ZV_TABLE_IMAGES, id);
     if (status == ZV_OK) {
-        //  The bytes go with the record; instances already built keep theirs.
+        //  The bytes go with the record, as Glance deletes an image that
+        //  servers were booted from: their hosts keep the cached copy
+        //  (their disks' backing file), so the servers run, reboot and hard
+        //  reboot from it; only a host without it can no longer get it.
         char path [1200];
         s_image_path (self, id, false, path, sizeof path);
         unlink (path);
@@ -315,6 +320,51 @@ zv_conductor_image_delete (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_cal
     }
     json_decref (image);
     return status;
+}
+
+//  One chunk of an active image's bytes into the call's payload, with what
+//  the reader checks them against: {id, offset, length, size, checksum,
+//  disk_format, last}.  Compute hosts (image_download) and users (image
+//  save, image_read) read alike.
+static zv_status_t
+s_image_chunk (zv_conductor_t *self, const json_t *image, zv_conductor_call_t *call, char *errbuf, size_t errlen)
+{
+    const char *id = s_str (image, "id");
+    int64_t size = s_int (image, "size");
+    int64_t offset = zv_msg_get_int (call->msg, "offset", 0);
+    int64_t length = zv_msg_get_int (call->msg, "length", 0);
+    if (strcmp (s_str (image, "status"), "active") != 0) {
+        snprintf (errbuf, errlen, "Image %s is %s: it has no data to download.", id, s_str (image, "status"));
+        return ZV_ECONFLICT;
+    }
+    if (offset > size) {
+        snprintf (errbuf, errlen, "Image %s: offset %lld is past its size %lld.", id,
+                  (long long) offset, (long long) size);
+        return ZV_EINVAL;
+    }
+    if (length > size - offset)
+        length = size - offset;
+    char path [1200];
+    s_image_path (self, id, false, path, sizeof path);
+    call->payload = malloc (length ? (size_t) length : 1);
+    int fd = open (path, O_RDONLY);
+    ssize_t got = fd < 0 ? -1 : pread (fd, call->payload, (size_t) length, offset);
+    if (fd >= 0)
+        close (fd);
+    if (got != (ssize_t) length) {
+        snprintf (errbuf, errlen, "cannot read image %s from %s: %s", id, path,
+                  got < 0 ? strerror (errno) : "file shorter than the image");
+        free (call->payload);
+        call->payload = NULL;
+        return ZV_EIO;
+    }
+    call->payload_size = (size_t) length;
+    call->reply = json_pack ("{s:s, s:I, s:I, s:I, s:O, s:O, s:b}", "id", id,
+                             "offset", (json_int_t) offset, "length", (json_int_t) length,
+                             "size", (json_int_t) size, "checksum", json_object_get (image, "checksum"),
+                             "disk_format", json_object_get (image, "disk_format"),
+                             "last", offset + length >= size);
+    return ZV_OK;
 }
 
 //  conductor.image_download: one chunk of an active image's bytes, for a
@@ -329,46 +379,125 @@ zv_conductor_image_download (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_c
         snprintf (errbuf, errlen, "Image %s could not be found.", id);
         return ZV_ENOTFOUND;
     }
-    zv_status_t status = ZV_OK;
-    int64_t size = s_int (image, "size");
-    int64_t offset = zv_msg_get_int (call->msg, "offset", 0);
-    int64_t length = zv_msg_get_int (call->msg, "length", 0);
-    if (strcmp (s_str (image, "status"), "active") != 0) {
-        snprintf (errbuf, errlen, "Image %s is %s: it has no data to download.", id, s_str (image, "status"));
-        status = ZV_ECONFLICT;
-    }
-    else
-    if (offset > size) {
-        snprintf (errbuf, errlen, "Image %s: offset %lld is past its size %lld.", id,
-                  (long long) offset, (long long) size);
-        status = ZV_EINVAL;
-    }
-    if (status == ZV_OK) {
-        if (length > size - offset)
-            length = size - offset;
-        char path [1200];
-        s_image_path (self, id, false, path, sizeof path);
-        call->payload = malloc (length ? (size_t) length : 1);
-        int fd = open (path, O_RDONLY);
-        ssize_t got = fd < 0 ? -1 : pread (fd, call->payload, (size_t) length, offset);
-        if (fd >= 0)
-            close (fd);
-        if (got != (ssize_t) length) {
-            snprintf (errbuf, errlen, "cannot read image %s from %s: %s", id, path,
-                      got < 0 ? strerror (errno) : "file shorter than the image");
-            free (call->payload);
-            call->payload = NULL;
-            status = ZV_EIO;
+    zv_status_t status = s_image_chunk (self, image, call, errbuf, errlen);
+    json_decref (image);
+    return status;
+}
+
+//  conductor.image_read: the same chunks for a user (zova image save), the
+//  image named by id or name.  Anyone who may show an image may read it.
+zv_status_t
+zv_conductor_image_read (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                         char *errbuf, size_t errlen)
+{
+    json_t *image = NULL;
+    zv_status_t status = zv_conductor_find (txn, ZV_TABLE_IMAGES, "image", zv_msg_get_str (call->msg, "ref"),
+                                            NULL, &image, errbuf, errlen);
+    if (status == ZV_OK)
+        status = s_image_chunk (self, image, call, errbuf, errlen);
+    json_decref (image);
+    return status;
+}
+
+//  Names Glance keeps for an image's own attributes (and those zova's
+//  record adds): never a property, so that a property cannot pass for
+//  one of them.
+static const char *s_image_attributes [] = {
+    "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo",
+    "os_hash_value", "owner", "size", "virtual_size", "container_format", "disk_format",
+    "created_at", "updated_at", "tags", "direct_url", "locations", "location", "self", "file",
+    "schema", "min_ram", "min_disk", "properties", "received", NULL
+};
+
+//  Glance's image_property_quota.
+#define S_IMAGE_PROPERTY_MAX    128
+#define S_IMAGE_VALUE_MAX       65535
+
+static zv_status_t
+s_check_image_properties (const json_t *properties, char *errbuf, size_t errlen)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) properties, key, value) {
+        size_t length = strlen (key);
+        bool printable = length > 0 && length <= 255;
+        for (size_t index = 0; printable && index < length; index++)
+            printable = (unsigned char) key [index] > 0x20 && key [index] != 0x7f;
+        if (!printable) {
+            snprintf (errbuf, errlen, "Invalid property name '%.255s': 1 to 255 printable bytes, "
+                      "without spaces.", key);
+            return ZV_EINVAL;
         }
-        else {
-            call->payload_size = (size_t) length;
-            call->reply = json_pack ("{s:s, s:I, s:I, s:I, s:O, s:O, s:b}", "id", id,
-                                     "offset", (json_int_t) offset, "length", (json_int_t) length,
-                                     "size", (json_int_t) size, "checksum", json_object_get (image, "checksum"),
-                                     "disk_format", json_object_get (image, "disk_format"),
-                                     "last", offset + length >= size);
+        for (int index = 0; s_image_attributes [index]; index++)
+            if (streq (key, s_image_attributes [index])) {
+                snprintf (errbuf, errlen, "Attribute '%s' is reserved: it is not a property%s.", key,
+                          streq (key, "name") ? " (set the name with --name)" : "");
+                return ZV_EINVAL;
+            }
+        if (!json_is_string (value) && !json_is_null (value)) {
+            snprintf (errbuf, errlen, "Invalid value of property '%s': a string, or null to unset.", key);
+            return ZV_EINVAL;
+        }
+        if (json_is_string (value) && json_string_length (value) > S_IMAGE_VALUE_MAX) {
+            snprintf (errbuf, errlen, "Invalid value of property '%s': longer than %d bytes.", key,
+                      S_IMAGE_VALUE_MAX);
+            return ZV_EINVAL;
         }
     }
+    return ZV_OK;
+}
+
+//  conductor.image_set: a new name, properties set or unset (Glance's image
+//  update), by the image's owner or an admin.  The bytes never change: an
+//  image's checksum stays true to them, so what a host cached of it stays
+//  valid.
+zv_status_t
+zv_conductor_image_set (zv_conductor_t *self, zv_txn_t *txn, zv_conductor_call_t *call,
+                        char *errbuf, size_t errlen)
+{
+    (void) self;
+    const zv_msg_t *msg = call->msg;
+    const char *name = zv_msg_get_str (msg, "name");
+    json_t *properties = json_object_get (zv_msg_body (msg), "properties");
+    if (name && !zv_conductor_valid_name ("image", name, errbuf, errlen))
+        return ZV_EINVAL;
+    zv_status_t status = s_check_image_properties (properties, errbuf, errlen);
+    json_t *image = NULL;
+    if (status == ZV_OK)
+        status = zv_conductor_find (txn, ZV_TABLE_IMAGES, "image", zv_msg_get_str (msg, "ref"), NULL,
+                                    &image, errbuf, errlen);
+    if (status != ZV_OK)
+        return status;
+    const char *owner = s_str (image, "owner");
+    if (!zv_conductor_is_admin (call) && owner && *owner && !streq (owner, zv_conductor_project (call))) {
+        json_decref (image);
+        return zv_conductor_forbidden ("modify_image", errbuf, errlen);
+    }
+    json_t *have = json_object_get (image, "properties");
+    if (!json_is_object (have)) {
+        have = json_object ();
+        json_object_set_new (image, "properties", have);
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach (properties, key, value) {
+        if (json_is_null (value))
+            json_object_del (have, key);
+        else
+            json_object_set (have, key, value);
+    }
+    if (json_object_size (have) > S_IMAGE_PROPERTY_MAX) {
+        snprintf (errbuf, errlen, "Maximum number of image properties (%d) exceeded.", S_IMAGE_PROPERTY_MAX);
+        json_decref (image);
+        return ZV_ETOOBIG;
+    }
+    char now [32];
+    if (name)
+        json_object_set_new (image, "name", json_string (name));
+    json_object_set_new (image, "updated_at", json_string (s_iso_now (now)));
+    status = zv_store_put (txn, ZV_TABLE_IMAGES, s_str (image, "id"), image);
+    if (status == ZV_OK)
+        call->reply = json_pack ("{s:O}", "image", zv_conductor_strip (image));
     json_decref (image);
     return status;
 }

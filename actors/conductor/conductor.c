@@ -336,6 +336,8 @@ static const s_route_t s_routes [] = {
     { .type = "conductor.image_list",         .handler = zv_conductor_resource_list, .arg = &zv_conductor_images, USER },
     { .type = "conductor.image_show",         .handler = zv_conductor_resource_show, .arg = &zv_conductor_images, USER },
     { .type = "conductor.image_delete",       .handler = zv_conductor_image_delete, USER },
+    { .type = "conductor.image_set",          .handler = zv_conductor_image_set, USER },
+    { .type = "conductor.image_read",         .handler = zv_conductor_image_read, USER, .read_only = true },
     { .type = "conductor.image_download",     .handler = zv_conductor_image_download, SERVICE ("compute") },
     //  servers.c
     { .type = "conductor.server_create",      .handler = zv_conductor_server_create, USER },

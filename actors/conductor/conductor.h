@@ -360,7 +360,8 @@ bool zv_conductor_zone_exists (zv_conductor_t *self, zv_txn_t *txn, const char *
 
 zv_conductor_handler_fn zv_conductor_flavor_create, zv_conductor_flavor_delete,
     zv_conductor_resource_list, zv_conductor_resource_show, zv_conductor_image_create,
-    zv_conductor_image_upload, zv_conductor_image_delete, zv_conductor_image_download;
+    zv_conductor_image_upload, zv_conductor_image_delete, zv_conductor_image_download,
+    zv_conductor_image_set, zv_conductor_image_read;
 //  The resource rows of the list and show routes.
 extern const zv_conductor_resource_t zv_conductor_flavors, zv_conductor_images;
 //  Every image record an instance's domain needs on its host, by id; new.

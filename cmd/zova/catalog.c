@@ -7,12 +7,16 @@
     ZOVA_UPLOAD_WINDOW of them in flight.  The conductor takes them in the
     order sent (one connection, one queue) and commits those that arrive
     together at once; waiting for the window's replies is the flow control.
-    The first refusal is the error reported.                              */
+    The first refusal is the error reported.  image save is the way back:
+    the same chunks and window (api.image_read), written at their offsets
+    into a file beside the target, which takes the target's name only once
+    its SHA-256 matches the image's checksum.                             */
 
 #include <czmq.h>
 #include <jansson.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,5 +279,197 @@ cleanup:
     json_decref (reply);
     free (image_id);
     free (chunk);
+    return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  image save
+
+//  Check one chunk's reply against the first one's figures and write it at
+//  its offset.  0, or -1 (reported).
+static int
+s_save_chunk (zv_msg_t *answer, const char *image_id, int64_t size, const char *checksum,
+              int64_t offset, int fd, const char *temp)
+{
+    json_t *body = zv_msg_body (answer);
+    size_t bytes = 0;
+    const void *data = zv_msg_payload (answer, &bytes);
+    int64_t expected = size - offset < ZOVA_IMAGE_CHUNK ? size - offset : ZOVA_IMAGE_CHUNK;
+    const char *id = json_string_value (json_object_get (body, "id"));
+    const char *sum = json_string_value (json_object_get (body, "checksum"));
+    if (!id || strcmp (id, image_id) != 0 || !sum || strcmp (sum, checksum) != 0
+    ||  json_integer_value (json_object_get (body, "size")) != size
+    ||  json_integer_value (json_object_get (body, "offset")) != offset
+    ||  (int64_t) bytes != expected || (bytes && !data)) {
+        zv_cli_fail ("image %s changed during the download (chunk at offset %lld)", image_id,
+                     (long long) offset);
+        return -1;
+    }
+    size_t done = 0;
+    while (done < bytes) {
+        ssize_t wrote = pwrite (fd, (const char *) data + done, bytes - done, offset + (off_t) done);
+        if (wrote < 0 && errno == EINTR)
+            continue;
+        if (wrote < 0) {
+            zv_cli_fail ("cannot write %s: %s", temp, strerror (errno));
+            return -1;
+        }
+        done += (size_t) wrote;
+    }
+    return 0;
+}
+
+//  image save: the chunks the conductor serves compute hosts, ZOVA_UPLOAD_WINDOW
+//  of them in flight, written at their offsets into a file beside the
+//  target; its sha256 must match the image's checksum before it takes the
+//  target's name.  The first chunk resolves the name and tells the size
+//  and checksum; the others ask by id, so an image that another takes the
+//  name of meanwhile is not mixed in.
+int
+zv_cli_cmd_image_save (cli_t *cli)
+{
+    const char *path = json_string_value (zv_cli_opt (cli, "file"));
+    int rc = ZOVA_EXIT_FAIL;
+    int fd = -1;
+    char temp [PATH_MAX] = "";
+    char *image_id = NULL, *checksum = NULL;
+    json_t *pending = NULL;
+    progress_t progress = { .tty = cli->stderr_tty };
+    json_t *body = json_pack ("{s:s, s:I, s:I}", "ref", cli->args [0], "offset", (json_int_t) 0,
+                              "length", (json_int_t) ZOVA_IMAGE_CHUNK);
+    if (!body)
+        zv_cli_out_of_memory ();
+    zv_msg_t *first = zv_cli_call_reply (cli, "api.image_read", body);
+    if (!first)
+        goto cleanup;
+    json_t *figures = zv_msg_body (first);
+    const char *id = json_string_value (json_object_get (figures, "id"));
+    const char *sum = json_string_value (json_object_get (figures, "checksum"));
+    int64_t size = json_integer_value (json_object_get (figures, "size"));
+    if (!id || !sum || !*sum || size < 0) {
+        zv_cli_fail ("image %s has no checksum to check its bytes against", cli->args [0]);
+        zv_msg_destroy (&first);
+        goto cleanup;
+    }
+    image_id = strdup (id);
+    checksum = strdup (sum);
+    if (!image_id || !checksum)
+        zv_cli_out_of_memory ();
+    if (snprintf (temp, sizeof temp, "%s.XXXXXX", path) >= (int) sizeof temp) {
+        zv_cli_fail ("cannot write %s: %s", path, strerror (ENAMETOOLONG));
+        *temp = 0;
+        zv_msg_destroy (&first);
+        goto cleanup;
+    }
+    fd = mkstemp (temp);
+    if (fd < 0) {
+        zv_cli_fail ("cannot write %s: %s", path, strerror (errno));
+        *temp = 0;
+        zv_msg_destroy (&first);
+        goto cleanup;
+    }
+    //  mkstemp's 0600 is for the file while it is half made; the saved
+    //  file gets the mode any new file would.
+    mode_t mask = umask (0);
+    umask (mask);
+    if (fchmod (fd, 0666 & ~mask) != 0) {
+        zv_cli_fail ("cannot write %s: %s", temp, strerror (errno));
+        zv_msg_destroy (&first);
+        goto cleanup;
+    }
+    int failed = s_save_chunk (first, image_id, size, checksum, 0, fd, temp);
+    zv_msg_destroy (&first);
+    if (failed)
+        goto cleanup;
+
+    int64_t offset = size < ZOVA_IMAGE_CHUNK ? size : ZOVA_IMAGE_CHUNK;
+    int64_t received = offset;
+    pending = json_object ();               //  request id -> offset
+    if (!pending)
+        zv_cli_out_of_memory ();
+    int64_t deadline = zv_mono_ms () + cli->timeout_ms;
+    while (offset < size || json_object_size (pending)) {
+        while (offset < size && json_object_size (pending) < ZOVA_UPLOAD_WINDOW) {
+            int64_t length = size - offset < ZOVA_IMAGE_CHUNK ? size - offset : ZOVA_IMAGE_CHUNK;
+            json_t *request = json_pack ("{s:s, s:I, s:I}", "ref", image_id, "offset", (json_int_t) offset,
+                                      "length", (json_int_t) length);
+            if (!request)
+                zv_cli_out_of_memory ();
+            char *request_id = zv_cli_send (cli, "api.image_read", &request, NULL, 0);
+            if (!request_id)
+                goto cleanup;
+            json_object_set_new (pending, request_id, json_integer ((json_int_t) offset));
+            free (request_id);
+            offset += length;
+        }
+        zv_msg_t *answer = zv_cli_recv_until (cli, deadline);
+        if (!answer) {
+            zv_cli_progress_end (&progress);
+            zv_cli_no_answer (cli);
+            goto cleanup;
+        }
+        if (zv_cli_unreadable (&answer))
+            goto cleanup;
+        const char *re = zv_msg_re (answer);
+        json_t *slot = re ? json_object_get (pending, re) : NULL;
+        if (!slot) {
+            zv_msg_destroy (&answer);       //  a reply to nothing of ours
+            continue;
+        }
+        if (zv_msg_status (answer) != ZV_OK) {
+            zv_cli_progress_end (&progress);
+            zv_cli_report_error (answer);
+            zv_msg_destroy (&answer);
+            goto cleanup;
+        }
+        int64_t at = json_integer_value (slot);
+        failed = s_save_chunk (answer, image_id, size, checksum, at, fd, temp);
+        json_object_del (pending, re);      //  re lives in the answer
+        zv_msg_destroy (&answer);
+        if (failed) {
+            zv_cli_progress_end (&progress);
+            goto cleanup;
+        }
+        received += size - at < ZOVA_IMAGE_CHUNK ? size - at : ZOVA_IMAGE_CHUNK;
+        deadline = zv_mono_ms () + cli->timeout_ms;
+        if (progress.tty) {
+            fprintf (stderr, "\rDownloading %s: %3d%%  (%.1f of %.1f MiB)", cli->args [0],
+                     size ? (int) (received * 100 / size) : 100, received / 1048576.0, size / 1048576.0);
+            progress.drawn = true;
+        }
+    }
+    zv_cli_progress_end (&progress);
+    if (fsync (fd) != 0) {
+        zv_cli_fail ("cannot write %s: %s", temp, strerror (errno));
+        goto cleanup;
+    }
+    char hex [65];
+    int64_t length = 0;
+    if (zv_sha256_file (temp, hex, &length) != 0) {
+        zv_cli_fail ("cannot read %s back: %s", temp, strerror (errno));
+        goto cleanup;
+    }
+    if (length != size || strcmp (hex, checksum) != 0) {
+        zv_cli_fail ("checksum mismatch for image %s: expected %s, downloaded %s (%lld bytes)",
+                     image_id, checksum, hex, (long long) length);
+        goto cleanup;
+    }
+    if (rename (temp, path) != 0) {
+        zv_cli_fail ("cannot write %s: %s", path, strerror (errno));
+        goto cleanup;
+    }
+    *temp = 0;
+    rc = ZOVA_EXIT_OK;
+
+cleanup:
+    zv_cli_progress_end (&progress);
+    if (fd >= 0)
+        close (fd);
+    if (*temp)
+        unlink (temp);
+    json_decref (pending);
+    free (image_id);
+    free (checksum);
     return rc;
 }

@@ -65,6 +65,17 @@ static const opt_spec_t s_image_create_opts [] = {
     { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
 };
 
+static const opt_spec_t s_image_set_opts [] = {
+    { "name",     OPT_STR, "NAME",      "name",       false, 0, NULL },
+    { "property", OPT_KV,  "KEY=VALUE", "properties", false, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
+static const opt_spec_t s_image_save_opts [] = {
+    { "file", OPT_STR, "PATH", NULL, true, 0, NULL },
+    { NULL, OPT_FLAG, NULL, NULL, false, 0, NULL }
+};
+
 static const opt_spec_t s_server_create_opts [] = {
     { "flavor",            OPT_STR,     "FLAVOR",    "flavor",            true,  0, NULL },
     { "image",             OPT_STR,     "IMAGE",     "image",             true,  0, NULL },
@@ -269,7 +280,13 @@ static const command_t s_commands [] = {
     { "image show", zv_cli_cmd_show, "api.image_show", &zv_cli_res_image,
       NULL, "REF", 1, 1, "show an image (by id or name)" },
     { "image delete", zv_cli_cmd_delete, "api.image_delete", &zv_cli_res_image,
-      NULL, "REF...", 1, SIZE_MAX, "delete images" },
+      NULL, "REF...", 1, SIZE_MAX, "delete images (servers booted from them keep running)" },
+    { "image set", zv_cli_cmd_set, "api.image_set", &zv_cli_res_image,
+      s_image_set_opts, "REF", 1, 1, "rename an image or set its properties" },
+    { "image unset", zv_cli_cmd_set, "api.image_set", &zv_cli_res_image,
+      s_properties_unset_opts, "REF", 1, 1, "remove properties from an image" },
+    { "image save", zv_cli_cmd_image_save, "api.image_read", &zv_cli_res_image,
+      s_image_save_opts, "REF", 1, 1, "download an image's bytes into a file (checked against its sha256)" },
 
     { "server create", zv_cli_cmd_server_create, "api.server_create", &zv_cli_res_server,
       s_server_create_opts, "NAME", 1, 1, "boot servers" },

@@ -315,6 +315,7 @@ extern const resource_t zv_cli_res_image;
 
 int zv_cli_cmd_flavor_create (cli_t *cli);
 int zv_cli_cmd_image_create (cli_t *cli);
+int zv_cli_cmd_image_save (cli_t *cli);
 
 
 //  ---------------------------------------------------------------------

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_allinone: the whole foundation flow through the zova CLI against one
 # `zovad all` process on libvirt's test driver: flavors, images (bytes and
-# checksum), multi-create with --wait, list/show/json, no valid host, the
+# checksum, save with its sha256 checked, set and unset of name and
+# properties), multi-create with --wait, list/show/json, no valid host, the
 # action log, delete and --deleted, services and hypervisors, SIGTERM.
 # Then the built-in defaults: `zovad all` with no config, `zova server list`
 # with no endpoint.
@@ -35,6 +36,41 @@ IMAGE_ID=$(t_zova image show cirros -f json | t_json 'd["id"]')
 t_eq "image bytes stored on the controller" "$SUM" "$(sha256sum "$T_DIR/var/images/$IMAGE_ID" | cut -d' ' -f1)"
 t_check_fails "missing image file refused" "cannot read" t_zova image create --file "$T_DIR/nope" ghost
 t_check_fails "unknown disk format refused" "disk.format" t_zova image create --file "$T_DIR/disk.img" --disk-format vhdx bad
+
+# Image save (Glance's download): the bytes come back in chunks, several in
+# flight, and the file is kept only when its sha256 is the image's.
+t_check "image save" t_zova image save --file "$T_DIR/saved.img" cirros
+t_eq "the saved file is the uploaded one (sha256)" "$SUM" "$(sha256sum "$T_DIR/saved.img" | cut -d' ' -f1)"
+head -c $((6 * 1048576 + 17)) /dev/urandom >"$T_DIR/chunks.img"
+t_check "image create of 6 MiB and a bit" t_zova image create --file "$T_DIR/chunks.img" chunks
+t_check "image save of it (7 chunks, the last short)" t_zova image save --file "$T_DIR/chunks.out" chunks
+t_eq "the saved file is the uploaded one (sha256)" "$(sha256sum "$T_DIR/chunks.img" | cut -d' ' -f1)" \
+    "$(sha256sum "$T_DIR/chunks.out" | cut -d' ' -f1)"
+t_check "image delete chunks" t_zova image delete chunks
+t_check_fails "image save of an unknown image" "No image with a name or ID of 'nope' exists" \
+    t_zova image save --file "$T_DIR/nope.img" nope
+t_check_fails "image save into a missing folder" "cannot write" t_zova image save --file "$T_DIR/no/such/x" cirros
+t_eq "nothing written by the refused saves" "" "$(ls "$T_DIR" | grep -E '^(nope\.img|saved\.img\.|chunks\.out\.)')"
+
+# Image set and unset (Glance's update): name and properties, never bytes.
+t_check "image set --property --name" t_zova image set --property hw_machine_type=q35 --property os_distro=zova \
+    --name cirros-renamed cirros
+t_eq "image show has the new name and properties" "cirros-renamed q35 zova" \
+    "$(t_zova image show "$IMAGE_ID" -f json | t_json '"%s %s %s" % (d["name"], d["properties"]["hw_machine_type"], d["properties"]["os_distro"])')"
+t_check "image unset --property" t_zova image unset --property hw_machine_type cirros-renamed
+t_check "image set --name back" t_zova image set --name cirros cirros-renamed
+t_eq "image show: one property left, the old name, same bytes" "cirros {'os_distro': 'zova'} $SUM active" \
+    "$(t_zova image show "$IMAGE_ID" -f json | t_json '"%s %s %s %s" % (d["name"], d["properties"], d["checksum"], d["status"])')"
+t_check_fails "image set of an unknown image" "No image with a name or ID of 'nope' exists" \
+    t_zova image set --property a=b nope
+t_check_fails "image set of an attribute as a property" "Attribute 'status' is reserved" \
+    t_zova image set --property status=killed cirros
+t_check_fails "image set of a property name with a space" "Invalid property name 'a b'" \
+    t_zova image set --property "a b=c" cirros
+t_check_fails "image set of an empty name" "Invalid image name" t_zova image set --name " " cirros
+t_check_fails "image set --property without =" "expects KEY=VALUE" t_zova image set --property novalue cirros
+t_eq "the refused sets changed nothing" "cirros {'os_distro': 'zova'} active" \
+    "$(t_zova image show "$IMAGE_ID" -f json | t_json '"%s %s %s" % (d["name"], d["properties"], d["status"])')"
 
 # Boot one, then three with --wait.
 t_check "server create --wait" t_zova server create --flavor m1.tiny --image cirros --wait web

@@ -74,6 +74,9 @@ static const s_field_t s_fields [] = {
     FI ("compute", "local_gb", local_gb),
     FS ("compute", "instances_path", instances_path),
     FI ("compute", "sync_power_state_interval", sync_power_state_interval_s),
+    FI ("image_cache", "manager_interval", image_cache_manager_interval_s),
+    FB ("image_cache", "remove_unused_base_images", remove_unused_base_images),
+    FI ("image_cache", "remove_unused_original_minimum_age_seconds", remove_unused_original_minimum_age_s),
     FS ("libvirt", "connection_uri", connection_uri),
     FS ("libvirt", "virt_type", virt_type),
 };

@@ -8,6 +8,10 @@
     callbacks arrived, with a deadline.  The fake counts the chunk requests,
     so a shared download shows as one image's worth of chunks.
 
+    The cleaning passes run against instance directories the test makes
+    beside the cache (qcow2 overlays on base files, a libvirt.xml booting a
+    kernel from it), with base files whose ages the test sets.
+
     ZV_TEST_IMAGE_MB sets the size of the throughput test's image (16 MiB
     by default: the test also runs under valgrind).                         */
 
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "virt/zv_imagecache.h"
@@ -52,6 +57,7 @@ typedef bool (s_until_fn) (fixture_t *self);
 
 struct _fixture_t {
     char dir [256];
+    char instances [300];
     char images_dir [300];
     char cache_dir [300];
     char endpoint [64];
@@ -73,6 +79,10 @@ struct _fixture_t {
     char path [S_MAX_CALLS][512];
     char errtext [S_MAX_CALLS][1024];
     int wanted;                         //  s_run: calls to wait for
+    //  Cleaning passes seen, and what the last one did.
+    int passes;
+    int passes_wanted;
+    json_t *summary;
 };
 
 //  ---------------------------------------------------------------------
@@ -369,6 +379,7 @@ s_setup (void **state)
     snprintf (self->dir, sizeof self->dir, "/tmp/zv-test-imagecache-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
     snprintf (self->images_dir, sizeof self->images_dir, "%s/images", self->dir);
+    snprintf (self->instances, sizeof self->instances, "%s/instances", self->dir);
     snprintf (self->cache_dir, sizeof self->cache_dir, "%s/instances/_base", self->dir);
     assert_int_equal (mkdir (self->images_dir, 0755), 0);
     self->fail_at_offset = -1;
@@ -415,7 +426,19 @@ s_teardown (void **state)
     char instances [320];
     snprintf (instances, sizeof instances, "%s/instances", self->dir);
     assert_int_equal (zv_disk_remove_dir (self->cache_dir), 0);
+    //  The instance directories of the cleaning tests.
+    DIR *handle = opendir (instances);
+    struct dirent *entry;
+    while (handle && (entry = readdir (handle))) {
+        char path [600];
+        snprintf (path, sizeof path, "%s/%s", instances, entry->d_name);
+        if (*entry->d_name != '.')
+            assert_int_equal (zv_disk_remove_dir (path), 0);
+    }
+    if (handle)
+        closedir (handle);
     assert_int_equal (zv_disk_remove_dir (instances), 0);
+    json_decref (self->summary);
     assert_int_equal (zv_disk_remove_dir (self->images_dir), 0);
     assert_int_equal (zv_disk_remove_dir (self->dir), 0);
     free (self);
@@ -752,6 +775,259 @@ test_imagecache_throughput (void **state)
     json_decref (record);
 }
 
+//  ---------------------------------------------------------------------
+//  Cleaning passes.
+
+static void
+s_cleaned (void *actor, void *ctx, const json_t *summary)
+{
+    fixture_t *self = (fixture_t *) actor;
+    assert_ptr_equal (ctx, self);
+    json_decref (self->summary);
+    self->summary = json_deep_copy (summary);
+    self->passes++;
+}
+
+static bool
+s_have_passes (fixture_t *self)
+{
+    return self->passes >= self->passes_wanted;
+}
+
+//  Run until the pass started last ended; fails the test at the deadline.
+static void
+s_pass_wait (fixture_t *self)
+{
+    self->passes_wanted = self->passes + 1;
+    if (!s_run (self, s_have_passes, S_DEADLINE_MS))
+        fail_msg ("no cleaning pass ended after %d ms", S_DEADLINE_MS);
+}
+
+//  A pass that must start, and its end.
+static void
+s_clean (fixture_t *self, int64_t min_age_s, bool remove)
+{
+    assert_true (zv_imagecache_clean (self->cache, self->instances, min_age_s, remove, s_cleaned, self));
+    s_pass_wait (self);
+}
+
+//  Was id in the last pass's list key?
+static bool
+s_in_summary (fixture_t *self, const char *key, const char *id)
+{
+    size_t index;
+    json_t *value;
+    json_array_foreach (json_object_get (self->summary, key), index, value)
+        if (strcmp (json_string_value (value), id) == 0)
+            return true;
+    return false;
+}
+
+static size_t
+s_summary_count (fixture_t *self, const char *key)
+{
+    return json_array_size (json_object_get (self->summary, key));
+}
+
+static void
+s_base_path (fixture_t *self, const char *id, char *path, size_t len)
+{
+    snprintf (path, len, "%s/%s", self->cache_dir, id);
+}
+
+//  Set a file's modification time age_s seconds back.
+static void
+s_age (const char *path, int64_t age_s)
+{
+    struct timespec times [2];
+    clock_gettime (CLOCK_REALTIME, &times [0]);
+    times [0].tv_sec -= age_s;
+    times [1] = times [0];
+    assert_int_equal (utimensat (AT_FDCWD, path, times, 0), 0);
+}
+
+static int64_t
+s_age_of (const char *path)
+{
+    struct stat info;
+    assert_int_equal (stat (path, &info), 0);
+    return (int64_t) time (NULL) - (int64_t) info.st_mtim.tv_sec;
+}
+
+//  A base file in the cache, age_s seconds old; its id into id.
+static void
+s_base_file (fixture_t *self, char id [ZV_UUID_LEN + 1], int64_t age_s)
+{
+    zv_uuid_new (id);
+    char path [600];
+    s_base_path (self, id, path, sizeof path);
+    FILE *file = fopen (path, "wb");
+    assert_non_null (file);
+    fputs ("raw bytes of an image", file);
+    assert_int_equal (fclose (file), 0);
+    s_age (path, age_s);
+}
+
+//  An instance of the host: a root disk on base, and when kernel is
+//  given, a libvirt.xml that boots it from the cache.
+static void
+s_instance (fixture_t *self, const char *base, const char *kernel)
+{
+    char uuid [ZV_UUID_LEN + 1], dir [600], path [700], backing [600], errbuf [1024];
+    zv_uuid_new (uuid);
+    snprintf (dir, sizeof dir, "%s/instances/%s", self->dir, uuid);
+    assert_int_equal (zv_disk_mkdirs (dir), 0);
+    snprintf (path, sizeof path, "%s/disk", dir);
+    s_base_path (self, base, backing, sizeof backing);
+    assert_int_equal (zv_disk_overlay (path, backing, 1, errbuf, sizeof errbuf), ZV_OK);
+    if (kernel) {
+        snprintf (path, sizeof path, "%s/libvirt.xml", dir);
+        FILE *file = fopen (path, "w");
+        assert_non_null (file);
+        fprintf (file, "<domain>\n  <os>\n    <kernel>%s/%s</kernel>\n  </os>\n</domain>\n", self->cache_dir, kernel);
+        assert_int_equal (fclose (file), 0);
+    }
+}
+
+//  What no instance uses goes once old enough; what one uses stays, and
+//  its age restarts; what the loop holds stays, and so does what the loop
+//  used while the pass read the disks.
+static void
+test_imagecache_clean_removes_unused (void **state)
+{
+    fixture_t *self = *state;
+    char root [ZV_UUID_LEN + 1], kernel [ZV_UUID_LEN + 1], old [ZV_UUID_LEN + 1], young [ZV_UUID_LEN + 1];
+    char held [ZV_UUID_LEN + 1], racing [ZV_UUID_LEN + 1], path [600];
+    s_base_file (self, root, 1000);
+    s_base_file (self, kernel, 1000);
+    s_base_file (self, old, 1000);
+    s_base_file (self, young, 5);
+    s_base_file (self, held, 1000);
+    s_base_file (self, racing, 1000);
+    s_instance (self, root, kernel);
+    zv_imagecache_hold (self->cache, held);
+
+    assert_true (zv_imagecache_clean (self->cache, self->instances, 60, true, s_cleaned, self));
+    //  Only one pass at a time.
+    assert_false (zv_imagecache_clean (self->cache, self->instances, 60, true, s_cleaned, self));
+    //  An operation that takes and lets go of racing while the worker reads.
+    zv_imagecache_hold (self->cache, racing);
+    zv_imagecache_release (self->cache, racing);
+    s_pass_wait (self);
+
+    assert_true (s_in_summary (self, "in_use", root));
+    assert_true (s_in_summary (self, "in_use", kernel));
+    assert_true (s_in_summary (self, "in_use", held));
+    assert_true (s_in_summary (self, "young", young));
+    assert_true (s_in_summary (self, "busy", racing));
+    assert_true (s_in_summary (self, "removed", old));
+    assert_int_equal (s_summary_count (self, "removed"), 1);
+    assert_int_equal (s_summary_count (self, "unused"), 0);
+    s_base_path (self, old, path, sizeof path);
+    assert_int_equal (access (path, F_OK), -1);
+    //  Touched: their age counts from this pass.
+    s_base_path (self, root, path, sizeof path);
+    assert_true (s_age_of (path) < 30);
+    s_base_path (self, held, path, sizeof path);
+    assert_true (s_age_of (path) < 30);
+    s_base_path (self, racing, path, sizeof path);
+    assert_true (s_age_of (path) >= 1000);
+
+    //  Let go: held is young now (touched), racing's use is over.
+    zv_imagecache_release (self->cache, held);
+    s_clean (self, 60, true);
+    assert_true (s_in_summary (self, "young", held));
+    assert_true (s_in_summary (self, "removed", racing));
+    assert_int_equal (s_summary_count (self, "removed"), 1);
+    //  Once as old as the minimum, it goes; what an instance uses never.
+    s_base_path (self, held, path, sizeof path);
+    s_age (path, 61);
+    s_base_path (self, root, path, sizeof path);
+    s_age (path, 100000);
+    s_clean (self, 60, true);
+    assert_true (s_in_summary (self, "removed", held));
+    assert_true (s_in_summary (self, "in_use", root));
+    assert_int_equal (s_summary_count (self, "removed"), 1);
+    assert_int_equal (access (path, F_OK), 0);
+    //  One release too many is harmless.
+    zv_imagecache_release (self->cache, held);
+    zv_imagecache_release (self->cache, "never-held");
+}
+
+//  remove_unused_base_images = false: a pass says what it would remove.
+static void
+test_imagecache_clean_removal_off (void **state)
+{
+    fixture_t *self = *state;
+    char unused [ZV_UUID_LEN + 1], path [600];
+    s_base_file (self, unused, 1000);
+    s_clean (self, 60, false);
+    assert_true (s_in_summary (self, "unused", unused));
+    assert_int_equal (s_summary_count (self, "removed"), 0);
+    s_base_path (self, unused, path, sizeof path);
+    assert_int_equal (access (path, F_OK), 0);
+    //  Nothing at all: an empty pass.
+    assert_int_equal (unlink (path), 0);
+    s_clean (self, 0, true);
+    assert_int_equal (s_summary_count (self, "in_use") + s_summary_count (self, "removed"), 0);
+}
+
+//  A fetch that finds the file uses it: its age restarts.  A file that is
+//  being fetched is never removed, whatever its age.
+static void
+test_imagecache_clean_fetches (void **state)
+{
+    fixture_t *self = *state;
+    s_image_t *image = s_add_image (self, 100 * 1000, "raw");
+    json_t *record = s_record (image);
+    s_fetch (self, record, 1);
+    s_wait_calls (self, 1);
+    assert_int_equal (self->status [0], ZV_OK);
+    s_age (self->path [0], 1000);
+    s_fetch (self, record, 2);
+    assert_int_equal (self->calls, 2);
+    assert_true (s_age_of (self->path [0]) < 30);
+    s_clean (self, 60, true);
+    assert_true (s_in_summary (self, "young", image->id));
+    json_decref (record);
+
+    //  A download in flight, and an old file of that name (another host
+    //  of a shared instances path put it there).
+    s_image_t *big = s_add_image (self, 4 * S_MIB, "raw");
+    record = s_record (big);
+    s_fetch (self, record, 3);
+    assert_true (s_run (self, s_window_open, S_DEADLINE_MS));
+    char path [600];
+    s_base_path (self, big->id, path, sizeof path);
+    FILE *file = fopen (path, "wb");
+    assert_non_null (file);
+    assert_int_equal (fclose (file), 0);
+    s_age (path, 1000);
+    s_clean (self, 60, true);
+    assert_true (s_in_summary (self, "in_use", big->id));
+    s_wait_calls (self, 3);
+    assert_int_equal (self->status [2], ZV_OK);
+    assert_true (s_same_files (self->path [2], big->path));
+    json_decref (record);
+}
+
+//  Destroyed while a pass reads the disks: its end touches nothing freed.
+static void
+test_imagecache_clean_destroy_in_flight (void **state)
+{
+    fixture_t *self = *state;
+    char unused [ZV_UUID_LEN + 1];
+    s_base_file (self, unused, 1000);
+    assert_true (zv_imagecache_clean (self->cache, self->instances, 60, true, s_cleaned, self));
+    zv_imagecache_destroy (&self->cache);
+    s_run (self, s_never, 300);
+    assert_int_equal (self->passes, 0);
+    self->cache = s_cache_new (self, S_CHUNK, S_WINDOW);
+    assert_non_null (self->cache);
+    s_clean (self, 60, true);
+    assert_true (s_in_summary (self, "removed", unused));
+}
+
 int
 main (void)
 {
@@ -767,6 +1043,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_imagecache_qcow2_converted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_imagecache_qcow2_with_backing_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_imagecache_destroy_in_flight, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_imagecache_clean_removes_unused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_imagecache_clean_removal_off, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_imagecache_clean_fetches, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_imagecache_clean_destroy_in_flight, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_imagecache_throughput, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
