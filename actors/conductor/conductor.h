@@ -292,12 +292,26 @@ const zv_move_phase_t *zv_conductor_move_phase (const char *kind, const char *ph
 
 //  ---------------------------------------------------------------------
 //  moves.c: the engine of moves (cold migration, resize, evacuation, live
-//  migration) as persisted phases
+//  migration) as persisted phases; move_requests.c: what users ask of them
 
 zv_conductor_handler_fn zv_conductor_server_migrate, zv_conductor_server_resize,
     zv_conductor_server_resize_confirm, zv_conductor_server_resize_revert, zv_conductor_server_evacuate,
     zv_conductor_host_evacuate, zv_conductor_migration_list, zv_conductor_migration_show,
     zv_conductor_move_report, zv_conductor_move_read;
+//  Move migration (as read in txn) from its phase to phase: one
+//  compare-and-swap on the migration and on the instance's task_state, the
+//  phase's cast once committed; changes (taken, may be NULL) merge into the
+//  migration.
+zv_status_t zv_conductor_move_enter (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration,
+                                     const char *phase, json_t *changes, char *errbuf, size_t errlen);
+//  In txn: claim host for the move (the source allocation passes to the
+//  migration, the instance claims host with the new flavor) and enter its
+//  first phase there.
+zv_status_t zv_conductor_move_claim (zv_conductor_t *self, zv_txn_t *txn, const json_t *migration,
+                                     const char *host, char *errbuf, size_t errlen);
+//  A migration record as people see it (the store's own keys and the
+//  hosts' exchange removed); takes migration, returns it.
+json_t *zv_conductor_migration_view (json_t *migration);
 //  Open a move of rec's server: the action record (judged by the state
 //  table), the migration record (extra_fields merged in, may be NULL), and
 //  its first phase (scheduling, or the claim of a forced host).  The reply
